@@ -48,3 +48,24 @@ export class CertsError extends StrataError {
     super('ERR_STRATA_CERTS', message, options);
   }
 }
+
+/** The peer's certificate chain did not verify against our trust bundle (OpenSSL's reason in `reason`). */
+export class TlsPeerError extends StrataError {
+  constructor(readonly reason: string, message: string) {
+    super('ERR_STRATA_TLS_PEER_UNVERIFIED', message);
+  }
+}
+
+/** The TLS handshake did not complete in time. */
+export class TlsHandshakeTimeoutError extends StrataError {
+  constructor(ms: number) {
+    super('ERR_STRATA_TLS_HANDSHAKE_TIMEOUT', `TLS handshake did not complete within ${ms} ms`);
+  }
+}
+
+/** The peer presented a valid SVID whose SPIFFE ID we do not accept. */
+export class TlsPeerIdentityError extends StrataError {
+  constructor(readonly spiffeId: string, message: string) {
+    super('ERR_STRATA_TLS_PEER_IDENTITY', message);
+  }
+}
