@@ -1,0 +1,76 @@
+// Shared pieces of the strata addon: per-environment state, the error
+// bridge into the JS classes of src/util/errors.ts, argument-check macros
+// and a scoped network-namespace switch.
+//
+// No C++ exceptions (NAPI_DISABLE_CPP_EXCEPTIONS): every failure throws a JS
+// error and returns an empty value; callers check env.IsExceptionPending()
+// only where they call back into JS.
+#pragma once
+#include <napi.h>
+#include <set>
+#include <string>
+
+namespace strata {
+
+class Closable {
+ public:
+  virtual ~Closable() = default;
+  virtual void CloseNative() = 0;
+};
+
+struct AddonState {
+  Napi::FunctionReference systemError;     // (syscall, errno, message)
+  Napi::FunctionReference invalidArgument; // (message)
+  Napi::FunctionReference unavailable;     // (feature, reason)
+  Napi::FunctionReference xskCtor;
+  Napi::FunctionReference tapCtor;
+  bool initialised = false;
+  // Open sockets / fds, closed by the environment cleanup hook so a worker
+  // or process exit never leaks a bound XSK or uv_poll.
+  std::set<Closable *> open;
+};
+
+AddonState *State(Napi::Env env);
+
+// Throw helpers: build the JS class passed at init() and throw it.
+void ThrowSystem(Napi::Env env, const char *syscall, int err);
+void ThrowSystemMsg(Napi::Env env, const char *syscall, int err, const std::string &msg);
+void ThrowInvalid(Napi::Env env, const std::string &msg);
+void ThrowUnavailable(Napi::Env env, const std::string &feature, const std::string &reason);
+
+#define CHECK_ARG(cond, msg) \
+  do { if (!(cond)) { ::strata::ThrowInvalid(env, msg); return Napi::Value(); } } while (0)
+#define CHECK_ARG_VOID(cond, msg) \
+  do { if (!(cond)) { ::strata::ThrowInvalid(env, msg); return; } } while (0)
+#define THROW_SYS(syscall, err) \
+  do { ::strata::ThrowSystem(env, syscall, err); return Napi::Value(); } while (0)
+
+// Reads a Uint32Array argument; sets data/len (in elements).
+bool GetU32Array(const Napi::Value &v, uint32_t **data, size_t *len);
+// Reads a Uint8Array argument.
+bool GetU8Array(const Napi::Value &v, uint8_t **data, size_t *len);
+
+// Enters the network namespace at path (empty: stay) for this scope; the
+// calling thread returns to its original namespace on destruction. setns()
+// of a net namespace is per thread, so only this (the main) thread moves.
+class NetnsScope {
+ public:
+  explicit NetnsScope(const std::string &path);
+  ~NetnsScope();
+  bool ok() const { return err_ == 0; }
+  int err() const { return err_; }
+ private:
+  int orig_ = -1;
+  int err_ = 0;
+};
+
+// Optional string property of an options object ("" when absent).
+std::string OptString(const Napi::Object &o, const char *key);
+uint32_t OptU32(const Napi::Object &o, const char *key, uint32_t dflt);
+bool OptBool(const Napi::Object &o, const char *key, bool dflt);
+
+Napi::Object InitXsk(Napi::Env env, Napi::Object exports);
+Napi::Object InitTap(Napi::Env env, Napi::Object exports);
+Napi::Object InitBpf(Napi::Env env, Napi::Object exports);
+
+}  // namespace strata

@@ -1,0 +1,279 @@
+// TAP devices: /dev/net/tun with IFF_TAP | IFF_NO_PI, non-blocking.
+//
+// Frames live in a JS-owned ArrayBuffer (the TapLink's frame pool); JS names
+// slots by (offset, capacity) pairs. rx() reads frames until EAGAIN or the
+// burst is full, tx() writes a burst; each is one N-API call. Readiness comes
+// through uv_poll like the XSK.
+#include "common.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <uv.h>
+#include <memory>
+
+namespace strata {
+
+class Tap : public Napi::ObjectWrap<Tap>, public Closable {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Tap", {
+      InstanceMethod<&Tap::Rx>("rx"),
+      InstanceMethod<&Tap::Tx>("tx"),
+      InstanceMethod<&Tap::StartPoll>("startPoll"),
+      InstanceMethod<&Tap::StopPoll>("stopPoll"),
+      InstanceMethod<&Tap::Info>("info"),
+      InstanceMethod<&Tap::Stats>("stats"),
+      InstanceMethod<&Tap::Close>("close"),
+    });
+  }
+
+  // new Tap({ name, netns?, create?: boolean, persist?: boolean }, pool: ArrayBuffer)
+  // create=false attaches to an existing (persistent) device and fails if
+  // there is none; create=true makes one if needed.
+  explicit Tap(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Tap>(info) {
+    Napi::Env env = info.Env();
+    CHECK_ARG_VOID(info.Length() == 2 && info[0].IsObject() && info[1].IsArrayBuffer(), "Tap(options, pool: ArrayBuffer)");
+    Napi::Object o = info[0].As<Napi::Object>();
+    name_ = OptString(o, "name");
+    std::string netns = OptString(o, "netns");
+    bool create = OptBool(o, "create", false);
+    bool persist = OptBool(o, "persist", false);
+    CHECK_ARG_VOID(!name_.empty() && name_.size() < IFNAMSIZ, "name must be an interface name");
+    Napi::ArrayBuffer ab = info[1].As<Napi::ArrayBuffer>();
+    pool_ = Napi::Persistent(ab);
+    mem_ = static_cast<uint8_t *>(ab.Data());
+    memSize_ = ab.ByteLength();
+
+    NetnsScope ns(netns);
+    if (!ns.ok()) { ThrowSystemMsg(env, "setns", ns.err(), "cannot enter " + netns + ": " + strerror(ns.err())); return; }
+    if (!create) {
+      // Attach only: the device must exist (a persistent tap, e.g. the lab's).
+      if (if_nametoindex_(name_) == 0) { ThrowSystemMsg(env, "if_nametoindex", ENODEV, "no TAP device " + name_); return; }
+    }
+    fd_ = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd_ < 0) {
+      int e = errno;
+      if (e == ENOENT || e == ENXIO || e == ENODEV) ThrowUnavailable(env, "tap", "no /dev/net/tun");
+      else ThrowSystem(env, "open /dev/net/tun", e);
+      return;
+    }
+    struct ifreq ifr = {};
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+    strncpy(ifr.ifr_name, name_.c_str(), IFNAMSIZ - 1);
+    if (ioctl(fd_, TUNSETIFF, &ifr) < 0) {
+      int e = errno;
+      close(fd_); fd_ = -1;
+      ThrowSystemMsg(env, "ioctl TUNSETIFF", e, name_ + ": " + strerror(e));
+      return;
+    }
+    if (persist) ioctl(fd_, TUNSETPERSIST, 1);
+    name_ = ifr.ifr_name;
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s >= 0) {
+      struct ifreq q = {};
+      strncpy(q.ifr_name, name_.c_str(), IFNAMSIZ - 1);
+      if (ioctl(s, SIOCGIFHWADDR, &q) == 0) memcpy(mac_, q.ifr_hwaddr.sa_data, 6);
+      memset(&q, 0, sizeof(q));
+      strncpy(q.ifr_name, name_.c_str(), IFNAMSIZ - 1);
+      if (ioctl(s, SIOCGIFMTU, &q) == 0) mtu_ = q.ifr_mtu;
+      memset(&q, 0, sizeof(q));
+      strncpy(q.ifr_name, name_.c_str(), IFNAMSIZ - 1);
+      if (ioctl(s, SIOCGIFINDEX, &q) == 0) ifindex_ = q.ifr_ifindex;
+      close(s);
+    }
+    State(env)->open.insert(this);
+    open_ = true;
+  }
+
+  ~Tap() override { CloseNative(); }
+
+  void CloseNative() override {
+    StopPollNative();
+    if (fd_ >= 0) { close(fd_); fd_ = -1; }
+    if (!pool_.IsEmpty()) pool_.Reset();
+    if (open_) { State(Env())->open.erase(this); open_ = false; }
+  }
+
+ private:
+  static unsigned if_nametoindex_(const std::string &n);
+
+  // rx(desc, start, max) -> n: desc[start..start+max) hold (offset, capacity)
+  // of empty pool slots; each read frame sets its pair's length. Stops at
+  // EAGAIN. Slots past n are untouched (still the caller's).
+  Napi::Value Rx(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    uint32_t *d; size_t dl;
+    CHECK_ARG(fd_ >= 0, "tap is closed");
+    CHECK_ARG(GetU32Array(info[0], &d, &dl), "rx: desc must be a Uint32Array");
+    uint32_t start = info[1].As<Napi::Number>().Uint32Value(), max = info[2].As<Napi::Number>().Uint32Value();
+    CHECK_ARG((size_t)(start + max) * 2 <= dl, "rx: desc too small for start + max");
+    uint32_t n = 0;
+    uint32_t *p = d + 2 * start;
+    while (n < max) {
+      uint32_t off = p[2 * n], cap = p[2 * n + 1];
+      if ((size_t)off + cap > memSize_ || cap == 0) { badDescs_++; break; }
+      ssize_t r = read(fd_, mem_ + off, cap);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN) readErrors_++;
+        break;
+      }
+      p[2 * n + 1] = (uint32_t)r;
+      rxPackets_++;
+      rxBytes_ += (uint64_t)r;
+      n++;
+    }
+    return Napi::Number::New(env, n);
+  }
+
+  // tx(desc, n) -> written: writes frames in order; at EAGAIN (the device
+  // queue is full) the rest are dropped and counted.
+  Napi::Value Tx(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    uint32_t *d; size_t dl;
+    CHECK_ARG(fd_ >= 0, "tap is closed");
+    CHECK_ARG(GetU32Array(info[0], &d, &dl), "tx: desc must be a Uint32Array");
+    uint32_t n = info[1].As<Napi::Number>().Uint32Value();
+    CHECK_ARG((size_t)n * 2 <= dl, "tx: n exceeds desc");
+    uint32_t done = 0;
+    bool full = false;
+    for (uint32_t i = 0; i < n; i++) {
+      uint32_t off = d[2 * i], len = d[2 * i + 1];
+      if ((size_t)off + len > memSize_ || len == 0) { badDescs_++; continue; }
+      if (full) { txDropped_++; continue; }
+      ssize_t r;
+      do { r = write(fd_, mem_ + off, len); } while (r < 0 && errno == EINTR);
+      if (r < 0) {
+        if (errno == EAGAIN) { full = true; txQueueFull_++; }
+        else writeErrors_++;
+        txDropped_++;
+        continue;
+      }
+      done++;
+      txPackets_++;
+      txBytes_ += len;
+    }
+    return Napi::Number::New(env, done);
+  }
+
+  static void OnPoll(uv_poll_t *h, int, int) {
+    Tap *self = static_cast<Tap *>(h->data);
+    if (!self || self->onReady_.IsEmpty()) return;
+    self->pollEvents_++;
+    Napi::Env env = self->Env();
+    Napi::HandleScope scope(env);
+    self->onReady_.MakeCallback(env.Undefined(), {}, *self->asyncCtx_);
+    if (env.IsExceptionPending()) {
+      Napi::Error e = env.GetAndClearPendingException();
+      napi_fatal_exception(env, e.Value());
+    }
+  }
+
+  Napi::Value StartPoll(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    CHECK_ARG(fd_ >= 0, "tap is closed");
+    CHECK_ARG(info[0].IsFunction(), "startPoll(fn) needs a function");
+    onReady_ = Napi::Persistent(info[0].As<Napi::Function>());
+    if (!asyncCtx_) asyncCtx_.reset(new Napi::AsyncContext(env, "strata:tap"));
+    if (!poll_) {
+      uv_loop_t *loop;
+      napi_get_uv_event_loop(env, &loop);
+      poll_ = new uv_poll_t;
+      int r = uv_poll_init(loop, poll_, fd_);
+      if (r) { delete poll_; poll_ = nullptr; ThrowSystemMsg(env, "uv_poll_init", -r, uv_strerror(r)); return Napi::Value(); }
+      poll_->data = this;
+      uv_poll_start(poll_, UV_READABLE, OnPoll);
+    }
+    return env.Undefined();
+  }
+
+  void StopPollNative() {
+    if (poll_) {
+      poll_->data = nullptr;
+      uv_poll_stop(poll_);
+      uv_close(reinterpret_cast<uv_handle_t *>(poll_), [](uv_handle_t *h) { delete reinterpret_cast<uv_poll_t *>(h); });
+      poll_ = nullptr;
+    }
+    if (!onReady_.IsEmpty()) onReady_.Reset();
+  }
+
+  Napi::Value StopPoll(const Napi::CallbackInfo &info) {
+    StopPollNative();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Info(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("fd", Napi::Number::New(env, fd_));
+    o.Set("name", Napi::String::New(env, name_));
+    o.Set("ifindex", Napi::Number::New(env, ifindex_));
+    o.Set("mtu", Napi::Number::New(env, mtu_));
+    Napi::Uint8Array m = Napi::Uint8Array::New(env, 6);
+    memcpy(m.Data(), mac_, 6);
+    o.Set("mac", m);
+    return o;
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    auto set = [&](const char *k, double v) { o.Set(k, Napi::Number::New(env, v)); };
+    set("rxPackets", (double)rxPackets_);
+    set("rxBytes", (double)rxBytes_);
+    set("txPackets", (double)txPackets_);
+    set("txBytes", (double)txBytes_);
+    set("txDropped", (double)txDropped_);
+    set("txQueueFull", (double)txQueueFull_);
+    set("readErrors", (double)readErrors_);
+    set("writeErrors", (double)writeErrors_);
+    set("badDescs", (double)badDescs_);
+    set("pollEvents", (double)pollEvents_);
+    return o;
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo &info) {
+    CloseNative();
+    return info.Env().Undefined();
+  }
+
+  std::string name_;
+  int fd_ = -1;
+  int ifindex_ = 0;
+  int mtu_ = 1500;
+  uint8_t mac_[6] = {};
+  bool open_ = false;
+  Napi::Reference<Napi::ArrayBuffer> pool_;
+  uint8_t *mem_ = nullptr;
+  size_t memSize_ = 0;
+  uv_poll_t *poll_ = nullptr;
+  Napi::FunctionReference onReady_;
+  std::unique_ptr<Napi::AsyncContext> asyncCtx_;
+  uint64_t rxPackets_ = 0, rxBytes_ = 0, txPackets_ = 0, txBytes_ = 0, txDropped_ = 0, txQueueFull_ = 0;
+  uint64_t readErrors_ = 0, writeErrors_ = 0, badDescs_ = 0, pollEvents_ = 0;
+};
+
+unsigned Tap::if_nametoindex_(const std::string &n) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return 0;
+  struct ifreq q = {};
+  strncpy(q.ifr_name, n.c_str(), IFNAMSIZ - 1);
+  int r = ioctl(s, SIOCGIFINDEX, &q);
+  close(s);
+  return r == 0 ? (unsigned)q.ifr_ifindex : 0;
+}
+
+Napi::Object InitTap(Napi::Env env, Napi::Object exports) {
+  Napi::Function ctor = Tap::Define(env);
+  State(env)->tapCtor = Napi::Persistent(ctor);
+  exports.Set("Tap", ctor);
+  return exports;
+}
+
+}  // namespace strata

@@ -1,0 +1,494 @@
+// AF_XDP sockets through libxdp's xsk API.
+//
+// One Xsk = one socket bound to (ifindex, queue) with its own UMEM. The UMEM
+// is mmap'ed once and handed to JS as one external ArrayBuffer: JS reads and
+// writes packet bytes in place, and only (offset, length) pairs cross the
+// N-API boundary, a burst per call. The fill and completion rings never reach
+// JS: a native free-frame stack feeds the fill ring and is fed by the
+// completion ring, in batches, using the cached ring indexes of xsk.h.
+//
+// Frame ownership is tracked per frame (one byte each) so a double free or a
+// send of a frame JS does not own is caught and counted instead of corrupting
+// the rings.
+#include "common.h"
+#include <errno.h>
+#include <net/if.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+#include <linux/if_xdp.h>
+#include <xdp/xsk.h>
+#include <memory>
+#include <vector>
+
+#ifndef SO_PREFER_BUSY_POLL
+#define SO_PREFER_BUSY_POLL 69
+#endif
+#ifndef SO_BUSY_POLL_BUDGET
+#define SO_BUSY_POLL_BUDGET 70
+#endif
+
+namespace strata {
+
+// UMEM memory, shared by the socket and the ArrayBuffer that exposes it;
+// unmapped when both are gone, so JS can never touch unmapped memory.
+struct UmemArea {
+  void *p;
+  size_t size;
+  int refs;
+};
+
+static void UnrefArea(UmemArea *a) {
+  if (--a->refs == 0) {
+    munmap(a->p, a->size);
+    delete a;
+  }
+}
+
+enum FrameOwner : uint8_t { kFree = 0, kKernel = 1, kUser = 2 };
+
+class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Xsk", {
+      InstanceMethod<&Xsk::Rx>("rx"),
+      InstanceMethod<&Xsk::Tx>("tx"),
+      InstanceMethod<&Xsk::Alloc>("alloc"),
+      InstanceMethod<&Xsk::Free>("free"),
+      InstanceMethod<&Xsk::Kick>("kick"),
+      InstanceMethod<&Xsk::StartPoll>("startPoll"),
+      InstanceMethod<&Xsk::StopPoll>("stopPoll"),
+      InstanceMethod<&Xsk::Stats>("stats"),
+      InstanceMethod<&Xsk::Info>("info"),
+      InstanceMethod<&Xsk::Close>("close"),
+    });
+  }
+
+  // new Xsk({ ifname, queue, netns?, frameSize, frameCount, rxSize, txSize,
+  //           fillSize, compSize, bind: 'auto'|'copy'|'zerocopy', needWakeup,
+  //           busyPoll, busyPollUsec, busyPollBudget })
+  explicit Xsk(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Xsk>(info) {
+    Napi::Env env = info.Env();
+    CHECK_ARG_VOID(info.Length() == 1 && info[0].IsObject(), "Xsk(options) needs an options object");
+    Napi::Object o = info[0].As<Napi::Object>();
+    std::string ifname = OptString(o, "ifname");
+    std::string netns = OptString(o, "netns");
+    CHECK_ARG_VOID(!ifname.empty() && ifname.size() < IFNAMSIZ, "ifname must be an interface name");
+    queue_ = OptU32(o, "queue", 0);
+    frameSize_ = OptU32(o, "frameSize", 4096);
+    frameCount_ = OptU32(o, "frameCount", 4096);
+    uint32_t rxSize = OptU32(o, "rxSize", 2048), txSize = OptU32(o, "txSize", 2048);
+    uint32_t fillSize = OptU32(o, "fillSize", 2048), compSize = OptU32(o, "compSize", 2048);
+    std::string bind = OptString(o, "bind");
+    needWakeup_ = OptBool(o, "needWakeup", true);
+    busyPoll_ = OptBool(o, "busyPoll", false);
+    uint32_t busyUsec = OptU32(o, "busyPollUsec", 20), busyBudget = OptU32(o, "busyPollBudget", 64);
+    auto pow2 = [](uint32_t v) { return v != 0 && (v & (v - 1)) == 0; };
+    CHECK_ARG_VOID(frameSize_ == 2048 || frameSize_ == 4096, "frameSize must be 2048 or 4096");
+    CHECK_ARG_VOID(frameCount_ >= 64 && frameCount_ <= (1u << 20), "frameCount must be in 64..1048576");
+    CHECK_ARG_VOID(pow2(rxSize) && pow2(txSize) && pow2(fillSize) && pow2(compSize), "ring sizes must be powers of two");
+    CHECK_ARG_VOID(bind.empty() || bind == "auto" || bind == "copy" || bind == "zerocopy", "bind must be auto, copy or zerocopy");
+
+    size_t size = (size_t)frameSize_ * frameCount_;
+    void *p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (p == MAP_FAILED) { ThrowSystem(env, "mmap", errno); return; }
+    area_ = new UmemArea{p, size, 1};
+
+    xsk_umem_config ucfg = {};
+    ucfg.fill_size = fillSize;
+    ucfg.comp_size = compSize;
+    ucfg.frame_size = frameSize_;
+    ucfg.frame_headroom = 0;
+    ucfg.flags = 0;
+    int r = xsk_umem__create(&umem_, p, size, &fill_, &comp_, &ucfg);
+    if (r) { CloseNative(); ThrowSystem(env, "xsk_umem__create", r); return; }
+
+    xsk_socket_config scfg = {};
+    scfg.rx_size = rxSize;
+    scfg.tx_size = txSize;
+    scfg.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD;
+    scfg.bind_flags = 0;
+    if (bind == "copy") scfg.bind_flags |= XDP_COPY;
+    if (bind == "zerocopy") scfg.bind_flags |= XDP_ZEROCOPY;
+    if (needWakeup_) scfg.bind_flags |= XDP_USE_NEED_WAKEUP;
+    {
+      NetnsScope ns(netns);
+      if (!ns.ok()) { CloseNative(); ThrowSystemMsg(env, "setns", ns.err(), "cannot enter " + netns + ": " + strerror(ns.err())); return; }
+      ifindex_ = if_nametoindex(ifname.c_str());
+      if (ifindex_ == 0) { int e = errno; CloseNative(); ThrowSystemMsg(env, "if_nametoindex", e, "no interface " + ifname); return; }
+      r = xsk_socket__create(&xsk_, ifname.c_str(), queue_, umem_, &rx_, &tx_, &scfg);
+    }
+    if (r) {
+      CloseNative();
+      if (r == -EOPNOTSUPP || r == -EAFNOSUPPORT)
+        ThrowUnavailable(env, "afxdp", std::string("AF_XDP socket on ") + ifname + ": " + strerror(-r));
+      else
+        ThrowSystemMsg(env, "xsk_socket__create", -r, ifname + " queue " + std::to_string(queue_) + ": " + strerror(-r));
+      return;
+    }
+    fd_ = xsk_socket__fd(xsk_);
+
+    xdp_options opts = {};
+    socklen_t ol = sizeof(opts);
+    if (getsockopt(fd_, SOL_XDP, XDP_OPTIONS, &opts, &ol) == 0) zerocopy_ = (opts.flags & XDP_OPTIONS_ZEROCOPY) != 0;
+
+    if (busyPoll_) {
+      int one = 1;
+      int us = (int)busyUsec, budget = (int)busyBudget;
+      busyPrefer_ = setsockopt(fd_, SOL_SOCKET, SO_PREFER_BUSY_POLL, &one, sizeof(one)) == 0;
+      busyUsecOk_ = setsockopt(fd_, SOL_SOCKET, SO_BUSY_POLL, &us, sizeof(us)) == 0;
+      busyBudgetOk_ = setsockopt(fd_, SOL_SOCKET, SO_BUSY_POLL_BUDGET, &budget, sizeof(budget)) == 0;
+    }
+
+    // Every frame starts on the free stack; then up to half of them (at most
+    // the fill ring's size) go to the kernel for receiving.
+    owner_.assign(frameCount_, kFree);
+    freeStack_.resize(frameCount_);
+    for (uint32_t i = 0; i < frameCount_; i++) freeStack_[i] = (uint64_t)(frameCount_ - 1 - i) * frameSize_;
+    freeTop_ = frameCount_;
+    fillTarget_ = std::min(fillSize, frameCount_ / 2);
+    Refill();
+
+    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, p, size, [](Napi::Env, void *, UmemArea *a) { UnrefArea(a); }, area_);
+    area_->refs++;
+    info.This().As<Napi::Object>().Set("mem", ab);
+    State(env)->open.insert(this);
+    open_ = true;
+  }
+
+  ~Xsk() override { CloseNative(); }
+
+  void CloseNative() override {
+    if (poll_) StopPollNative();
+    if (xsk_) { xsk_socket__delete(xsk_); xsk_ = nullptr; }
+    if (umem_) { xsk_umem__delete(umem_); umem_ = nullptr; }
+    if (area_) { UnrefArea(area_); area_ = nullptr; }
+    if (open_) { State(Env())->open.erase(this); open_ = false; }
+    fd_ = -1;
+  }
+
+ private:
+  // Fill ring <- free stack, in one batch. The fill ring is kept at
+  // fillTarget_ outstanding frames; the rest stay available for alloc().
+  void Refill() {
+    uint32_t inFill = fillOutstanding_;
+    if (inFill >= fillTarget_ || freeTop_ == 0) return;
+    uint32_t want = std::min<uint32_t>(fillTarget_ - inFill, freeTop_);
+    uint32_t idx;
+    uint32_t got = xsk_ring_prod__reserve(&fill_, want, &idx);
+    if (got == 0) return;
+    for (uint32_t i = 0; i < got; i++) {
+      uint64_t a = freeStack_[--freeTop_];
+      owner_[a / frameSize_] = kKernel;
+      *xsk_ring_prod__fill_addr(&fill_, idx + i) = a;
+    }
+    xsk_ring_prod__submit(&fill_, got);
+    fillOutstanding_ += got;
+  }
+
+  // Completion ring -> free stack, in one batch.
+  void Reclaim() {
+    uint32_t idx;
+    uint32_t n = xsk_ring_cons__peek(&comp_, compBatch_, &idx);
+    if (n == 0) return;
+    for (uint32_t i = 0; i < n; i++) {
+      uint64_t a = *xsk_ring_cons__comp_addr(&comp_, idx + i);
+      a -= a % frameSize_;
+      owner_[a / frameSize_] = kFree;
+      freeStack_[freeTop_++] = a;
+    }
+    xsk_ring_cons__release(&comp_, n);
+    txOutstanding_ -= n;
+  }
+
+  void WakeRx() {
+    recvfrom(fd_, nullptr, 0, MSG_DONTWAIT, nullptr, nullptr);
+    rxWakeups_++;
+  }
+
+  void WakeTx() {
+    int r = sendto(fd_, nullptr, 0, MSG_DONTWAIT, nullptr, 0);
+    txWakeups_++;
+    if (r < 0 && errno != EAGAIN && errno != EBUSY && errno != ENOBUFS && errno != ENETDOWN) txWakeErrors_++;
+  }
+
+  bool ValidFrame(uint64_t off, uint32_t len, uint32_t *frame) const {
+    uint64_t base = off - off % frameSize_;
+    if (off >= area_->size || off + len > base + frameSize_) return false;
+    *frame = (uint32_t)(base / frameSize_);
+    return true;
+  }
+
+  // rx(desc, start, max) -> n: appends up to max received frames at pair
+  // index start. Ownership: kernel -> JS.
+  Napi::Value Rx(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    uint32_t *d; size_t dl;
+    CHECK_ARG(xsk_ != nullptr, "socket is closed");
+    CHECK_ARG(GetU32Array(info[0], &d, &dl), "rx: desc must be a Uint32Array");
+    uint32_t start = info[1].As<Napi::Number>().Uint32Value(), max = info[2].As<Napi::Number>().Uint32Value();
+    CHECK_ARG((size_t)(start + max) * 2 <= dl, "rx: desc too small for start + max");
+    Reclaim();
+    uint32_t idx;
+    uint32_t n = xsk_ring_cons__peek(&rx_, max, &idx);
+    uint32_t *out = d + 2 * start;
+    uint64_t bytes = 0;
+    for (uint32_t i = 0; i < n; i++) {
+      const xdp_desc *x = xsk_ring_cons__rx_desc(&rx_, idx + i);
+      uint64_t a = xsk_umem__add_offset_to_addr(x->addr);
+      out[2 * i] = (uint32_t)a;
+      out[2 * i + 1] = x->len;
+      owner_[a / frameSize_] = kUser;
+      bytes += x->len;
+    }
+    if (n) {
+      xsk_ring_cons__release(&rx_, n);
+      fillOutstanding_ -= n;
+      rxPackets_ += n;
+      rxBytes_ += bytes;
+    }
+    Refill();
+    if (busyPoll_ || (n == 0 && needWakeup_ && xsk_ring_prod__needs_wakeup(&fill_))) WakeRx();
+    return Napi::Number::New(env, n);
+  }
+
+  // tx(desc, n) -> queued: every frame in desc[0..n) passes to the kernel;
+  // those the TX ring cannot take are dropped (back to the free stack) and
+  // counted. Ownership: JS -> kernel for all of them.
+  Napi::Value Tx(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    uint32_t *d; size_t dl;
+    CHECK_ARG(xsk_ != nullptr, "socket is closed");
+    CHECK_ARG(GetU32Array(info[0], &d, &dl), "tx: desc must be a Uint32Array");
+    uint32_t n = info[1].As<Napi::Number>().Uint32Value();
+    CHECK_ARG((size_t)n * 2 <= dl, "tx: n exceeds desc");
+    Reclaim();
+    uint32_t idx = 0;
+    uint32_t room = xsk_prod_nb_free(&tx_, n);
+    if (room < n) {
+      // Ring full: kick the kernel once so it drains, then take what fits.
+      txRingFull_++;
+      WakeTx();
+      Reclaim();
+      room = xsk_prod_nb_free(&tx_, n);
+    }
+    uint32_t take = std::min(room, n);
+    if (take) xsk_ring_prod__reserve(&tx_, take, &idx);
+    uint32_t queued = 0;
+    uint64_t bytes = 0;
+    for (uint32_t i = 0; i < n; i++) {
+      uint64_t off = d[2 * i];
+      uint32_t len = d[2 * i + 1], f;
+      if (!ValidFrame(off, len, &f) || owner_[f] != kUser) { badDescs_++; continue; }
+      if (queued < take && len > 0) {
+        xdp_desc *x = xsk_ring_prod__tx_desc(&tx_, idx + queued);
+        x->addr = off;
+        x->len = len;
+        owner_[f] = kKernel;
+        queued++;
+        bytes += len;
+      } else {
+        owner_[f] = kFree;
+        freeStack_[freeTop_++] = off - off % frameSize_;
+        txDropped_++;
+      }
+    }
+    if (take) {
+      // Unused reservations (invalid descs) are given back by submitting only
+      // what we wrote: cached_prod must match.
+      tx_.cached_prod -= (take - queued);
+      if (queued) xsk_ring_prod__submit(&tx_, queued);
+    }
+    txOutstanding_ += queued;
+    txPackets_ += queued;
+    txBytes_ += bytes;
+    if (queued && (!needWakeup_ || busyPoll_ || xsk_ring_prod__needs_wakeup(&tx_))) WakeTx();
+    Refill();
+    return Napi::Number::New(env, queued);
+  }
+
+  // alloc(desc, start, n) -> got: empty frames (length 0) for building
+  // packets. Ownership: native -> JS.
+  Napi::Value Alloc(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    uint32_t *d; size_t dl;
+    CHECK_ARG(xsk_ != nullptr, "socket is closed");
+    CHECK_ARG(GetU32Array(info[0], &d, &dl), "alloc: desc must be a Uint32Array");
+    uint32_t start = info[1].As<Napi::Number>().Uint32Value(), n = info[2].As<Napi::Number>().Uint32Value();
+    CHECK_ARG((size_t)(start + n) * 2 <= dl, "alloc: desc too small for start + n");
+    if (freeTop_ < n) Reclaim();
+    uint32_t got = std::min<uint32_t>(n, freeTop_);
+    uint32_t *out = d + 2 * start;
+    for (uint32_t i = 0; i < got; i++) {
+      uint64_t a = freeStack_[--freeTop_];
+      owner_[a / frameSize_] = kUser;
+      out[2 * i] = (uint32_t)a;
+      out[2 * i + 1] = 0;
+    }
+    if (got < n) allocFailed_ += n - got;
+    return Napi::Number::New(env, got);
+  }
+
+  // free(desc, n): frames back to the free stack. Ownership: JS -> native.
+  Napi::Value Free(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    uint32_t *d; size_t dl;
+    CHECK_ARG(xsk_ != nullptr, "socket is closed");
+    CHECK_ARG(GetU32Array(info[0], &d, &dl), "free: desc must be a Uint32Array");
+    uint32_t n = info[1].As<Napi::Number>().Uint32Value();
+    CHECK_ARG((size_t)n * 2 <= dl, "free: n exceeds desc");
+    for (uint32_t i = 0; i < n; i++) {
+      uint32_t f;
+      if (!ValidFrame(d[2 * i], 0, &f) || owner_[f] != kUser) { badDescs_++; continue; }
+      owner_[f] = kFree;
+      freeStack_[freeTop_++] = (uint64_t)f * frameSize_;
+    }
+    Refill();
+    return env.Undefined();
+  }
+
+  // kick(): wake the kernel for TX and RX regardless of need_wakeup.
+  Napi::Value Kick(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    CHECK_ARG(xsk_ != nullptr, "socket is closed");
+    WakeTx();
+    Reclaim();
+    Refill();
+    return env.Undefined();
+  }
+
+  static void OnPoll(uv_poll_t *h, int status, int events) {
+    Xsk *self = static_cast<Xsk *>(h->data);
+    if (!self || self->onReady_.IsEmpty()) return;
+    self->pollEvents_++;
+    Napi::Env env = self->Env();
+    Napi::HandleScope scope(env);
+    self->onReady_.MakeCallback(env.Undefined(), {}, *self->asyncCtx_);
+    if (env.IsExceptionPending()) {
+      Napi::Error e = env.GetAndClearPendingException();
+      napi_fatal_exception(env, e.Value());
+    }
+  }
+
+  // startPoll(fn): fn() is called from the event loop whenever the RX ring
+  // is readable (level-triggered: once per readiness, not per packet).
+  Napi::Value StartPoll(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    CHECK_ARG(xsk_ != nullptr, "socket is closed");
+    CHECK_ARG(info[0].IsFunction(), "startPoll(fn) needs a function");
+    onReady_ = Napi::Persistent(info[0].As<Napi::Function>());
+    if (!asyncCtx_) asyncCtx_.reset(new Napi::AsyncContext(env, "strata:xsk"));
+    if (!poll_) {
+      uv_loop_t *loop;
+      napi_get_uv_event_loop(env, &loop);
+      poll_ = new uv_poll_t;
+      int r = uv_poll_init(loop, poll_, fd_);
+      if (r) { delete poll_; poll_ = nullptr; ThrowSystemMsg(env, "uv_poll_init", -r, uv_strerror(r)); return Napi::Value(); }
+      poll_->data = this;
+      uv_poll_start(poll_, UV_READABLE, OnPoll);
+    }
+    return env.Undefined();
+  }
+
+  void StopPollNative() {
+    if (poll_) {
+      poll_->data = nullptr;
+      uv_poll_stop(poll_);
+      uv_close(reinterpret_cast<uv_handle_t *>(poll_), [](uv_handle_t *h) { delete reinterpret_cast<uv_poll_t *>(h); });
+      poll_ = nullptr;
+    }
+    if (!onReady_.IsEmpty()) onReady_.Reset();
+  }
+
+  Napi::Value StopPoll(const Napi::CallbackInfo &info) {
+    StopPollNative();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    auto set = [&](const char *k, double v) { o.Set(k, Napi::Number::New(env, v)); };
+    set("rxPackets", (double)rxPackets_);
+    set("rxBytes", (double)rxBytes_);
+    set("txPackets", (double)txPackets_);
+    set("txBytes", (double)txBytes_);
+    set("txDropped", (double)txDropped_);
+    set("txRingFull", (double)txRingFull_);
+    set("rxWakeups", (double)rxWakeups_);
+    set("txWakeups", (double)txWakeups_);
+    set("txWakeErrors", (double)txWakeErrors_);
+    set("badDescs", (double)badDescs_);
+    set("allocFailed", (double)allocFailed_);
+    set("pollEvents", (double)pollEvents_);
+    set("freeFrames", (double)freeTop_);
+    set("fillOutstanding", (double)fillOutstanding_);
+    set("txOutstanding", (double)txOutstanding_);
+    if (fd_ >= 0) {
+      xdp_statistics st = {};
+      socklen_t sl = sizeof(st);
+      if (getsockopt(fd_, SOL_XDP, XDP_STATISTICS, &st, &sl) == 0) {
+        set("rxDropped", (double)st.rx_dropped);
+        set("rxInvalidDescs", (double)st.rx_invalid_descs);
+        set("txInvalidDescs", (double)st.tx_invalid_descs);
+        set("rxRingFull", (double)st.rx_ring_full);
+        set("rxFillRingEmptyDescs", (double)st.rx_fill_ring_empty_descs);
+        set("txRingEmptyDescs", (double)st.tx_ring_empty_descs);
+      }
+    }
+    return o;
+  }
+
+  Napi::Value Info(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("fd", Napi::Number::New(env, fd_));
+    o.Set("ifindex", Napi::Number::New(env, ifindex_));
+    o.Set("queue", Napi::Number::New(env, queue_));
+    o.Set("frameSize", Napi::Number::New(env, frameSize_));
+    o.Set("frameCount", Napi::Number::New(env, frameCount_));
+    o.Set("zerocopy", Napi::Boolean::New(env, zerocopy_));
+    o.Set("needWakeup", Napi::Boolean::New(env, needWakeup_));
+    o.Set("busyPoll", Napi::Boolean::New(env, busyPoll_));
+    o.Set("busyPollPrefer", Napi::Boolean::New(env, busyPrefer_));
+    o.Set("busyPollUsec", Napi::Boolean::New(env, busyUsecOk_));
+    o.Set("busyPollBudget", Napi::Boolean::New(env, busyBudgetOk_));
+    return o;
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo &info) {
+    CloseNative();
+    return info.Env().Undefined();
+  }
+
+  xsk_ring_prod fill_ = {}, tx_ = {};
+  xsk_ring_cons comp_ = {}, rx_ = {};
+  xsk_umem *umem_ = nullptr;
+  xsk_socket *xsk_ = nullptr;
+  UmemArea *area_ = nullptr;
+  int fd_ = -1;
+  uint32_t ifindex_ = 0, queue_ = 0, frameSize_ = 4096, frameCount_ = 4096;
+  bool needWakeup_ = true, busyPoll_ = false, zerocopy_ = false, open_ = false;
+  bool busyPrefer_ = false, busyUsecOk_ = false, busyBudgetOk_ = false;
+  std::vector<uint64_t> freeStack_;
+  uint32_t freeTop_ = 0;
+  std::vector<uint8_t> owner_;
+  uint32_t fillTarget_ = 0, fillOutstanding_ = 0, txOutstanding_ = 0;
+  static constexpr uint32_t compBatch_ = 4096;
+  uv_poll_t *poll_ = nullptr;
+  Napi::FunctionReference onReady_;
+  std::unique_ptr<Napi::AsyncContext> asyncCtx_;
+  uint64_t rxPackets_ = 0, rxBytes_ = 0, txPackets_ = 0, txBytes_ = 0, txDropped_ = 0, txRingFull_ = 0;
+  uint64_t rxWakeups_ = 0, txWakeups_ = 0, txWakeErrors_ = 0, badDescs_ = 0, allocFailed_ = 0, pollEvents_ = 0;
+};
+
+Napi::Object InitXsk(Napi::Env env, Napi::Object exports) {
+  Napi::Function ctor = Xsk::Define(env);
+  State(env)->xskCtor = Napi::Persistent(ctor);
+  exports.Set("Xsk", ctor);
+  return exports;
+}
+
+}  // namespace strata
