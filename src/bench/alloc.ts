@@ -50,7 +50,7 @@ export async function measureEchoAllocations(opts: AllocOptions = {}): Promise<A
 
   const gcs: { start: number; kind: number }[] = [];
   const obs = new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) gcs.push({ start: e.startTime, kind: (e.detail as { kind?: number } | undefined)?.kind ?? 0 });
+    for (const e of list.getEntries()) gcs.push({ start: e.startTime, kind: ((e as unknown as { detail?: { kind?: number } }).detail?.kind) ?? 0 });
   });
   obs.observe({ entryTypes: ['gc'] });
   // Let any GC that the warm-up or the observer set-up triggered be reported
