@@ -69,7 +69,9 @@ NetnsScope::NetnsScope(const std::string &path) {
   if (path.empty()) return;
   orig_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   if (orig_ < 0) { err_ = errno; return; }
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // A bare name is one made by `ip netns add` (a bind mount in /run/netns).
+  std::string full = path.find('/') == std::string::npos ? "/run/netns/" + path : path;
+  int fd = open(full.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) { err_ = errno; close(orig_); orig_ = -1; return; }
   if (setns(fd, CLONE_NEWNET) < 0) { err_ = errno; close(orig_); orig_ = -1; }
   close(fd);
