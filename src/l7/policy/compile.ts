@@ -171,7 +171,7 @@ function compileHttp(h: unknown, path: string, policy: string, rule: string, iss
   }
   const method = compileRegex(spec.method, `${path}.method`, issues);
   const p = compileRegex(spec.path, `${path}.path`, issues);
-  if (typeof spec.path === 'string' && spec.path !== '' && !spec.path.startsWith('/') && !spec.path.startsWith('^/'))
+  if (p !== null && typeof spec.path === 'string' && !spec.path.startsWith('/'))
     issues.push({ path: `${path}.path`, message: 'must begin with "/" (it is matched against the request path)' });
   const host = compileRegex(spec.host, `${path}.host`, issues);
   return { method, path: p, host, headers, verdict: verdict('allow', policy, rule, `allowed by ${policy} ${rule}`) };
