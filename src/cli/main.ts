@@ -7,6 +7,7 @@ type Command = { summary: string; load: () => Promise<{ main(argv: string[]): Pr
 
 const commands: Record<string, Command> = {
   topo: { summary: 'up|down|show [--json]   the two-namespace lab', load: () => import('./topo.js') },
+  certs: { summary: 'ca|svid|dev             development CA and SPIFFE SVIDs', load: () => import('./certs.js') },
 };
 
 function usage(): string {
