@@ -168,7 +168,7 @@ class Tap : public Napi::ObjectWrap<Tap>, public Closable {
     self->pollEvents_++;
     Napi::Env env = self->Env();
     Napi::HandleScope scope(env);
-    self->onReady_.MakeCallback(env.Undefined(), {}, *self->asyncCtx_);
+    self->onReady_.MakeCallback(env.Global(), {}, *self->asyncCtx_);
     if (env.IsExceptionPending()) {
       Napi::Error e = env.GetAndClearPendingException();
       napi_fatal_exception(env, e.Value());

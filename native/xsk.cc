@@ -102,8 +102,6 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
     ucfg.frame_size = frameSize_;
     ucfg.frame_headroom = 0;
     ucfg.flags = 0;
-    int r = xsk_umem__create(&umem_, p, size, &fill_, &comp_, &ucfg);
-    if (r) { CloseNative(); ThrowSystem(env, "xsk_umem__create", r); return; }
 
     xsk_socket_config scfg = {};
     scfg.rx_size = rxSize;
@@ -113,11 +111,17 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
     if (bind == "copy") scfg.bind_flags |= XDP_COPY;
     if (bind == "zerocopy") scfg.bind_flags |= XDP_ZEROCOPY;
     if (needWakeup_) scfg.bind_flags |= XDP_USE_NEED_WAKEUP;
+    int r;
     {
+      // Both calls inside the namespace: libxdp makes the UMEM's socket in
+      // xsk_umem__create and reuses it for the first XSK, and bind() resolves
+      // the ifindex in the socket's own namespace.
       NetnsScope ns(netns);
       if (!ns.ok()) { CloseNative(); ThrowSystemMsg(env, "setns", ns.err(), "cannot enter " + netns + ": " + strerror(ns.err())); return; }
       ifindex_ = if_nametoindex(ifname.c_str());
       if (ifindex_ == 0) { int e = errno; CloseNative(); ThrowSystemMsg(env, "if_nametoindex", e, "no interface " + ifname); return; }
+      r = xsk_umem__create(&umem_, p, size, &fill_, &comp_, &ucfg);
+      if (r) { CloseNative(); ThrowSystem(env, "xsk_umem__create", r); return; }
       r = xsk_socket__create(&xsk_, ifname.c_str(), queue_, umem_, &rx_, &tx_, &scfg);
     }
     if (r) {
@@ -365,7 +369,7 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
     self->pollEvents_++;
     Napi::Env env = self->Env();
     Napi::HandleScope scope(env);
-    self->onReady_.MakeCallback(env.Undefined(), {}, *self->asyncCtx_);
+    self->onReady_.MakeCallback(env.Global(), {}, *self->asyncCtx_);
     if (env.IsExceptionPending()) {
       Napi::Error e = env.GetAndClearPendingException();
       napi_fatal_exception(env, e.Value());
