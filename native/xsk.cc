@@ -133,6 +133,7 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
       return;
     }
     fd_ = xsk_socket__fd(xsk_);
+    maxKicks_ = txSize / 32 + 2;
 
     xdp_options opts = {};
     socklen_t ol = sizeof(opts);
@@ -212,10 +213,19 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
     rxWakeups_++;
   }
 
+  // In copy mode the kernel transmits at most 32 descriptors per sendto()
+  // and answers EAGAIN while more are queued (or while the completion ring
+  // is full): keep kicking, reclaiming completions in between, until the
+  // ring is drained or the kernel stops making progress.
   void WakeTx() {
-    int r = sendto(fd_, nullptr, 0, MSG_DONTWAIT, nullptr, 0);
-    txWakeups_++;
-    if (r < 0 && errno != EAGAIN && errno != EBUSY && errno != ENOBUFS && errno != ENETDOWN) txWakeErrors_++;
+    for (uint32_t i = 0; i < maxKicks_; i++) {
+      int r = sendto(fd_, nullptr, 0, MSG_DONTWAIT, nullptr, 0);
+      txWakeups_++;
+      if (r >= 0) return;
+      if (errno == EAGAIN) { Reclaim(); continue; }
+      if (errno != EBUSY && errno != ENOBUFS && errno != ENETDOWN) txWakeErrors_++;
+      return;
+    }
   }
 
   bool ValidFrame(uint64_t off, uint32_t len, uint32_t *frame) const {
@@ -479,6 +489,7 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
   std::vector<uint64_t> freeStack_;
   uint32_t freeTop_ = 0;
   std::vector<uint8_t> owner_;
+  uint32_t maxKicks_ = 66;
   uint32_t fillTarget_ = 0, fillOutstanding_ = 0, txOutstanding_ = 0;
   static constexpr uint32_t compBatch_ = 4096;
   uv_poll_t *poll_ = nullptr;

@@ -44,8 +44,7 @@ export function udpSender(ns: string, from: string, dst: string, port: number, n
     s.bind(0, '${from}', () => {
       console.log('ready');
       let sent = 0;
-      const buf = Buffer.alloc(${size});
-      for (let i = 0; i < ${n}; i++) { buf.writeUInt32BE(i, 0); s.send(buf, ${port}, '${dst}', () => { if (++sent === ${n}) { console.log(JSON.stringify({ sent })); process.exit(0); } }); }
+      for (let i = 0; i < ${n}; i++) { const buf = Buffer.alloc(${size}); buf.writeUInt32BE(i, 0); s.send(buf, ${port}, '${dst}', () => { if (++sent === ${n}) { console.log(JSON.stringify({ sent })); process.exit(0); } }); }
     });
   `);
 }
