@@ -1,0 +1,108 @@
+// The server's request decoder over the project's HTTP/1.1 parser
+// (src/l7/http1). One parser and one handler object per connection; per
+// message only the head's strings are built (method is interned by the
+// parser, header names and values are latin1 slices), body spans are handed
+// on as zero-copy subarrays of the socket's buffer.
+//
+// Error mapping: version errors and non-HTTP protocols → 505, header section
+// too large or too many fields → 431, everything else the parser refuses →
+// 400. That includes the request-smuggling shapes (CL+TE, TE not ending in
+// chunked, obfuscated TE, duplicate Content-Length), which therefore never
+// reach a handler or an upstream. Upgrade requests are refused by carrying on
+// with HTTP (the server never answers 101); CONNECT is reported as an upgrade
+// and answered 501 by the server.
+import { Http1Parser, type Http1Handler } from '../http1/parser.js';
+import { Errno, ErrnoName, ParserType, Protocol } from '../http1/constants.js';
+import type { DecodeFailure, DecoderLimits, DecoderSink, RequestDecoder, RequestHead } from './decoder.js';
+
+function latin1(b: Uint8Array, s: number, e: number): string {
+  if (Buffer.isBuffer(b)) return b.toString('latin1', s, e);
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1', s, e);
+}
+
+function statusFor(errno: number): number {
+  switch (errno) {
+    case Errno.INVALID_VERSION: return 505;
+    case Errno.HEADER_OVERFLOW:
+    case Errno.TOO_MANY_HEADERS: return 431;
+    default: return 400;
+  }
+}
+
+class Http1RequestDecoder implements RequestDecoder, Http1Handler {
+  private readonly parser: Http1Parser;
+  private url = '';
+  private raw: string[] = [];
+  private failure: DecodeFailure | null = null;
+
+  constructor(private readonly sink: DecoderSink, limits: DecoderLimits) {
+    this.parser = new Http1Parser(ParserType.REQUEST, this, { maxHeaderSize: limits.maxHeaderSize, maxHeaders: limits.maxHeaders });
+  }
+
+  get idle(): boolean { return this.parser.idle; }
+
+  onMessageBegin(): void { this.url = ''; this.raw = []; }
+
+  onUrl(b: Uint8Array, s: number, e: number): void { this.url = latin1(b, s, e); }
+
+  onHeader(n: Uint8Array, ns: number, ne: number, v: Uint8Array, vs: number, ve: number): void {
+    this.raw.push(latin1(n, ns, ne), latin1(v, vs, ve));
+  }
+
+  onHeadersComplete(): number | void {
+    const p = this.parser;
+    if (p.protocol !== Protocol.HTTP || p.versionMajor !== 1) {
+      this.failure = { code: 'HPE_INVALID_VERSION', reason: 'HTTP version not supported', status: 505 };
+      return Errno.USER;
+    }
+    const chunked = (p.flags & 8) !== 0; // Flags.CHUNKED
+    const head: RequestHead = {
+      method: p.methodName,
+      url: this.url,
+      versionMajor: p.versionMajor,
+      versionMinor: p.versionMinor,
+      rawHeaders: this.raw,
+      keepAlive: p.keepAlive,
+      contentLength: chunked ? -1 : Math.max(0, p.contentLength),
+      chunked,
+      upgrade: p.methodName === 'CONNECT',
+    };
+    this.sink.onHead(head);
+  }
+
+  onBody(b: Uint8Array, s: number, e: number): void {
+    this.sink.onBody(Buffer.isBuffer(b) ? b.subarray(s, e) : Buffer.from(b.subarray(s, e)));
+  }
+
+  onMessageComplete(): void { this.sink.onEnd(); }
+
+  feed(buf: Buffer): DecodeFailure | null {
+    let off = 0;
+    for (;;) {
+      const n = this.parser.feed(buf, off, buf.length - off);
+      off += n;
+      const errno = this.parser.errno;
+      if (errno === Errno.OK) return null;
+      if (errno === Errno.PAUSED_UPGRADE) {
+        if (this.parser.methodName === 'CONNECT') return null; // the server answers 501 and closes
+        this.parser.resumeAfterUpgrade(); // refuse the upgrade: stay in HTTP
+        if (off >= buf.length) return null;
+        continue;
+      }
+      if (errno === Errno.PAUSED) { this.parser.resume(); if (off >= buf.length) return null; continue; }
+      if (this.failure !== null) return this.failure;
+      this.failure = { code: ErrnoName[errno] ?? `HPE_${errno}`, reason: this.parser.reason || 'Bad Request', status: statusFor(errno) };
+      return this.failure;
+    }
+  }
+
+  finish(): DecodeFailure | null {
+    const e = this.parser.finish();
+    if (e === Errno.OK) return null;
+    return { code: ErrnoName[e] ?? `HPE_${e}`, reason: this.parser.reason, status: 400 };
+  }
+}
+
+export function http1RequestDecoder(sink: DecoderSink, limits: DecoderLimits): RequestDecoder {
+  return new Http1RequestDecoder(sink, limits);
+}

@@ -1,0 +1,533 @@
+// HTTP/1.1 server over any L7 transport's sockets (RFC 9112).
+//
+// One Connection per socket drives the request decoder and keeps the
+// exchanges in arrival order: pipelined requests are parsed ahead, each
+// response is written straight to the socket when it is the oldest one and
+// held back otherwise, so responses leave in request order (RFC 9112 §9.3.2).
+//
+// Backpressure runs both ways. A handler that reads the body slowly stops the
+// socket from reading (and so fills the peer's TCP window); too many parsed
+// but unanswered requests stop it too. res.write() returns the socket's
+// write() result and 'drain' follows the socket's.
+//
+// Timeouts are one Timer per connection on one wheel: the header timeout runs
+// from the first byte of a request head to its end (a fixed deadline, not
+// reset per byte, so a slowloris client is cut off however slowly it
+// trickles), the request timeout from that first byte to the end of the body,
+// and the keep-alive idle timeout between requests.
+//
+// Malformed requests never reach the handler: the decoder's failure maps to
+// 400 (including every request-smuggling shape the parser rejects), 413, 431,
+// 501 or 505, sent with Connection: close; the reason is counted.
+import type { Clock } from '../../util/clock.js';
+import { monotonicClock, wallClock } from '../../util/clock.js';
+import { Timer } from '../../stack/timers.js';
+import type { L7Listener, L7Socket, L7Transport } from '../transport/types.js';
+import type { DecoderFactory, DecoderLimits, DecodeFailure, DecoderSink, RequestDecoder, RequestHead } from './decoder.js';
+import { DateCache } from './date.js';
+import { TimerDriver } from './timers.js';
+import { FixedResponse, ServerRequest, ServerResponse, HttpServerError, type ExchangeOwner } from './message.js';
+import { statusLine } from './status.js';
+
+export type Handler = (req: ServerRequest, res: ServerResponse) => void | Promise<void>;
+
+export interface HttpServerOptions {
+  /** Makes the request decoder; default: the project's HTTP/1.1 parser. */
+  decoder?: DecoderFactory;
+  /** From the first byte of a request to the end of its head (default 20 000 ms). */
+  headersTimeoutMs?: number;
+  /** From the first byte of a request to the end of its body (default 300 000 ms, as node:http). */
+  requestTimeoutMs?: number;
+  /** Keep-alive idle time between requests (default 5 000 ms, as node:http). */
+  keepAliveTimeoutMs?: number;
+  /** Requests on one connection before it is closed (default 0: unlimited). */
+  maxRequestsPerSocket?: number;
+  /** Parsed, unanswered requests before the connection stops reading (default 16). */
+  maxPipelined?: number;
+  /** Larger bodies get 413 (default Infinity). */
+  maxBodySize?: number;
+  maxHeaderSize?: number;
+  maxHeaders?: number;
+  /** Monotonic clock for timeouts (default performance.now()). */
+  clock?: Clock;
+  /** Wall clock for the Date header. */
+  wallClock?: Clock;
+  /** graceful close(): connections still busy after this are destroyed (default 30 000 ms). */
+  closeTimeoutMs?: number;
+  /** Handler errors are reported here (default: none; the exchange gets 500 or is reset). */
+  onError?: (err: Error, req: ServerRequest | null) => void;
+}
+
+/** Why connections or requests were dropped: counters, never exceptions. */
+export interface ServerStats {
+  connections: number;
+  requests: number;
+  parseErrors: Record<string, number>;
+  headerTimeouts: number;
+  requestTimeouts: number;
+  idleTimeouts: number;
+  handlerErrors: number;
+}
+
+const enum Phase { IDLE, HEAD, BODY, WAIT }
+
+const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+
+class Connection implements DecoderSink, ExchangeOwner {
+  readonly decoder: RequestDecoder;
+  readonly timer: Timer;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  private phase = Phase.IDLE;
+  private headStart = 0;
+  /** Exchanges in request order; [0] owns the socket's output. */
+  private readonly queue: ServerResponse[] = [];
+  /** Held output of exchanges that are not yet at the head of the queue. */
+  private readonly held = new Map<ServerResponse, (Buffer | string)[]>();
+  /** The exchange whose request is being received. */
+  private current: ServerRequest | null = null;
+  private currentRes: ServerResponse | null = null;
+  private readPausedBody = false;
+  private readPausedPipeline = false;
+  private requests = 0;
+  /** No further requests are read (close requested, error, or server closing). */
+  closing = false;
+  private dead = false;
+  private waitingDrain = false;
+
+  constructor(readonly server: HttpServer, readonly socket: L7Socket) {
+    this.remoteAddress = socket.remoteAddress ?? '';
+    this.remotePort = socket.remotePort ?? 0;
+    this.decoder = server.decoderFactory(this, server.limits);
+    this.timer = new Timer(this.onTimer);
+    socket.on('data', this.onData);
+    socket.on('end', this.onPeerEnd);
+    socket.on('error', this.onSocketError);
+    socket.on('close', this.onClose);
+    socket.on('drain', this.onDrain);
+    this.armIdle();
+  }
+
+  get idle(): boolean { return this.queue.length === 0 && this.phase === Phase.IDLE; }
+
+  // ---- input ---------------------------------------------------------------
+
+  private readonly onData = (buf: Buffer): void => {
+    if (this.dead || this.closing && this.current === null) return;
+    if (this.phase === Phase.IDLE || this.phase === Phase.WAIT) {
+      if (this.current === null) this.beginHead();
+    }
+    const fail = this.decoder.feed(buf);
+    if (fail !== null) { this.reject(fail); return; }
+    if (this.current === null && !this.decoder.idle && this.phase !== Phase.HEAD) this.beginHead();
+  };
+
+  private beginHead(): void {
+    this.phase = Phase.HEAD;
+    this.headStart = this.server.timers.now();
+    this.server.timers.arm(this.timer, this.headStart + this.server.headersTimeoutMs);
+  }
+
+  onHead(head: RequestHead): void {
+    if (this.phase !== Phase.HEAD) this.beginHead();
+    this.server.stats.requests++;
+    this.requests++;
+    const req = new ServerRequest(head, this);
+    const res = new ServerResponse(req, this);
+    if (!head.keepAlive) res._close = true;
+    const max = this.server.maxRequestsPerSocket;
+    if (max > 0 && this.requests >= max) res._close = true;
+    this.queue.push(res);
+    const hasBody = head.chunked || head.contentLength > 0;
+    if (hasBody) {
+      this.current = req;
+      this.currentRes = res;
+      this.phase = Phase.BODY;
+      this.server.timers.arm(this.timer, this.headStart + this.server.requestTimeoutMs);
+    } else {
+      req._ended = true;
+      this.afterRequest();
+    }
+    if (res._close) this.closing = true; // nothing after a closing request is read
+    const expect = req.header('expect');
+    if (expect !== undefined) {
+      if (expect.toLowerCase() === '100-continue' && head.versionMinor >= 1) {
+        if (hasBody) req._expectContinue = true;
+      } else {
+        res._close = true;
+        this.closing = true;
+        this.fail(res, 417);
+        return;
+      }
+    }
+    if (head.upgrade && head.method === 'CONNECT') { res._close = true; this.closing = true; this.fail(res, 501); return; }
+    if (hasBody && head.contentLength > this.server.maxBodySize) {
+      res._close = true; this.closing = true;
+      this.server.countParseError('BODY_TOO_LARGE');
+      this.fail(res, 413);
+      return;
+    }
+    if (this.queue.length >= this.server.maxPipelined && !this.readPausedPipeline) {
+      this.readPausedPipeline = true;
+      this.socket.pause();
+    }
+    this.server.dispatch(req, res);
+  }
+
+  onBody(chunk: Buffer): void {
+    const req = this.current;
+    if (req === null || req._discard) return;
+    if (req._body !== null) {
+      if (!req._body.push(chunk)) this.pauseForBody();
+      return;
+    }
+    if (req._early === null) req._early = [];
+    req._early.push(chunk);
+    req._earlyBytes += chunk.length;
+    if (req._earlyBytes >= 64 * 1024) this.pauseForBody();
+  }
+
+  onEnd(): void {
+    const req = this.current;
+    if (req !== null) {
+      req._ended = true;
+      if (req._body !== null && !req._discard) req._body.push(null);
+      this.current = null;
+      this.currentRes = null;
+      if (this.readPausedBody) { this.readPausedBody = false; this.maybeResume(); }
+      this.afterRequest();
+    }
+  }
+
+  /** The request is fully received: wait for the response, or for the next request. */
+  private afterRequest(): void {
+    this.phase = Phase.WAIT;
+    this.server.timers.cancel(this.timer);
+  }
+
+  private pauseForBody(): void {
+    if (!this.readPausedBody) { this.readPausedBody = true; this.socket.pause(); }
+  }
+
+  private maybeResume(): void {
+    if (!this.readPausedBody && !this.readPausedPipeline && !this.dead) this.socket.resume();
+  }
+
+  wantBody(req: ServerRequest): void {
+    if (req._expectContinue && !req._continueSent && !req._ended) {
+      req._continueSent = true;
+      const res = this.queue.find((r) => r.req === req);
+      if (res !== undefined && !res.headersSent) this.output(res, CONTINUE, false);
+    }
+    if (req === this.current && this.readPausedBody) { this.readPausedBody = false; this.maybeResume(); }
+  }
+
+  // ---- output --------------------------------------------------------------
+
+  dateLine(): Buffer { return this.server.date.lineFor(this.server.wall.now()); }
+
+  mustClose(res: ServerResponse): boolean {
+    if (res._close) return true;
+    if (this.server.closingAll) return true;
+    // The handler answered without reading a body it never asked for with 100 Continue:
+    // the client may or may not send it, so the connection cannot be reused.
+    const req = res.req;
+    if (req._expectContinue && !req._continueSent && !req._ended) return true;
+    return false;
+  }
+
+  output(res: ServerResponse, chunk: Buffer | string, last: boolean): boolean {
+    if (this.dead) return false;
+    let ok = true;
+    if (this.queue[0] === res) {
+      if (chunk.length > 0) ok = this.socket.write(chunk);
+      if (!ok) this.waitingDrain = true;
+    } else {
+      let h = this.held.get(res);
+      if (h === undefined) this.held.set(res, (h = []));
+      if (chunk.length > 0) h.push(chunk);
+      ok = h.length < 64;
+    }
+    if (last) {
+      res._done = true;
+      if (this.queue[0] === res) this.completeHead();
+    }
+    return ok;
+  }
+
+  /** The head exchange has written its last byte: retire it and flush the next ones. */
+  private completeHead(): void {
+    while (this.queue.length > 0 && this.queue[0]!._done) {
+      const res = this.queue.shift()!;
+      const req = res.req;
+      res.emit('finish');
+      if (res._close || this.server.closingAll) { this.shutdown(); return; }
+      if (!req._ended) {
+        // The handler did not read the whole body: drop the rest and keep going.
+        req._discard = true;
+        if (req._body !== null) req._body.destroy();
+        req._early = null;
+        if (this.readPausedBody) { this.readPausedBody = false; this.maybeResume(); }
+      }
+      const next = this.queue[0];
+      if (next !== undefined) {
+        const h = this.held.get(next);
+        if (h !== undefined) {
+          this.held.delete(next);
+          if (h.length > 1) this.socket.cork();
+          for (const c of h) if (!this.socket.write(c)) this.waitingDrain = true;
+          if (h.length > 1) this.socket.uncork();
+        }
+        if (!this.waitingDrain) next.emit('drain');
+      }
+    }
+    if (this.readPausedPipeline && this.queue.length < this.server.maxPipelined) {
+      this.readPausedPipeline = false;
+      this.maybeResume();
+    }
+    if (this.queue.length === 0) {
+      if (this.server.closingAll) { this.shutdown(); return; }
+      if (this.phase === Phase.WAIT && this.current === null && this.decoder.idle) this.armIdle();
+    }
+  }
+
+  private readonly onDrain = (): void => {
+    this.waitingDrain = false;
+    const head = this.queue[0];
+    if (head !== undefined) head.emit('drain');
+  };
+
+  private armIdle(): void {
+    this.phase = Phase.IDLE;
+    this.server.timers.arm(this.timer, this.server.timers.now() + this.server.keepAliveTimeoutMs);
+  }
+
+  /** Sends an error response for res (in order) and closes after it. */
+  private fail(res: ServerResponse, status: number): void {
+    if (res.headersSent) { this.destroy(); return; }
+    res._close = true;
+    res.statusCode = status;
+    res.setHeader('Content-Type', 'text/plain');
+    res.end(`${statusLine(status).slice(9, -2)}\n`);
+  }
+
+  /** A decode failure: the bad request never reaches the handler. */
+  private reject(f: DecodeFailure): void {
+    this.server.countParseError(f.code);
+    this.closing = true;
+    const req = this.current;
+    this.current = null;
+    if (req !== null) {
+      // Failure inside a body the handler already has: its stream errors, the connection goes.
+      if (req._body !== null) req._body.destroy(new HttpServerError('ERR_STRATA_BAD_REQUEST', f.reason));
+      this.destroy();
+      return;
+    }
+    this.server.timers.cancel(this.timer);
+    const head = `${statusLine(f.status)}Content-Type: text/plain\r\nContent-Length: ${f.reason.length + 1}\r\nConnection: close\r\n${this.dateLine().toString('latin1')}\r\n${f.reason}\n`;
+    if (this.queue.length === 0) {
+      this.socket.write(head);
+      this.shutdown();
+    } else {
+      // Answer in order: after every response already owed.
+      const tail = new ServerResponse(new ServerRequest({ method: 'GET', url: '', versionMajor: 1, versionMinor: 1, rawHeaders: [], keepAlive: false, contentLength: 0, chunked: false, upgrade: false }, this), this);
+      tail._close = true;
+      tail.headersSent = true;
+      tail.finished = true;
+      this.queue.push(tail);
+      this.output(tail, head, true);
+    }
+  }
+
+  private readonly onTimer = (): void => {
+    switch (this.phase) {
+      case Phase.IDLE: this.server.stats.idleTimeouts++; this.destroy(); return;
+      case Phase.HEAD:
+        this.server.stats.headerTimeouts++;
+        this.timeoutResponse();
+        return;
+      case Phase.BODY:
+        this.server.stats.requestTimeouts++;
+        this.timeoutResponse();
+        return;
+      default: return;
+    }
+  };
+
+  /** 408 when nothing is owed on the wire yet, else just close. */
+  private timeoutResponse(): void {
+    this.closing = true;
+    const req = this.current;
+    if (req !== null && req._body !== null) req._body.destroy(new HttpServerError('ERR_STRATA_REQUEST_TIMEOUT', 'request timed out'));
+    if (this.queue.length === 0) {
+      this.socket.write(`${statusLine(408)}Content-Length: 0\r\nConnection: close\r\n${this.dateLine().toString('latin1')}\r\n`);
+      this.shutdown();
+    } else this.destroy();
+  }
+
+  abort(res: ServerResponse, err: Error): void {
+    this.server.reportError(err, res.req);
+    this.destroy();
+  }
+
+  /** Half-close after pending output; the peer's FIN (or a short timer) finishes it. */
+  shutdown(): void {
+    if (this.dead) return;
+    this.closing = true;
+    this.server.timers.cancel(this.timer);
+    this.socket.end();
+    // A peer that never closes its side is not allowed to hold the socket.
+    this.phase = Phase.IDLE;
+    this.server.timers.arm(this.timer, this.server.timers.now() + Math.min(this.server.keepAliveTimeoutMs, 2000));
+  }
+
+  /** Closes an idle keep-alive connection (graceful server close). */
+  closeIfIdle(): boolean {
+    if (this.idle && this.current === null && this.decoder.idle) { this.shutdown(); return true; }
+    return false;
+  }
+
+  destroy(): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.server.timers.cancel(this.timer);
+    this.socket.destroy();
+  }
+
+  private readonly onPeerEnd = (): void => {
+    const f = this.decoder.finish();
+    if (f !== null) this.server.countParseError(f.code);
+    if (this.current !== null && this.current._body !== null && !this.current._ended) {
+      this.current._body.destroy(new HttpServerError('ERR_STRATA_ABORTED', 'client closed mid-request'));
+    }
+    this.closing = true;
+    if (this.queue.length === 0) this.destroy();
+    // Otherwise the responses owed still go out (a half-closed client may read them).
+  };
+
+  private readonly onSocketError = (): void => { this.destroy(); };
+
+  private readonly onClose = (): void => {
+    this.dead = true;
+    this.server.timers.cancel(this.timer);
+    for (const res of this.queue) {
+      if (!res._done) res.emit('close');
+      const req = res.req;
+      if (req._body !== null && !req._ended) req._body.destroy(new HttpServerError('ERR_STRATA_ABORTED', 'connection closed'));
+    }
+    this.queue.length = 0;
+    this.held.clear();
+    this.server.connectionClosed(this);
+  };
+}
+
+export class HttpServer {
+  readonly timers: TimerDriver;
+  readonly date = new DateCache();
+  readonly wall: Clock;
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+  readonly maxRequestsPerSocket: number;
+  readonly maxPipelined: number;
+  readonly maxBodySize: number;
+  readonly limits: DecoderLimits;
+  readonly decoderFactory: DecoderFactory;
+  readonly stats: ServerStats = { connections: 0, requests: 0, parseErrors: {}, headerTimeouts: 0, requestTimeouts: 0, idleTimeouts: 0, handlerErrors: 0 };
+  closingAll = false;
+  private readonly conns = new Set<Connection>();
+  private readonly listeners: L7Listener[] = [];
+  private readonly closeTimeoutMs: number;
+  private readonly onError: ((err: Error, req: ServerRequest | null) => void) | null;
+  private drained: (() => void) | null = null;
+  private readonly internalError = new FixedResponse(500, { 'Content-Type': 'text/plain' }, 'Internal Server Error\n');
+
+  constructor(readonly handler: Handler, opts: HttpServerOptions & { decoder: DecoderFactory }) {
+    this.decoderFactory = opts.decoder;
+    this.headersTimeoutMs = opts.headersTimeoutMs ?? 20_000;
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? 300_000;
+    this.keepAliveTimeoutMs = opts.keepAliveTimeoutMs ?? 5_000;
+    this.maxRequestsPerSocket = opts.maxRequestsPerSocket ?? 0;
+    this.maxPipelined = opts.maxPipelined ?? 16;
+    this.maxBodySize = opts.maxBodySize ?? Infinity;
+    this.limits = { maxHeaderSize: opts.maxHeaderSize ?? 16 * 1024, maxHeaders: opts.maxHeaders ?? 100 };
+    this.closeTimeoutMs = opts.closeTimeoutMs ?? 30_000;
+    this.onError = opts.onError ?? null;
+    const clock = opts.clock ?? monotonicClock;
+    this.wall = opts.wallClock ?? wallClock;
+    this.timers = new TimerDriver(clock);
+  }
+
+  /** Serves connections accepted by transport on host:port; resolves with the bound listener. */
+  async listen(transport: L7Transport, port: number, host: string): Promise<L7Listener> {
+    const l = await transport.listen(port, host, (s) => this.accept(s));
+    this.listeners.push(l);
+    return l;
+  }
+
+  /** Adopts an already-connected socket (e.g. after TLS or from another acceptor). */
+  accept(socket: L7Socket): void {
+    if (this.closingAll) { socket.destroy(); return; }
+    this.stats.connections++;
+    this.conns.add(new Connection(this, socket));
+  }
+
+  get connectionCount(): number { return this.conns.size; }
+
+  /** @internal */
+  dispatch(req: ServerRequest, res: ServerResponse): void {
+    let r: void | Promise<void>;
+    try {
+      r = this.handler(req, res);
+    } catch (e) {
+      this.handlerFailed(e as Error, req, res);
+      return;
+    }
+    if (r !== undefined && typeof (r as Promise<void>).then === 'function') {
+      (r as Promise<void>).then(undefined, (e: unknown) => this.handlerFailed(e as Error, req, res));
+    }
+  }
+
+  private handlerFailed(e: Error, req: ServerRequest, res: ServerResponse): void {
+    this.stats.handlerErrors++;
+    this.reportError(e, req);
+    if (!res.headersSent) { res._close = true; res.sendFixed(this.internalError); }
+    else if (!res.finished) res.emit('error', e);
+  }
+
+  /** @internal */
+  reportError(e: Error, req: ServerRequest | null): void {
+    if (this.onError !== null) this.onError(e, req);
+  }
+
+  /** @internal */
+  countParseError(code: string): void {
+    this.stats.parseErrors[code] = (this.stats.parseErrors[code] ?? 0) + 1;
+  }
+
+  /** @internal */
+  connectionClosed(c: Connection): void {
+    this.conns.delete(c);
+    if (this.conns.size === 0 && this.drained !== null) this.drained();
+  }
+
+  /**
+   * Graceful close: stop accepting, close idle keep-alive connections, let
+   * in-flight exchanges finish (their responses carry Connection: close), and
+   * resolve once every connection is gone. Connections still busy after
+   * closeTimeoutMs are destroyed.
+   */
+  async close(): Promise<void> {
+    this.closingAll = true;
+    await Promise.all(this.listeners.splice(0).map((l) => l.close()));
+    for (const c of this.conns) { c.closing = true; c.closeIfIdle(); }
+    if (this.conns.size > 0) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => { for (const c of this.conns) c.destroy(); }, this.closeTimeoutMs);
+        t.unref();
+        this.drained = () => { clearTimeout(t); resolve(); };
+      });
+    }
+    this.timers.stop();
+  }
+}
