@@ -1,0 +1,4 @@
+// Proxy configuration: public surface of src/config.
+export { parseConfig, loadConfig, checkConfig, formatIssue, type LoadOptions, type ParseResult, type CheckResult } from './load.js';
+export { parseDuration, formatPath } from './checker.js';
+export type * from './types.js';
