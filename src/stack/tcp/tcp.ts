@@ -1,0 +1,644 @@
+// The TCP endpoint table: protocol 6 for the network layer (a
+// TransportDispatcher), demultiplexing segments to connections and
+// listeners, and everything that lives outside one connection:
+//   - validation (length, checksum, options), each drop counted by reason;
+//   - resets for segments to closed ports (RFC 9293 §3.10.7.1);
+//   - listeners with SYN and accept queues, and SYN cookies (Linux's
+//     syncookies.c encoding: MSS index + minute counter in the ISN, window
+//     scale and SACK in the low 6 bits of TSval);
+//   - ISNs per RFC 6528: ISN = M + F(4-tuple, secret), M a 4 µs clock taken
+//     from `now`, F a keyed hash (HalfSipHash) with a key chosen at construction;
+//   - TIME-WAIT reuse like Linux: a SYN with a newer timestamp (or, without
+//     timestamps, a higher sequence number) reopens the 4-tuple (RFC 6191);
+//   - the RFC 5961 §7 challenge-ACK rate limit;
+//   - one timer wheel for every connection timer.
+// Time is an input: deliver(…, now), poll(now), pollAt().
+import { randomFillSync } from 'node:crypto';
+import type { NetworkWriter, TransportDispatcher } from '../registration.js';
+import { TimerWheel } from '../timers.js';
+import { finish, pseudo4, sum16 } from '../wire/checksum.js';
+import {
+  FLAG, TCP, TcpOptions, TcpOptionsOut, parseTcpOptions, tcpAck, tcpDstPort, tcpFlags, tcpHeaderLen, tcpHeaderOk,
+  tcpOptionsLen, tcpSeq, tcpSrcPort, tcpWindow, wr16, writeTcpHeader, writeTcpOptions, rd16, rd32,
+} from '../wire/tcp.js';
+import { Prng } from '../../util/prng.js';
+import { InvalidArgumentError } from '../../util/errors.js';
+import { Segment, TcpConnection, type TcpHandler, type TcpState } from './connection.js';
+import { TcpListener } from './listener.js';
+import { hsiphash4 } from './hash.js';
+import { makeCongestionControl, type CongestionControlName } from './congestion/index.js';
+import { seqAdd, seqGt, seqGe, seqLe } from './seq.js';
+import { TcpError } from './errors.js';
+
+export interface TcpConfig {
+  /** Send buffer per connection, bytes. */
+  sendBuffer: number;
+  /** Receive buffer per connection, bytes (the largest window advertised). */
+  recvBuffer: number;
+  /** Upper bound on the MSS we announce (the path MTU bounds it too). */
+  mss: number;
+  /** RTO bounds, ms. rtoMin is 200 ms like Linux by default (RFC 6298 says 1 s; set 1000 to follow it). */
+  rtoMin: number;
+  rtoMax: number;
+  rtoInitial: number;
+  /** Data retransmissions before the connection is aborted with ETIMEDOUT (Linux tcp_retries2 = 15). */
+  maxRetries: number;
+  synRetries: number;
+  synAckRetries: number;
+  /** TIME-WAIT duration, ms: 2·MSL. Linux uses 60 s. */
+  timeWaitMs: number;
+  /** How long an orphaned connection may sit in FIN-WAIT-2, ms (Linux tcp_fin_timeout). */
+  finWait2Timeout: number;
+  /** Delayed-ACK timeout, ms (RFC 1122: at most 500; Linux 40). */
+  delayedAckMs: number;
+  dupThresh: number;
+  noDelay: boolean;
+  keepAlive: boolean;
+  keepAliveIdle: number;
+  keepAliveInterval: number;
+  keepAliveCount: number;
+  windowScaling: boolean;
+  sack: boolean;
+  timestamps: boolean;
+  congestionControl: CongestionControlName;
+  initialCwndSegments: number;
+  /** SYN-queue bound per listener, and whether SYN cookies take over when it is full. */
+  synBacklog: number;
+  synCookies: boolean;
+  /** Challenge ACKs allowed per second, stack-wide (RFC 5961 §7). */
+  challengeAckLimit: number;
+  ephemeralLow: number;
+  ephemeralHigh: number;
+}
+
+export const DEFAULT_TCP_CONFIG: Readonly<TcpConfig> = Object.freeze({
+  sendBuffer: 256 * 1024,
+  recvBuffer: 256 * 1024,
+  mss: 65495,
+  rtoMin: 200,
+  rtoMax: 120_000,
+  rtoInitial: 1000,
+  maxRetries: 15,
+  synRetries: 6,
+  synAckRetries: 5,
+  timeWaitMs: 60_000,
+  finWait2Timeout: 60_000,
+  delayedAckMs: 40,
+  dupThresh: 3,
+  noDelay: false,
+  keepAlive: false,
+  keepAliveIdle: 7_200_000,
+  keepAliveInterval: 75_000,
+  keepAliveCount: 9,
+  windowScaling: true,
+  sack: true,
+  timestamps: true,
+  congestionControl: 'cubic',
+  initialCwndSegments: 10,
+  synBacklog: 256,
+  synCookies: true,
+  challengeAckLimit: 1000,
+  ephemeralLow: 32768,
+  ephemeralHigh: 60999,
+});
+
+/** Drop reasons with stable numbers (the index into TcpCounters.drops). */
+export const TCP_DROP = {
+  MALFORMED: 0,
+  BAD_CHECKSUM: 1,
+  BAD_OPTIONS: 2,
+  NO_SOCKET: 3,
+  OUT_OF_WINDOW: 4,
+  PAWS: 5,
+  BAD_ACK: 6,
+  ACCEPT_QUEUE_FULL: 7,
+  SYN_QUEUE_FULL: 8,
+  COOKIE_INVALID: 9,
+  RST_NOT_EXACT: 10,
+  RST_IGNORED: 11,
+  SYN_IN_WINDOW: 12,
+  NO_ACK: 13,
+  NO_SYN: 14,
+  DUPLICATE: 15,
+  OOO_QUEUE_FULL: 16,
+  DATA_AFTER_FIN: 17,
+  BAD_ADDRESS: 18,
+  LISTEN_NOT_SYN: 19,
+} as const;
+export type TcpDropReason = keyof typeof TCP_DROP;
+const DROP_NAMES = Object.keys(TCP_DROP) as TcpDropReason[];
+
+export class TcpCounters {
+  segsIn = 0;
+  segsOut = 0;
+  retransSegs = 0;
+  rstsSent = 0;
+  activeOpens = 0;
+  passiveOpens = 0;
+  currEstab = 0;
+  estabResets = 0;
+  attemptFails = 0;
+  cookiesSent = 0;
+  cookiesValidated = 0;
+  cookiesFailed = 0;
+  challengeAcks = 0;
+  challengeAcksLimited = 0;
+  keepAlivesSent = 0;
+  zeroWindowAdvertised = 0;
+  timeWaitReused = 0;
+  txNoFrame = 0;
+  connections = 0;
+  /** Dropped segments by reason (index = TCP_DROP value). */
+  readonly drops = new Float64Array(DROP_NAMES.length);
+  drop(reason: TcpDropReason): number { return this.drops[TCP_DROP[reason]]!; }
+  /** Non-zero drop counters by name. */
+  dropsByReason(): Record<string, number> {
+    const r: Record<string, number> = {};
+    for (let i = 0; i < DROP_NAMES.length; i++) if (this.drops[i]! > 0) r[DROP_NAMES[i]!] = this.drops[i]!;
+    return r;
+  }
+}
+
+export interface TcpOptionsInit {
+  config?: Partial<TcpConfig>;
+  /** The stack's timer wheel; one is made when absent (then poll() advances it). */
+  timers?: TimerWheel;
+  /** Seed for ISN/cookie keys and ephemeral ports (deterministic simulations); crypto-random when absent. */
+  seed?: number;
+}
+
+export interface ConnectOptions {
+  localAddr?: number;
+  localPort?: number;
+  handler?: TcpHandler;
+  config?: Partial<TcpConfig>;
+}
+
+const COOKIE_MSS = [536, 1300, 1440, 1460] as const; // Linux msstab
+const COOKIE_PERIOD_MS = 64_000; // Linux: the counter ticks every 64 s
+const COOKIE_MAX_AGE = 2;
+const TS_OPT_MASK = 0x3f;
+
+export class Tcp implements TransportDispatcher {
+  readonly protocol = 6;
+  readonly timers: TimerWheel;
+  readonly config: TcpConfig;
+  readonly counters = new TcpCounters();
+  /** Time of the latest deliver()/poll(), for application calls that carry no time. */
+  lastNow = 0;
+  /** Called when connections have work that only a poll() will do (the driver schedules one). */
+  onWork: (() => void) | null = null;
+  private readonly ownsTimers: boolean;
+  private readonly table = new Map<number, TcpConnection>();
+  private readonly listeners = new Map<number, TcpListener[]>();
+  private dirtyList: TcpConnection[] = [];
+  private spare: TcpConnection[] = [];
+  private readonly seg = new Segment();
+  private readonly opts = new TcpOptions();
+  private readonly outOpts = new TcpOptionsOut();
+  private readonly k0: number;
+  private readonly k1: number;
+  private readonly c0: number;
+  private readonly c1: number;
+  private readonly prng: Prng;
+  private challengeWindow = -1;
+  private challengeCount = 0;
+
+  constructor(readonly writer: NetworkWriter, init: TcpOptionsInit = {}) {
+    this.config = { ...DEFAULT_TCP_CONFIG, ...init.config };
+    this.ownsTimers = init.timers === undefined;
+    this.timers = init.timers ?? new TimerWheel();
+    const key = new Uint32Array(5);
+    if (init.seed !== undefined) {
+      const p = new Prng(init.seed);
+      for (let i = 0; i < 5; i++) key[i] = p.u32();
+    } else {
+      randomFillSync(key);
+    }
+    this.k0 = key[0]!; this.k1 = key[1]!; this.c0 = key[2]!; this.c1 = key[3]!;
+    this.prng = new Prng(key[4]!);
+    this.seg.opts = this.opts;
+  }
+
+  // =====================================================================
+  // TransportDispatcher
+  // =====================================================================
+
+  deliver(src: number, dst: number, buf: Uint8Array, off: number, len: number, now: number): void {
+    this.lastNow = now;
+    const c = this.counters;
+    c.segsIn++;
+    if (!tcpHeaderOk(buf, off, len)) { this.drop('MALFORMED'); return; }
+    if (finish(sum16(buf, off, len, pseudo4(src, dst, 6, len))) !== 0) { this.drop('BAD_CHECKSUM'); return; }
+    if (!parseTcpOptions(buf, off, this.opts)) { this.drop('BAD_OPTIONS'); return; }
+    // RFC 1122 §4.2.3.10: no segments from broadcast or multicast sources.
+    if (src === 0 || src >>> 28 === 0xe || src === 0xffffffff) { this.drop('BAD_ADDRESS'); return; }
+    const hl = tcpHeaderLen(buf, off);
+    const seg = this.seg;
+    seg.seq = tcpSeq(buf, off);
+    seg.ack = tcpAck(buf, off);
+    seg.flags = tcpFlags(buf, off);
+    seg.wnd = tcpWindow(buf, off);
+    seg.buf = buf;
+    seg.dataOff = off + hl;
+    seg.dataLen = len - hl;
+    const sport = tcpSrcPort(buf, off);
+    const dport = tcpDstPort(buf, off);
+    let conn = this.lookup(dst, dport, src, sport);
+    let iss = -1;
+    if (conn !== null && conn.state === 'TIME-WAIT' && (seg.flags & (FLAG.SYN | FLAG.ACK | FLAG.RST)) === FLAG.SYN) {
+      // TIME-WAIT reuse (RFC 6191 with timestamps, RFC 1122 §4.2.2.13 without),
+      // as Linux's tcp_timewait_state_process: the new incarnation's ISN
+      // starts beyond anything the old one used.
+      const o = this.opts;
+      const newer = conn.tsOk && o.hasTimestamps ? seqGt(o.tsVal, conn.tsRecent) : seqGt(seg.seq, conn.rcvNxt);
+      if (newer && this.findListener(dst, dport) !== null) {
+        iss = seqAdd(conn.sndNxt, 65535 + 2);
+        conn.setState('CLOSED', now);
+        this.counters.timeWaitReused++;
+        conn = null;
+      }
+    }
+    if (conn !== null) {
+      conn.process(seg, now);
+      this.afterInput(conn, now);
+      return;
+    }
+    const l = this.findListener(dst, dport);
+    if (l !== null) { this.listenInput(l, src, dst, sport, dport, seg, iss, now); return; }
+    this.drop('NO_SOCKET');
+    this.sendReset(dst, dport, src, sport, seg, now);
+  }
+
+  deliverError(type: number, code: number, mtu: number, src: number, dst: number, quoted: Uint8Array, off: number, len: number, now: number): void {
+    this.lastNow = now;
+    if (len < 8) return;
+    const c = this.lookup(src, rd16(quoted, off), dst, rd16(quoted, off + 2));
+    if (c === null) return;
+    const seq = rd32(quoted, off + 4);
+    // RFC 5927 §4.1: believe the error only if it quotes data in flight.
+    if (!(seqGe(seq, c.sndUna) && seqLe(seq, c.sndMax))) return;
+    if (type === 3 && code === 4) {
+      // Fragmentation needed: lower the MSS to the path MTU and resend (RFC 1191).
+      if (mtu >= 68) {
+        const mss = Math.max(mtu - 40, 48);
+        if (mss < c.mss) { c.mss = mss; c.sndNxt = c.sndUna; this.markDirty(c); }
+      }
+      return;
+    }
+    // RFC 1122 §4.2.3.9: hard errors abort only a connection being opened
+    // (Linux: ICMP port/protocol unreachable during SYN-SENT -> ECONNREFUSED).
+    if (type === 3 && (code === 2 || code === 3) && c.state === 'SYN-SENT') {
+      c.abort(now, 'ECONNREFUSED', 'connection refused (ICMP unreachable)', false);
+      return;
+    }
+    if (type === 3 && c.state === 'SYN-SENT' && c.rtoExpirations >= 3) {
+      c.abort(now, 'EHOSTUNREACH', 'host unreachable', false);
+    }
+  }
+
+  // =====================================================================
+  // Driving
+  // =====================================================================
+
+  /** Runs due timers and flushes connections with pending work. */
+  poll(now: number): void {
+    this.lastNow = now;
+    if (this.ownsTimers) this.timers.advance(now);
+    this.flush(now);
+  }
+
+  /** Sends what connections queued since the last call (application writes, closes, reads). */
+  flush(now: number): void {
+    this.lastNow = now;
+    for (let rounds = 0; rounds < 8 && this.dirtyList.length > 0; rounds++) {
+      const list = this.dirtyList;
+      this.dirtyList = this.spare;
+      this.spare = list;
+      for (let i = 0; i < list.length; i++) {
+        const c = list[i]!;
+        c.dirty = false;
+        if (c.state === 'CLOSED') continue;
+        c.deliverToApp(now);
+        c.output(now);
+      }
+      list.length = 0;
+    }
+  }
+
+  /** When poll() should run next (ms), or undefined when nothing is pending. */
+  pollAt(): number | undefined {
+    if (this.dirtyList.length > 0) return this.lastNow;
+    return this.ownsTimers ? this.timers.nextExpiry() : undefined;
+  }
+
+  private afterInput(c: TcpConnection, now: number): void {
+    if (c.state === 'CLOSED') return;
+    c.deliverToApp(now);
+    if ((c.state as TcpState) === 'CLOSED') return;
+    c.output(now);
+  }
+
+  markDirty(c: TcpConnection): void {
+    if (c.dirty) return;
+    c.dirty = true;
+    this.dirtyList.push(c);
+    this.onWork?.();
+  }
+
+  markDrain(c: TcpConnection): void { this.markDirty(c); }
+
+  // =====================================================================
+  // Opening
+  // =====================================================================
+
+  /** Listens on (addr, port); addr 0 is any. Throws EADDRINUSE. */
+  listen(port: number, addr = 0, backlog = 511): TcpListener {
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError(`bad port ${port}`);
+    if (port === 0) port = this.ephemeralListenPort();
+    const list = this.listeners.get(port) ?? [];
+    for (const l of list) if (l.localAddr === addr || l.localAddr === 0 || addr === 0) throw new TcpError('EADDRINUSE', `address in use: port ${port}`);
+    const l = new TcpListener(this, addr, port, Math.max(1, backlog), this.config.synBacklog);
+    list.push(l);
+    this.listeners.set(port, list);
+    return l;
+  }
+
+  unlisten(l: TcpListener): void {
+    const list = this.listeners.get(l.localPort);
+    if (list === undefined) return;
+    const i = list.indexOf(l);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.listeners.delete(l.localPort);
+  }
+
+  /** Active open. Throws EHOSTUNREACH without a route, EADDRINUSE/EADDRNOTAVAIL for ports. */
+  connect(remoteAddr: number, remotePort: number, opts: ConnectOptions = {}, now = this.lastNow): TcpConnection {
+    this.lastNow = now;
+    const local = opts.localAddr ?? this.writer.sourceFor(remoteAddr);
+    if (local < 0) throw new TcpError('EHOSTUNREACH', 'no route to host');
+    let port = opts.localPort ?? 0;
+    if (port === 0) port = this.ephemeralPort(local, remoteAddr, remotePort);
+    else if (this.lookup(local, port, remoteAddr, remotePort) !== null) throw new TcpError('EADDRINUSE', 'address in use');
+    const cfg = opts.config ? { ...this.config, ...opts.config } : this.config;
+    const c = new TcpConnection(this, cfg, local, port, remoteAddr, remotePort, true, opts.handler ?? {}, makeCongestionControl(cfg.congestionControl, cfg.initialCwndSegments));
+    this.insert(c);
+    this.counters.activeOpens++;
+    c.openActive(this.isn(local, port, remoteAddr, remotePort, now), now);
+    return c;
+  }
+
+  private listenInput(l: TcpListener, src: number, dst: number, sport: number, dport: number, seg: Segment, iss: number, now: number): void {
+    const f = seg.flags;
+    // RFC 9293 §3.10.7.2 (LISTEN): first check for an RST (ignore), then an ACK (reset), then SYN.
+    if (f & FLAG.RST) { this.drop('RST_IGNORED'); return; }
+    if (f & FLAG.ACK) {
+      if (!(f & FLAG.SYN) && this.config.synCookies) {
+        if (this.cookieInput(l, src, dst, sport, dport, seg, now)) return;
+      }
+      this.drop(f & FLAG.SYN ? 'LISTEN_NOT_SYN' : 'COOKIE_INVALID');
+      this.sendReset(dst, dport, src, sport, seg, now);
+      return;
+    }
+    if (!(f & FLAG.SYN)) { this.drop('LISTEN_NOT_SYN'); return; }
+    if (l.acceptFull) { this.drop('ACCEPT_QUEUE_FULL'); return; }
+    if (l.synFull) {
+      if (!this.config.synCookies) { this.drop('SYN_QUEUE_FULL'); return; }
+      this.sendCookieSynAck(src, dst, sport, dport, seg, now);
+      return;
+    }
+    const cfg = this.config;
+    const c = new TcpConnection(this, cfg, dst, dport, src, sport, false, l.childHandler, makeCongestionControl(cfg.congestionControl, cfg.initialCwndSegments));
+    c.listener = l;
+    l.synQueued++;
+    this.insert(c);
+    this.counters.passiveOpens++;
+    c.openPassive(seg, iss >= 0 ? iss : this.isn(dst, dport, src, sport, now), now);
+  }
+
+  // --- SYN cookies (Linux net/ipv4/syncookies.c)
+
+  private cookieHash(src: number, dst: number, sport: number, dport: number, count: number, which: number): number {
+    return which === 0
+      ? hsiphash4(this.c0, this.c1, src, dst, ((sport << 16) | dport) >>> 0, 0)
+      : hsiphash4(this.c1, this.c0, src, dst, ((sport << 16) | dport) >>> 0, count);
+  }
+
+  private sendCookieSynAck(src: number, dst: number, sport: number, dport: number, seg: Segment, now: number): void {
+    const o = this.opts;
+    const peerMss = o.mss >= 0 ? o.mss : 536;
+    let idx = COOKIE_MSS.length - 1;
+    while (idx > 0 && COOKIE_MSS[idx]! > peerMss) idx--;
+    const count = Math.floor(now / COOKIE_PERIOD_MS) & 0xff;
+    const isn = (this.cookieHash(src, dst, sport, dport, 0, 0) + seg.seq + ((count << 24) >>> 0)
+      + ((this.cookieHash(src, dst, sport, dport, count, 1) + idx) & 0xffffff)) >>> 0;
+    const w = this.writer;
+    const off = w.begin(src, 6, now);
+    if (off < 0) { this.counters.txNoFrame++; return; }
+    const out = this.outOpts;
+    out.clear();
+    out.mss = this.mssFor(src);
+    const ws = this.rcvWscaleFor();
+    if (this.config.windowScaling && o.wscale >= 0) out.wscale = ws;
+    out.sackPermitted = this.config.sack && o.sackPermitted;
+    if (this.config.timestamps && o.hasTimestamps) {
+      // Options the cookie cannot hold ride in TSval's low 6 bits (Linux cookie_init_timestamp).
+      const bits = (out.wscale >= 0 ? o.wscale : 0xf) | (out.sackPermitted ? 0x10 : 0);
+      let ts = (this.tsClock(now) & ~TS_OPT_MASK) | bits;
+      if (seqGt(ts >>> 0, this.tsClock(now))) ts -= TS_OPT_MASK + 1;
+      out.timestamps = true;
+      out.tsVal = ts >>> 0;
+      out.tsEcr = o.tsVal;
+    }
+    const mem = w.mem;
+    const optLen = writeTcpOptions(mem, off + TCP.HEADER_LEN, out);
+    writeTcpHeader(mem, off, dport, sport, isn, seqAdd(seg.seq, 1), FLAG.SYN | FLAG.ACK, Math.min(this.config.recvBuffer, 65535), optLen);
+    const total = TCP.HEADER_LEN + optLen;
+    wr16(mem, off + TCP.CHECKSUM, finish(sum16(mem, off, total, pseudo4(w.src, src, 6, total))));
+    this.counters.cookiesSent++;
+    this.counters.segsOut++;
+    w.commit(total, now);
+  }
+
+  /** Validates the ACK completing a cookie handshake; on success the child is ESTABLISHED. */
+  private cookieInput(l: TcpListener, src: number, dst: number, sport: number, dport: number, seg: Segment, now: number): boolean {
+    const o = this.opts;
+    const cookie = seqAdd(seg.ack, -1);
+    const sseq = seqAdd(seg.seq, -1);
+    const count = Math.floor(now / COOKIE_PERIOD_MS) & 0xff;
+    const v = (cookie - this.cookieHash(src, dst, sport, dport, 0, 0) - sseq) >>> 0;
+    const diff = (count - (v >>> 24)) & 0xff;
+    if (diff >= COOKIE_MAX_AGE) { this.counters.cookiesFailed++; return false; }
+    const idx = (v - this.cookieHash(src, dst, sport, dport, (count - diff) & 0xff, 1)) & 0xffffff;
+    if (idx >= COOKIE_MSS.length) { this.counters.cookiesFailed++; return false; }
+    if (l.acceptFull) { this.drop('ACCEPT_QUEUE_FULL'); this.counters.cookiesValidated++; return true; }
+    let wscale = -1;
+    let sackOk = false;
+    let tsOk = false;
+    if (o.hasTimestamps && o.tsEcr !== 0 && this.config.timestamps) {
+      tsOk = true;
+      const bits = o.tsEcr & TS_OPT_MASK;
+      wscale = (bits & 0xf) === 0xf ? -1 : bits & 0xf;
+      sackOk = (bits & 0x10) !== 0;
+    }
+    this.counters.cookiesValidated++;
+    const cfg = this.config;
+    const c = new TcpConnection(this, cfg, dst, dport, src, sport, false, l.childHandler, makeCongestionControl(cfg.congestionControl, cfg.initialCwndSegments));
+    c.listener = l;
+    c.userData = 'queued';
+    this.insert(c);
+    this.counters.passiveOpens++;
+    c.openFromCookie(seg, cookie, COOKIE_MSS[idx]!, wscale, sackOk, tsOk, now);
+    l.enqueue(c);
+    // The completing ACK may carry data: process it as the child's first segment.
+    c.process(seg, now);
+    this.afterInput(c, now);
+    return true;
+  }
+
+  // =====================================================================
+  // Helpers the connections use
+  // =====================================================================
+
+  /** RFC 6528 ISN: a 4 µs clock plus a keyed hash of the 4-tuple. */
+  isn(local: number, lport: number, remote: number, rport: number, now: number): number {
+    return (hsiphash4(this.k0, this.k1, local, remote, ((lport << 16) | rport) >>> 0, 0x5eed) + Math.floor(now * 250)) >>> 0;
+  }
+
+  /** The 1 ms timestamp clock (RFC 7323 §5.4: 1 ms to 1 s per tick). */
+  tsClock(now: number): number { return Math.floor(now) >>> 0; }
+
+  /** Per-connection timestamp offset (Linux randomises it per 4-tuple). */
+  tsOffsetFor(c: TcpConnection): number {
+    return hsiphash4(this.k1, this.k0, c.localAddr, c.remoteAddr, ((c.localPort << 16) | c.remotePort) >>> 0, 0x7573);
+  }
+
+  mssFor(remote: number): number {
+    const mtu = this.writer.pathMtu(remote);
+    return Math.max(Math.min(mtu - 40, this.config.mss), 64);
+  }
+
+  private rcvWscaleFor(): number {
+    let ws = 0;
+    while (ws < 14 && (this.config.recvBuffer >>> ws) > 65535) ws++;
+    return this.config.windowScaling ? ws : 0;
+  }
+
+  allowChallengeAck(now: number): boolean {
+    const win = Math.floor(now / 1000);
+    if (win !== this.challengeWindow) { this.challengeWindow = win; this.challengeCount = 0; }
+    if (this.challengeCount >= this.config.challengeAckLimit) { this.counters.challengeAcksLimited++; return false; }
+    this.challengeCount++;
+    this.counters.challengeAcks++;
+    return true;
+  }
+
+  drop(reason: TcpDropReason): void { this.counters.drops[TCP_DROP[reason]]!++; }
+
+  onStateChange(_c: TcpConnection, from: TcpState, to: TcpState, _now: number): void {
+    // CurrEstab as in RFC 4022 / Linux: ESTABLISHED or CLOSE-WAIT.
+    const wasEstab = from === 'ESTABLISHED' || from === 'CLOSE-WAIT';
+    const isEstab = to === 'ESTABLISHED' || to === 'CLOSE-WAIT';
+    if (isEstab && !wasEstab) this.counters.currEstab++;
+    if (wasEstab && !isEstab) { this.counters.currEstab--; if (to === 'CLOSED') this.counters.estabResets++; }
+    if ((from === 'SYN-SENT' || from === 'SYN-RECEIVED') && to === 'CLOSED') this.counters.attemptFails++;
+  }
+
+  /**
+   * RFC 9293 §3.10.7.1 reset generation for a segment with no connection:
+   * ACK set -> <SEQ=SEG.ACK><CTL=RST>; else <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
+   * Never in answer to a reset.
+   */
+  private sendReset(local: number, lport: number, remote: number, rport: number, seg: Segment, now: number): void {
+    if (seg.flags & FLAG.RST) return;
+    const w = this.writer;
+    const off = w.begin(remote, 6, now);
+    if (off < 0) { this.counters.txNoFrame++; return; }
+    const mem = w.mem;
+    if (seg.flags & FLAG.ACK) writeTcpHeader(mem, off, lport, rport, seg.ack, 0, FLAG.RST, 0, 0);
+    else writeTcpHeader(mem, off, lport, rport, 0, seqAdd(seg.seq, seg.segLen), FLAG.RST | FLAG.ACK, 0, 0);
+    wr16(mem, off + TCP.CHECKSUM, finish(sum16(mem, off, TCP.HEADER_LEN, pseudo4(w.src, remote, 6, TCP.HEADER_LEN))));
+    this.counters.rstsSent++;
+    this.counters.segsOut++;
+    void local;
+    w.commit(TCP.HEADER_LEN, now);
+  }
+
+  // --- the demux table: key = remote address and port; chain by local address and port
+
+  private static key(remote: number, rport: number): number { return remote * 65536 + rport; }
+
+  lookup(local: number, lport: number, remote: number, rport: number): TcpConnection | null {
+    let c = this.table.get(Tcp.key(remote, rport)) ?? null;
+    while (c !== null) {
+      if (c.localPort === lport && c.localAddr === local) return c;
+      c = c.nextInBucket;
+    }
+    return null;
+  }
+
+  private insert(c: TcpConnection): void {
+    const k = Tcp.key(c.remoteAddr, c.remotePort);
+    c.nextInBucket = this.table.get(k) ?? null;
+    this.table.set(k, c);
+    c.inTable = true;
+    this.counters.connections++;
+  }
+
+  /** Unlinks a CLOSED connection (called from its setState). */
+  remove(c: TcpConnection): void {
+    if (!c.inTable) return;
+    c.inTable = false;
+    this.counters.connections--;
+    const k = Tcp.key(c.remoteAddr, c.remotePort);
+    let p = this.table.get(k) ?? null;
+    if (p === c) {
+      if (c.nextInBucket === null) this.table.delete(k); else this.table.set(k, c.nextInBucket);
+    } else {
+      while (p !== null && p.nextInBucket !== c) p = p.nextInBucket;
+      if (p !== null) p.nextInBucket = c.nextInBucket;
+    }
+    c.nextInBucket = null;
+    if (c.listener !== null) c.listener.forget(c);
+  }
+
+  findListener(addr: number, port: number): TcpListener | null {
+    const list = this.listeners.get(port);
+    if (list === undefined) return null;
+    let any: TcpListener | null = null;
+    for (const l of list) {
+      if (l.localAddr === addr) return l;
+      if (l.localAddr === 0) any = l;
+    }
+    return any;
+  }
+
+  private ephemeralPort(local: number, remote: number, rport: number): number {
+    const lo = this.config.ephemeralLow, span = this.config.ephemeralHigh - lo + 1;
+    const start = this.prng.int(span);
+    for (let i = 0; i < span; i++) {
+      const p = lo + ((start + i) % span);
+      if (this.lookup(local, p, remote, rport) === null && !this.listeners.has(p)) return p;
+    }
+    throw new TcpError('EADDRNOTAVAIL', 'no ephemeral port available');
+  }
+
+  private ephemeralListenPort(): number {
+    const lo = this.config.ephemeralLow, span = this.config.ephemeralHigh - lo + 1;
+    const start = this.prng.int(span);
+    for (let i = 0; i < span; i++) {
+      const p = lo + ((start + i) % span);
+      if (!this.listeners.has(p)) return p;
+    }
+    throw new TcpError('EADDRNOTAVAIL', 'no port available');
+  }
+
+  /** Every connection in the table (for observability; allocates). */
+  connections(): TcpConnection[] {
+    const r: TcpConnection[] = [];
+    for (const head of this.table.values()) for (let c: TcpConnection | null = head; c !== null; c = c.nextInBucket) r.push(c);
+    return r;
+  }
+}
+
+export { TcpConnection, TcpListener };
