@@ -30,7 +30,7 @@ import {
   ICMP, ICMP_TIME_EXCEEDED, ICMP_TYPE, ICMP_UNREACH, icmpCheck, icmpCode, icmpEchoId, icmpEchoSeq, icmpEchoToReply, icmpEmit, icmpIsError, icmpNextMtu, icmpType,
 } from './wire/icmp.js';
 import { CT_RESULT } from './registration.js';
-import { CT_DIR } from './ipv4.js';
+import { CT_HOOK } from './conntrack/types.js';
 
 export interface IcmpOptions {
   /** Global error budget per second. Linux icmp_msgs_per_sec: 1000. */
@@ -110,7 +110,7 @@ export class Icmp {
       ipv4SwapAddrs(buf, ipOff);
       ipv4SetTtl(buf, ipOff, 64);
       icmpEchoToReply(buf, off);
-      if (this.ip.conntrack !== null && this.ip.conntrack.track(buf, ipOff, total, CT_DIR.OUT, now) === CT_RESULT.DROP) { s.stats.drop(DROP.CONNTRACK); return; }
+      if (this.ip.conntrack !== null && this.ip.conntrack.track(buf, ipOff, CT_HOOK.OUT, now) === CT_RESULT.DROP) { s.stats.drop(DROP.CONNTRACK); return; }
       s.stats.ipTxPackets++;
       s.reuseCurrentFrame(ipOff - f + total);
       return;

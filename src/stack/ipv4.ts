@@ -21,6 +21,7 @@
 // datagrams larger than a frame), copying it into as many fragments as needed.
 import type { NetworkWriter, TransportDispatcher } from './registration.js';
 import { CT_RESULT, IPPROTO } from './registration.js';
+import { CT_HOOK } from './conntrack/types.js';
 import { DROP } from './stats.js';
 import type { StackCore } from './iface.js';
 import { Reassembler, type FragQueue, type ReassemblyOptions } from './ipv4-reasm.js';
@@ -33,14 +34,14 @@ import type { Icmp } from './icmp.js';
 
 /**
  * The optional connection-tracking hook: called for every IPv4 datagram in
- * (dir CT_DIR.IN, after reassembly) and out (CT_DIR.OUT, before
- * fragmentation) with the whole datagram at buf[ipOff, ipOff+ipLen).
- * Returning CT_RESULT.DROP drops it (counted CONNTRACK).
+ * (hook CT_HOOK.IN, after reassembly) and out (CT_HOOK.OUT, before
+ * fragmentation) with the whole, validated datagram at buf[ipOff…] (its
+ * total length field is exact). Returning CT_RESULT.DROP drops it (counted
+ * CONNTRACK). conntrack/table.ts's Conntrack fits as is.
  */
 export interface ConntrackHook {
-  track(buf: Uint8Array, ipOff: number, ipLen: number, dir: number, now: number): number;
+  track(buf: Uint8Array, ipOff: number, hook: number, now: number): number;
 }
-export const CT_DIR = { IN: 0, OUT: 1 } as const;
 
 export interface Ipv4Options {
   reassembly?: ReassemblyOptions;
@@ -141,7 +142,7 @@ export class Ipv4 implements NetworkWriter {
   /** Delivers a whole datagram buf[ipOff, ipOff+total) to ICMP or a transport. */
   private deliver(buf: Uint8Array, ipOff: number, total: number, bcast: boolean, inFrame: boolean, now: number): void {
     const s = this.s;
-    if (this.conntrack !== null && this.conntrack.track(buf, ipOff, total, CT_DIR.IN, now) === CT_RESULT.DROP) { s.stats.drop(DROP.CONNTRACK); return; }
+    if (this.conntrack !== null && this.conntrack.track(buf, ipOff, CT_HOOK.IN, now) === CT_RESULT.DROP) { s.stats.drop(DROP.CONNTRACK); return; }
     const hl = ipv4HeaderLen(buf, ipOff);
     const proto = ipv4Protocol(buf, ipOff);
     const src = ipv4Src(buf, ipOff);
@@ -207,7 +208,7 @@ export class Ipv4 implements NetworkWriter {
     if (df && !fits) { s.stats.drop(DROP.FRAG_NEEDED_DF); s.releaseFrame(f); return false; }
     const ipOff = f + s.l2Len;
     ipv4Emit(this.mem, ipOff, this.src, this.bDst, this.bProto, total, this.nextId(), df ? IP4_FLAG.DF : 0, ttl, opts?.tos ?? 0);
-    if (this.conntrack !== null && this.conntrack.track(this.mem, ipOff, total, CT_DIR.OUT, now) === CT_RESULT.DROP) {
+    if (this.conntrack !== null && this.conntrack.track(this.mem, ipOff, CT_HOOK.OUT, now) === CT_RESULT.DROP) {
       s.stats.drop(DROP.CONNTRACK); s.releaseFrame(f); return false;
     }
     s.stats.ipTxPackets++;
@@ -248,7 +249,7 @@ export class Ipv4 implements NetworkWriter {
     const ttl = opts?.ttl ?? this.ttl;
     const ipOff = off - IP4.HLEN;
     ipv4Emit(buf, ipOff, src, dst, protocol, total, this.nextId(), df ? IP4_FLAG.DF : 0, ttl, opts?.tos ?? 0);
-    if (this.conntrack !== null && this.conntrack.track(buf, ipOff, total, CT_DIR.OUT, now) === CT_RESULT.DROP) { s.stats.drop(DROP.CONNTRACK); return false; }
+    if (this.conntrack !== null && this.conntrack.track(buf, ipOff, CT_HOOK.OUT, now) === CT_RESULT.DROP) { s.stats.drop(DROP.CONNTRACK); return false; }
     s.stats.ipTxPackets++;
     if (fits) {
       const f = s.takeFrame();
