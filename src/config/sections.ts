@@ -162,8 +162,8 @@ export function checkListeners(c: Checker, v: unknown): { listeners: ListenerCon
       maxHeaderBytes: c.opt(m, p, 'maxHeaderBytes', (x, q) => c.int(x, q, 1024, 1 << 20), 16_384),
       maxConnections: c.opt(m, p, 'maxConnections', (x, q) => c.int(x, q, 1, 10_000_000), 16_384),
     };
+    if (name !== undefined && index.has(name)) { c.err([...p, 'name'], `duplicate listener name ${JSON.stringify(name)} (first at listeners[${index.get(name)}])`); return; }
     if (name === undefined || port === undefined) return;
-    if (index.has(name)) { c.err([...p, 'name'], `duplicate listener name ${JSON.stringify(name)} (first at listeners[${index.get(name)}])`); return; }
     const clash = listeners.findIndex((o) => o.transport === l.transport && o.port === l.port &&
       (o.address === l.address || o.address === '0.0.0.0' || l.address === '0.0.0.0' || o.address === '::' || l.address === '::'));
     if (clash >= 0) c.err([...p, 'port'], `${l.address}:${l.port} on ${l.transport} conflicts with listeners[${clash}] (${listeners[clash]!.name})`);
@@ -609,15 +609,19 @@ export function checkRoutes(c: Checker, v: unknown): { routes: HTTPRoute[]; refs
     if (s.hostnames !== undefined) {
       const hl = c.list(s.hostnames, [...sp, 'hostnames'], { max: 16 });
       hl?.forEach((h, j) => {
-        const hn = c.str(h, [...sp, 'hostnames', j], { re: HOSTNAME, reMsg: 'must be a lower-case DNS name, optionally with a leading "*." (IP addresses are not allowed)', max: 253 });
+        const msg = 'must be a lower-case DNS name, optionally with a leading "*." (IP addresses are not allowed)';
+        if (typeof h === 'string' && isIP(h) !== 0) { c.err([...sp, 'hostnames', j], msg); return; }
+        const hn = c.str(h, [...sp, 'hostnames', j], { re: HOSTNAME, reMsg: msg, max: 253 });
         if (hn !== undefined) hostnames.push(hn);
       });
     }
     const rules: HTTPRouteRule[] = [];
     const fx: FilterCtx = { mirrorRefs: [] };
-    const rl = s.rules === undefined ? [{}] : c.list(s.rules, [...sp, 'rules'], { min: 1, max: 16 });
+    // Gateway API defaults rules to one catch-all rule without backends (every request 500): refuse that here.
+    if (s.rules === undefined) c.err([...sp, 'rules'], 'required: a route without rules has no backends');
+    const rl = s.rules === undefined ? [] : c.list(s.rules, [...sp, 'rules'], { min: 1, max: 16 });
     rl?.forEach((r, j) => {
-      const rp = s.rules === undefined ? [...sp] : [...sp, 'rules', j];
+      const rp = [...sp, 'rules', j];
       const rm = c.map(r, rp, ['name', 'matches', 'filters', 'backendRefs', 'timeouts']);
       if (!rm) return;
       const matches: HTTPRouteMatch[] = [];
