@@ -339,6 +339,29 @@ static Napi::Value MapNextKey(const Napi::CallbackInfo &info) {
   return Napi::Boolean::New(env, true);
 }
 
+// progTestRun(progId, frame: Uint8Array) -> { retval, dataOut }
+// Runs a loaded program once on a frame (BPF_PROG_TEST_RUN): lets tests
+// drive the XDP parser with exact, crafted frames without a wire.
+static Napi::Value ProgTestRun(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  uint8_t *d; size_t dl;
+  CHECK_ARG(info[0].IsNumber(), "progTestRun(progId, frame)");
+  CHECK_ARG(GetU8Array(info[1], &d, &dl) && dl > 0 && dl <= 4096, "progTestRun: frame must be a Uint8Array of 1..4096 bytes");
+  int fd = bpf_prog_get_fd_by_id(info[0].As<Napi::Number>().Uint32Value());
+  if (fd < 0) THROW_SYS("bpf_prog_get_fd_by_id", errno);
+  Napi::Uint8Array out = Napi::Uint8Array::New(env, 4096 + 256);
+  DECLARE_LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = d, .data_out = out.Data(), .data_size_in = (__u32)dl,
+                      .data_size_out = (__u32)out.ElementLength(), .repeat = 1);
+  int r = bpf_prog_test_run_opts(fd, &o);
+  int e = errno;
+  close(fd);
+  if (r < 0) THROW_SYS("bpf_prog_test_run_opts", e);
+  Napi::Object res = Napi::Object::New(env);
+  res.Set("retval", Napi::Number::New(env, o.retval));
+  res.Set("dataOut", Napi::Uint8Array::New(env, o.data_size_out, out.ArrayBuffer(), 0));
+  return res;
+}
+
 static Napi::Value PossibleCpus(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), libbpf_num_possible_cpus());
 }
@@ -359,6 +382,7 @@ Napi::Object InitBpf(Napi::Env env, Napi::Object exports) {
   exports.Set("mapUpdate", Napi::Function::New(env, MapUpdate, "mapUpdate"));
   exports.Set("mapDelete", Napi::Function::New(env, MapDelete, "mapDelete"));
   exports.Set("mapNextKey", Napi::Function::New(env, MapNextKey, "mapNextKey"));
+  exports.Set("progTestRun", Napi::Function::New(env, ProgTestRun, "progTestRun"));
   exports.Set("possibleCpus", Napi::Function::New(env, PossibleCpus, "possibleCpus"));
   return exports;
 }

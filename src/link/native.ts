@@ -96,6 +96,8 @@ export interface NativeAddon {
   mapDelete(fd: number, key: Uint8Array): boolean;
   mapNextKey(fd: number, key: Uint8Array | null, next: Uint8Array): boolean;
   possibleCpus(): number;
+  /** BPF_PROG_TEST_RUN once on a frame; retval is the XDP action. */
+  progTestRun(progId: number, frame: Uint8Array): { retval: number; dataOut: Uint8Array };
 }
 
 /** Repository root (this file is src/link/native.ts or dist/link/native.js). */

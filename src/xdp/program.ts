@@ -27,6 +27,8 @@ import {
 } from './shared.js';
 
 export type XdpMode = 'native' | 'generic';
+export type XdpAction = 'aborted' | 'drop' | 'pass' | 'tx' | 'redirect';
+const XDP_ACTIONS: readonly XdpAction[] = ['aborted', 'drop', 'pass', 'tx', 'redirect'];
 
 export interface XdpAttachOptions {
   iface: string;
@@ -104,7 +106,7 @@ export class XdpProgram {
 
   private constructor(n: NativeAddon, o: {
     iface: string; netns?: string; pinDir: string; id: number; ifindex: number; mode: XdpMode;
-    fallbackReason?: string; recovered: Recovery; owned: boolean;
+    fallbackReason?: string; recovered: Recovery;
   }) {
     this.n = n;
     this.iface = o.iface;
@@ -165,7 +167,7 @@ export class XdpProgram {
     try {
       prog = new XdpProgram(n, {
         iface: o.iface, netns: o.netns, pinDir, id: res.id, ifindex: res.ifindex,
-        mode: res.mode === 'native' ? 'native' : 'generic', fallbackReason, recovered, owned: true,
+        mode: res.mode === 'native' ? 'native' : 'generic', fallbackReason, recovered,
       });
     } catch (e) {
       n.xdpDetach({ ifname: o.iface, netns: o.netns, id: res.id });
@@ -192,7 +194,7 @@ export class XdpProgram {
     if (!existsSync(join(pinDir, MAP.xsks))) throw new StrataError('ERR_STRATA_XDP_NOT_ATTACHED', `strata XDP program on ${o.iface} has no pinned maps in ${pinDir}`);
     return new XdpProgram(n, {
       iface: o.iface, netns: o.netns, pinDir, id: p.id, ifindex: st.ifindex,
-      mode: st.mode === 'native' ? 'native' : 'generic', recovered: { staleProgramIds: [], stalePins: false }, owned: false,
+      mode: st.mode === 'native' ? 'native' : 'generic', recovered: { staleProgramIds: [], stalePins: false },
     });
   }
 
@@ -410,6 +412,17 @@ export class XdpProgram {
       out[name] = { packets, bytes };
     });
     return out;
+  }
+
+  /**
+   * Runs the attached program once on a frame (BPF_PROG_TEST_RUN) and returns
+   * its verdict; counters count it like a received frame. For diagnostics
+   * and tests: exact frames, no wire.
+   */
+  testRun(frame: Uint8Array): XdpAction {
+    this.live();
+    const r = this.n.progTestRun(this.id, frame);
+    return XDP_ACTIONS[r.retval] ?? 'aborted';
   }
 
   /** Detaches the program, closes the maps and removes the pin directory. Idempotent. */
