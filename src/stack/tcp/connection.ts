@@ -252,8 +252,9 @@ export class TcpConnection implements CcState {
         this.cancelTimers();
         this.tcp.timers.arm(this.waitTimer, now + this.cfg.timeWaitMs);
         this.sndBuf.release();
-        this.rcvBuf.release();
-        this.notifyClose(null);
+        // Bytes before the FIN still go to the application; the receive
+        // buffer is released and close reported once they have (deliverToApp).
+        this.deliverToApp(now);
         break;
       case 'FIN-WAIT-2':
         if (this.orphaned) this.tcp.timers.arm(this.waitTimer, now + this.cfg.finWait2Timeout);
@@ -382,7 +383,8 @@ export class TcpConnection implements CcState {
   private sendSyn(now: number): void {
     const flags = this.state === 'SYN-SENT' ? FLAG.SYN : FLAG.SYN | FLAG.ACK;
     this.emit(this.iss, 0, flags, now);
-    if (seqGe(this.iss, this.sndMax)) { this.sndNxt = seqAdd(this.iss, 1); this.sndMax = this.sndNxt; }
+    this.sndNxt = seqAdd(this.iss, 1);
+    if (seqGt(this.sndNxt, this.sndMax)) this.sndMax = this.sndNxt;
     if (this.rttTime < 0 && this.retries === 0) { this.rttTime = now; this.rttSeq = this.iss; }
     this.tcp.timers.arm(this.rtxTimer, now + this.rto);
   }
@@ -1073,12 +1075,16 @@ export class TcpConnection implements CcState {
         this.rcvBuf.consume(k);
         if (k < n) this.readPaused = true;
       }
-      if (this.state === 'CLOSED' || this.state === 'TIME-WAIT') return;
-      this.maybeWindowUpdate(before);
+      if (this.state === 'CLOSED') return;
+      if (this.state !== 'TIME-WAIT') this.maybeWindowUpdate(before);
     }
     if (this.finRcvd && this.rcvBuf.length === 0 && !this.endDelivered && !this.readPaused) {
       this.endDelivered = true;
       h.onEnd?.(this);
+    }
+    if (this.state === 'TIME-WAIT' && this.endDelivered && !this.closeNotified) {
+      this.rcvBuf.release();
+      this.notifyClose(null);
     }
   }
 

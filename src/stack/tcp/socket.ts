@@ -1,0 +1,281 @@
+// node:net-shaped sockets over strata's TCP: TcpServer and TcpSocket.
+//
+// TcpSocket is a real stream.Duplex, so tls.TLSSocket, stream.pipeline and
+// anything stream-based run over it unchanged. Backpressure is end to end:
+//   - receive: when push() returns false the socket stops taking bytes from
+//     the connection's receive ring; the ring fills and the advertised window
+//     closes (the peer then probes a zero window). _read() resumes.
+//   - send: _write's callback runs only once the chunk is wholly inside the
+//     send ring, so writable.write() returns false exactly when the ring and
+//     the stream's highWaterMark are full.
+// The stream layer copies once per chunk (ring -> Buffer); L7's fast path
+// uses the TcpHandler interface on TcpConnection directly instead.
+//
+// Errors carry node's errno codes (ECONNRESET, ECONNREFUSED, ETIMEDOUT …) and
+// destroy the stream; nothing is thrown into the event loop.
+import { Duplex } from 'node:stream';
+import { EventEmitter } from 'node:events';
+import { ip4FromString, ip4ToString } from '../registration.js';
+import { InvalidArgumentError } from '../../util/errors.js';
+import type { Tcp } from './tcp.js';
+import type { TcpConnection, TcpHandler, TcpInfo } from './connection.js';
+import type { TcpListener } from './listener.js';
+import { TcpError } from './errors.js';
+
+export interface TcpSocketOptions {
+  /** Keep the writable side open after the peer's FIN (node:net allowHalfOpen). Default false. */
+  allowHalfOpen?: boolean;
+  noDelay?: boolean;
+  keepAlive?: boolean;
+  keepAliveInitialDelay?: number;
+  highWaterMark?: number;
+}
+
+export interface AddressInfo { address: string; family: 'IPv4'; port: number }
+
+function parseHost(host: string | undefined): number {
+  if (host === undefined || host === '' || host === '0.0.0.0') return 0;
+  const h = host === 'localhost' ? '127.0.0.1' : host;
+  const a = ip4FromString(h);
+  if (a < 0) throw new InvalidArgumentError(`not an IPv4 address: ${host}`);
+  return a;
+}
+
+export class TcpSocket extends Duplex {
+  private conn: TcpConnection | null = null;
+  private readStopped = false;
+  private pendingChunk: Uint8Array | null = null;
+  private pendingCb: ((err?: Error | null) => void) | null = null;
+  private connected = false;
+  private readonly opts: TcpSocketOptions;
+  bytesRead = 0;
+  bytesWritten = 0;
+  private readonly handler: TcpHandler;
+
+  constructor(readonly tcp: Tcp, opts: TcpSocketOptions = {}, conn?: TcpConnection) {
+    super({ allowHalfOpen: opts.allowHalfOpen ?? false, highWaterMark: opts.highWaterMark, decodeStrings: true });
+    this.opts = opts;
+    const self = this;
+    this.handler = {
+      onConnect() { self.onConnect(); },
+      onData(_c, buf, off, len) { return self.onData(buf, off, len); },
+      onEnd() { self.push(null); },
+      onDrain() { self.onDrain(); },
+      onClose(_c, err) { self.onConnClose(err); },
+    };
+    if (conn !== undefined) this.attach(conn, true);
+  }
+
+  private attach(conn: TcpConnection, established: boolean): void {
+    this.conn = conn;
+    conn.handler = this.handler;
+    if (this.opts.noDelay) conn.setNoDelay(true);
+    if (this.opts.keepAlive) conn.setKeepAlive(true, this.opts.keepAliveInitialDelay || undefined);
+    if (established) this.connected = true;
+    this.tcp.markDirty(conn);
+  }
+
+  /** Opens a connection (node:net socket.connect(port, host, cb)). */
+  connect(port: number, host?: string | (() => void), cb?: () => void): this {
+    if (typeof host === 'function') { cb = host; host = undefined; }
+    if (cb) this.once('connect', cb);
+    try {
+      const remote = parseHost(host ?? '127.0.0.1');
+      const c = this.tcp.connect(remote, port, { handler: this.handler });
+      this.attach(c, false);
+    } catch (e) {
+      process.nextTick(() => this.destroy(e as Error));
+    }
+    return this;
+  }
+
+  private onConnect(): void {
+    this.connected = true;
+    this.emit('connect');
+    this.emit('ready');
+  }
+
+  private onData(buf: Uint8Array, off: number, len: number): number {
+    if (this.readStopped || this.destroyed) return 0;
+    const chunk = Buffer.allocUnsafe(len);
+    chunk.set(buf.subarray(off, off + len));
+    this.bytesRead += len;
+    if (!this.push(chunk)) this.readStopped = true;
+    return len;
+  }
+
+  override _read(): void {
+    if (this.readStopped) {
+      this.readStopped = false;
+      this.conn?.resumeReading();
+    }
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    const c = this.conn;
+    if (c === null) { cb(new TcpError('EPIPE', 'socket is not connected')); return; }
+    const n = c.write(chunk, 0, chunk.length);
+    this.bytesWritten += n;
+    if (n === chunk.length) { cb(); return; }
+    if (c.state === 'CLOSED' || c.finQueued) { cb(c.error ?? new TcpError('EPIPE', 'write after end')); return; }
+    this.pendingChunk = chunk.subarray(n);
+    this.pendingCb = cb;
+  }
+
+  private onDrain(): void {
+    const c = this.conn;
+    const chunk = this.pendingChunk;
+    if (c === null || chunk === null) return;
+    const n = c.write(chunk, 0, chunk.length);
+    this.bytesWritten += n;
+    if (n === chunk.length) {
+      const cb = this.pendingCb!;
+      this.pendingChunk = null;
+      this.pendingCb = null;
+      cb();
+    } else {
+      this.pendingChunk = chunk.subarray(n);
+    }
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.conn?.end();
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    const c = this.conn;
+    if (this.pendingCb) { const p = this.pendingCb; this.pendingCb = null; this.pendingChunk = null; p(err ?? new TcpError('EPIPE', 'socket destroyed')); }
+    if (c !== null && c.state !== 'CLOSED' && c.state !== 'TIME-WAIT') {
+      c.handler = {};
+      // Like close(2) on a socket: FIN, or RST when received data was left unread.
+      c.close();
+    }
+    cb(err);
+  }
+
+  private onConnClose(err: TcpError | null): void {
+    if (err !== null) {
+      if (this.pendingCb) { const p = this.pendingCb; this.pendingCb = null; this.pendingChunk = null; p(err); }
+      this.destroy(err);
+      return;
+    }
+    // Orderly end (TIME-WAIT, LAST-ACK done, FIN-WAIT-2 timeout): the stream
+    // ends by itself once read and written out (autoDestroy).
+    if (!this.readableEnded) this.push(null);
+  }
+
+  /** RST now (node:net resetAndDestroy). */
+  resetAndDestroy(): this {
+    const c = this.conn;
+    if (c !== null && c.state !== 'CLOSED') { c.handler = {}; c.reset(); }
+    this.destroy();
+    return this;
+  }
+
+  setNoDelay(noDelay = true): this { this.opts.noDelay = noDelay; this.conn?.setNoDelay(noDelay); return this; }
+
+  setKeepAlive(enable = false, initialDelay = 0): this {
+    this.opts.keepAlive = enable;
+    this.opts.keepAliveInitialDelay = initialDelay;
+    this.conn?.setKeepAlive(enable, initialDelay > 0 ? initialDelay : undefined);
+    return this;
+  }
+
+  /** node:net setTimeout is not implemented on the stack's clock; kept for API shape (no-op returning this). */
+  get connecting(): boolean { return this.conn !== null && !this.connected && this.conn.state === 'SYN-SENT'; }
+  get pending(): boolean { return !this.connected; }
+  get readyState(): string {
+    if (this.connecting) return 'opening';
+    if (this.readable && this.writable) return 'open';
+    if (this.readable) return 'readOnly';
+    if (this.writable) return 'writeOnly';
+    return 'closed';
+  }
+  get remoteAddress(): string | undefined { return this.conn ? ip4ToString(this.conn.remoteAddr) : undefined; }
+  get remotePort(): number | undefined { return this.conn?.remotePort; }
+  get remoteFamily(): string | undefined { return this.conn ? 'IPv4' : undefined; }
+  get localAddress(): string | undefined { return this.conn ? ip4ToString(this.conn.localAddr) : undefined; }
+  get localPort(): number | undefined { return this.conn?.localPort; }
+  address(): AddressInfo | Record<string, never> {
+    return this.conn ? { address: ip4ToString(this.conn.localAddr), family: 'IPv4', port: this.conn.localPort } : {};
+  }
+  /** The underlying connection (for TCP facts and the fast path). */
+  get connection(): TcpConnection | null { return this.conn; }
+  info(): TcpInfo | null { return this.conn?.info() ?? null; }
+}
+
+export interface TcpServerOptions extends TcpSocketOptions {
+  backlog?: number;
+}
+
+/** A node:net-shaped server: 'listening', 'connection', 'close', 'error'. */
+export class TcpServer extends EventEmitter {
+  private listener: TcpListener | null = null;
+  private readonly sockets = new Set<TcpSocket>();
+  private closing = false;
+
+  constructor(readonly tcp: Tcp, private readonly opts: TcpServerOptions = {}, connectionListener?: (s: TcpSocket) => void) {
+    super();
+    if (connectionListener) this.on('connection', connectionListener);
+  }
+
+  listen(port: number, host?: string | (() => void), backlog?: number | (() => void), cb?: () => void): this {
+    if (typeof host === 'function') { cb = host; host = undefined; }
+    if (typeof backlog === 'function') { cb = backlog; backlog = undefined; }
+    if (cb) this.once('listening', cb);
+    try {
+      const l = this.tcp.listen(port, parseHost(host), backlog ?? this.opts.backlog ?? 511);
+      this.listener = l;
+      l.onAcceptable = () => this.acceptAll();
+      process.nextTick(() => this.emit('listening'));
+    } catch (e) {
+      process.nextTick(() => this.emit('error', e));
+    }
+    return this;
+  }
+
+  private acceptAll(): void {
+    const l = this.listener;
+    if (l === null) return;
+    for (let c = l.accept(); c !== null; c = l.accept()) {
+      const s = new TcpSocket(this.tcp, this.opts, c);
+      this.sockets.add(s);
+      s.once('close', () => { this.sockets.delete(s); this.maybeClosed(); });
+      this.emit('connection', s);
+    }
+  }
+
+  address(): AddressInfo | null {
+    const l = this.listener;
+    return l ? { address: ip4ToString(l.localAddr), family: 'IPv4', port: l.localPort } : null;
+  }
+
+  get listening(): boolean { return this.listener !== null; }
+
+  /** Stops accepting; 'close' once every connection has closed (node:net semantics). */
+  close(cb?: (err?: Error) => void): this {
+    if (cb) this.once('close', cb);
+    if (this.listener) { this.listener.close(); this.listener = null; }
+    this.closing = true;
+    this.maybeClosed();
+    return this;
+  }
+
+  getConnections(cb: (err: Error | null, n: number) => void): void { process.nextTick(() => cb(null, this.sockets.size)); }
+
+  private maybeClosed(): void {
+    if (this.closing && this.sockets.size === 0) { this.closing = false; process.nextTick(() => this.emit('close')); }
+  }
+}
+
+/** node:net.createServer over strata's TCP. */
+export function createServer(tcp: Tcp, opts?: TcpServerOptions | ((s: TcpSocket) => void), listener?: (s: TcpSocket) => void): TcpServer {
+  if (typeof opts === 'function') return new TcpServer(tcp, {}, opts);
+  return new TcpServer(tcp, opts ?? {}, listener);
+}
+
+/** node:net.connect over strata's TCP. */
+export function connect(tcp: Tcp, port: number, host?: string, cb?: () => void, opts?: TcpSocketOptions): TcpSocket {
+  return new TcpSocket(tcp, opts).connect(port, host, cb);
+}
