@@ -322,6 +322,20 @@ describe('TlsContextManager reload', () => {
     mgr.close();
   });
 
+  it('serves plain TLS 1.3 without client certificates when requireClientCert is false', async () => {
+    const mgr = new TlsContextManager({ certFile: files.server!.cert, keyFile: files.server!.key, caFile: join(dir, 'ca.pem'), requireClientCert: false });
+    const seen: (SpiffeId | null)[] = [];
+    const server = createMtlsServer(mgr, {}, (sock, id) => { seen.push(id); sock.end('hello anonymous\n'); });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const r = await sClient((server.address() as net.AddressInfo).port, null);
+    expect(r.stdout).toContain('hello anonymous');
+    expect(r.stdout).toContain('Verify return code: 0 (ok)');
+    expect(seen).toEqual([null]);
+    await new Promise<void>((r2) => server.close(() => r2()));
+    mgr.close();
+  });
+
   it('refuses to start with unusable files', () => {
     expect(() => new TlsContextManager({ certFile: join(dir, 'missing.pem'), keyFile: files.client!.key, caFile: join(dir, 'ca.pem') }))
       .toThrow(/ENOENT/);

@@ -38,6 +38,11 @@ export interface TlsFiles {
 export interface TlsContextManagerOptions extends TlsFiles {
   /** Trust domains whose SVIDs peers may present; default: those named by the CA bundle's URI SANs, or any if none. */
   trustDomains?: readonly string[];
+  /**
+   * Ask for and verify a client certificate (mTLS); default true. With false
+   * the server side is plain TLS 1.3 and peers have no identity.
+   */
+  requireClientCert?: boolean;
   /** Watch the files and reload on change; default false (call watch() later). */
   watch?: boolean;
   /** Quiet period after the last file event before reloading; default 200 ms. */
@@ -55,6 +60,8 @@ export type ReloadResult =
 export interface TlsContextSource {
   readonly secureContext: tls.SecureContext;
   readonly trustDomains: readonly string[] | undefined;
+  /** false: server side does not request client certificates (default true) */
+  readonly requireClientCert?: boolean;
 }
 
 /** The protocol floor and ceiling strata uses everywhere: TLS 1.3 only. */
@@ -78,6 +85,7 @@ export class TlsContextManager extends EventEmitter implements TlsContextSource 
   private debounce: NodeJS.Timeout | null = null;
   private readonly debounceMs: number;
   private readonly servers = new Set<tls.Server>();
+  readonly requireClientCert: boolean;
 
   /** Loads and validates the files; throws TlsContextError if they are not usable. */
   constructor(opts: TlsContextManagerOptions) {
@@ -86,6 +94,7 @@ export class TlsContextManager extends EventEmitter implements TlsContextSource 
     this.clock = opts.clock ?? wallClock;
     this.explicitTrustDomains = opts.trustDomains;
     this.debounceMs = opts.watchDebounceMs ?? 200;
+    this.requireClientCert = opts.requireClientCert ?? true;
     this.loaded = this.load();
     if (opts.watch) this.watch();
   }
@@ -112,7 +121,7 @@ export class TlsContextManager extends EventEmitter implements TlsContextSource 
     const { cert, key, ca } = this.loaded.pem;
     return {
       cert, key, ca, ...TLS_VERSION,
-      requestCert: true,
+      requestCert: this.requireClientCert,
       rejectUnauthorized: true,
       SNICallback: (_name, cb) => cb(null, this.loaded.context),
     };

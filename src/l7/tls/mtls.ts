@@ -51,8 +51,12 @@ export function peerIdentity(socket: tls.TLSSocket): SpiffeId | null {
   return identities.get(socket) ?? null;
 }
 
-/** Resolves with the peer's identity once the socket is authenticated; rejects if it fails or closes first. */
-export function authenticated(socket: tls.TLSSocket): Promise<SpiffeId> {
+/**
+ * Resolves with the peer's identity once the socket is authenticated (null
+ * for a server context without client certificates); rejects if it fails or
+ * closes first.
+ */
+export function authenticated(socket: tls.TLSSocket): Promise<SpiffeId | null> {
   const known = identities.get(socket);
   if (known) return Promise.resolve(known);
   return new Promise((resolvePromise, reject) => {
@@ -62,7 +66,7 @@ export function authenticated(socket: tls.TLSSocket): Promise<SpiffeId> {
       socket.off('close', onClose);
       if (err) reject(err);
     };
-    const onAuth = (id: SpiffeId) => { done(null); resolvePromise(id); };
+    const onAuth = (id: SpiffeId | null) => { done(null); resolvePromise(id); };
     const onError = (err: Error) => done(err);
     const onClose = () => done(new TlsPeerError('CLOSED', 'connection closed before the peer was authenticated'));
     socket.on('strata:authenticated', onAuth);
@@ -101,14 +105,16 @@ function reject(socket: tls.TLSSocket, err: Error): void {
 
 /**
  * Server side of mTLS over any Duplex. Returns the TLSSocket at once; it
- * emits 'strata:authenticated' (SpiffeId) when the peer is validated, or
+ * emits 'strata:authenticated' (SpiffeId, or null when the context does not
+ * require client certificates) when the peer is validated, or
  * 'error' with a coded error and closes. Use authenticated() to await it.
  */
 export function wrapServer(duplex: Duplex, ctx: TlsContextSource, opts: MtlsServerOptions = {}): tls.TLSSocket {
+  const mutual = ctx.requireClientCert !== false;
   const socket = new tls.TLSSocket(duplex, {
     isServer: true,
     secureContext: ctx.secureContext,
-    requestCert: true,
+    requestCert: mutual,
     rejectUnauthorized: true,
     ...(opts.ALPNProtocols ? { ALPNProtocols: opts.ALPNProtocols } : {}),
   });
@@ -119,6 +125,7 @@ export function wrapServer(duplex: Duplex, ctx: TlsContextSource, opts: MtlsServ
   socket.once('close', () => { if (timer) clearTimeout(timer); });
   socket.once('secure', () => {
     if (timer) clearTimeout(timer);
+    if (!mutual) { socket.emit('strata:authenticated', null); return; }
     const chain = chainError(socket);
     if (chain) return reject(socket, chain);
     const r = checkPeer(socket, trustDomains, opts.authorize);
@@ -182,14 +189,15 @@ export interface MtlsServer extends tls.Server {
 
 /**
  * An mTLS tls.Server for the kernel path. `onConnection` only ever sees
- * authenticated sockets; refused peers are reported on 'strata:rejected'
+ * authenticated sockets (identity null only when the manager was built with
+ * requireClientCert: false); refused peers are reported on 'strata:rejected'
  * (error, socket|undefined), both handshake failures (no certificate,
  * another CA) and SVID failures. The server follows the manager's reloads.
  */
 export function createMtlsServer(
   mgr: TlsContextManager,
   opts: MtlsServerOptions,
-  onConnection: (socket: tls.TLSSocket, id: SpiffeId) => void,
+  onConnection: (socket: tls.TLSSocket, id: SpiffeId | null) => void,
 ): MtlsServer {
   const server = tls.createServer({
     ...mgr.serverOptions(),
@@ -200,6 +208,7 @@ export function createMtlsServer(
   mgr.track(server);
   server.on('tlsClientError', (err, socket) => server.emit('strata:rejected', err, socket));
   server.on('secureConnection', (socket: tls.TLSSocket) => {
+    if (!mgr.requireClientCert) { onConnection(socket, null); return; }
     const r = checkPeer(socket, opts.trustDomains ?? mgr.trustDomains, opts.authorize);
     if (r instanceof Error) {
       // The socket is ours to destroy; swallow its own 'error' so the process does not crash.
