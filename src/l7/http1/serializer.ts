@@ -19,6 +19,22 @@ import { InvalidArgumentError } from '../../util/errors.js';
 
 const CR = 0x0d, LF = 0x0a, SP = 0x20, COLON = 0x3a, HTAB = 0x09;
 
+function check(s: string, kind: 'value' | 'target' | 'reason'): void {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const ok = kind === 'target'
+      ? c > 0x20 && c < 0x7f
+      : (c >= 0x20 && c !== 0x7f && c <= 0xff) || c === HTAB;
+    if (!ok) {
+      throw new InvalidArgumentError(`invalid character 0x${c.toString(16)} in ${kind} ${JSON.stringify(s.length > 64 ? s.slice(0, 64) + '…' : s)}`);
+    }
+  }
+}
+
+function checkDecimal(n: number): void {
+  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`invalid decimal ${n}`);
+}
+
 const TOKEN = new Uint8Array(256);
 for (let c = 0; c < 128; c++) TOKEN[c] = /[!#$%&'*+\-.^_`|~0-9A-Za-z]/.test(String.fromCharCode(c)) ? 1 : 0;
 
@@ -118,26 +134,20 @@ export class Http1Writer {
     this.slab[this.pos++] = c;
   }
 
-  /** Writes a latin1 string; `kind` picks the validation. */
-  private str(s: string, kind: 'value' | 'target' | 'reason'): void {
+  /**
+   * Writes a latin1 string that check() accepted. Every public method
+   * validates all its inputs before writing anything, so a refused call
+   * leaves the writer unchanged.
+   */
+  private str(s: string): void {
     this.ensure(s.length);
     const b = this.slab;
     let p = this.pos;
-    for (let i = 0; i < s.length; i++) {
-      const c = s.charCodeAt(i);
-      const ok = kind === 'target'
-        ? c > 0x20 && c < 0x7f
-        : (c >= 0x20 && c !== 0x7f && c <= 0xff) || c === HTAB;
-      if (!ok) {
-        throw new InvalidArgumentError(`invalid character 0x${c.toString(16)} in ${kind} ${JSON.stringify(s.length > 64 ? s.slice(0, 64) + '…' : s)}`);
-      }
-      b[p++] = c;
-    }
+    for (let i = 0; i < s.length; i++) b[p++] = s.charCodeAt(i);
     this.pos = p;
   }
 
   private decimal(n: number): void {
-    if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`invalid decimal ${n}`);
     this.ensure(16);
     if (n === 0) { this.slab[this.pos++] = 0x30; return; }
     let digits = 0;
@@ -158,21 +168,25 @@ export class Http1Writer {
     if (!Number.isInteger(status) || status < 100 || status > 999) throw new InvalidArgumentError(`invalid status ${status}`);
     const cached = reason === undefined && minor === 1 ? STATUS_LINES.get(status) : undefined;
     if (cached) { this.raw(cached); return this; }
+    const phrase = reason ?? STATUS_REASONS[status] ?? '';
+    check(phrase, 'reason');
     this.raw(minor === 1 ? HTTP11 : HTTP10);
     this.byte(SP);
     this.decimal(status);
     this.byte(SP);
-    this.str(reason ?? STATUS_REASONS[status] ?? '', 'reason');
+    this.str(phrase);
     this.crlf();
     return this;
   }
 
   /** `method SP request-target SP HTTP/1.x CRLF`. */
   requestLine(method: string, target: string, minor: 0 | 1 = 1): this {
-    this.raw(encodeName(method)); // a method is a token, like a field name
-    this.byte(SP);
+    const m = encodeName(method); // a method is a token, like a field name
     if (target.length === 0) throw new InvalidArgumentError('empty request target');
-    this.str(target, 'target');
+    check(target, 'target');
+    this.raw(m);
+    this.byte(SP);
+    this.str(target);
     this.byte(SP);
     this.raw(minor === 1 ? HTTP11 : HTTP10);
     this.crlf();
@@ -181,11 +195,14 @@ export class Http1Writer {
 
   /** One field line. Numbers are written in decimal. */
   header(name: string, value: string | number): this {
-    this.raw(encodeName(name));
+    const n = encodeName(name);
+    if (typeof value === 'number') checkDecimal(value);
+    else check(value, 'value');
+    this.raw(n);
     this.byte(COLON);
     this.byte(SP);
     if (typeof value === 'number') this.decimal(value);
-    else this.str(value, 'value');
+    else this.str(value);
     this.crlf();
     return this;
   }
