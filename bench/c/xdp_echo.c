@@ -193,8 +193,11 @@ int main(int argc, char **argv)
 
 	void *area = mmap(NULL, (size_t)NUM_FRAMES * FRAME_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (area == MAP_FAILED) { perror("xdp_echo: mmap"); return 1; }
-	struct xsk_ring_prod fill, tx;
-	struct xsk_ring_cons comp, rx;
+	/* Zeroed: libxdp does not initialise every cached index of the fill
+	 * ring on every path, and stack garbage there made the first reserve
+	 * fail (or skip slot 0) in early runs. */
+	struct xsk_ring_prod fill = { 0 }, tx = { 0 };
+	struct xsk_ring_cons comp = { 0 }, rx = { 0 };
 	struct xsk_umem *umem;
 	struct xsk_umem_config ucfg = { .fill_size = NUM_FRAMES, .comp_size = RING_SIZE, .frame_size = FRAME_SIZE,
 					 .frame_headroom = 0, .flags = 0 };
@@ -211,7 +214,8 @@ int main(int argc, char **argv)
 	int fd = xsk_socket__fd(xsk);
 
 	uint32_t idx;
-	if (xsk_ring_prod__reserve(&fill, NUM_FRAMES, &idx) != NUM_FRAMES) { fprintf(stderr, "xdp_echo: fill ring reserve failed\n"); return 1; }
+	uint32_t got = xsk_ring_prod__reserve(&fill, NUM_FRAMES, &idx);
+	if (got != NUM_FRAMES) { fprintf(stderr, "xdp_echo: fill ring reserve failed (%u of %u; size %u, prod %u/%u cons %u/%u)\n", got, NUM_FRAMES, fill.size, fill.cached_prod, *fill.producer, fill.cached_cons, *fill.consumer); return 1; }
 	for (uint32_t i = 0; i < NUM_FRAMES; i++) *xsk_ring_prod__fill_addr(&fill, idx + i) = (uint64_t)i * FRAME_SIZE;
 	xsk_ring_prod__submit(&fill, NUM_FRAMES);
 
@@ -233,7 +237,7 @@ int main(int argc, char **argv)
 		uint32_t nc = xsk_ring_cons__peek(&comp, RING_SIZE, &ci);
 		if (nc) {
 			uint32_t fi;
-			while (xsk_ring_prod__reserve(&fill, nc, &fi) != nc) { /* cannot happen: fill ring holds every frame */ }
+			if (xsk_ring_prod__reserve(&fill, nc, &fi) != nc) { fprintf(stderr, "xdp_echo: fill ring full (bug)\n"); return 1; }
 			for (uint32_t i = 0; i < nc; i++) *xsk_ring_prod__fill_addr(&fill, fi + i) = *xsk_ring_cons__comp_addr(&comp, ci + i);
 			xsk_ring_prod__submit(&fill, nc);
 			xsk_ring_cons__release(&comp, nc);
@@ -289,7 +293,7 @@ int main(int argc, char **argv)
 		}
 		if (nd) {
 			uint32_t fi;
-			while (xsk_ring_prod__reserve(&fill, nd, &fi) != nd) { }
+			if (xsk_ring_prod__reserve(&fill, nd, &fi) != nd) { fprintf(stderr, "xdp_echo: fill ring full (bug)\n"); return 1; }
 			for (uint32_t i = 0; i < nd; i++) *xsk_ring_prod__fill_addr(&fill, fi + i) = drops[i];
 			xsk_ring_prod__submit(&fill, nd);
 		}
