@@ -2,3 +2,4 @@
 export { parseConfig, loadConfig, checkConfig, formatIssue, type LoadOptions, type ParseResult, type CheckResult } from './load.js';
 export { parseDuration, formatPath } from './checker.js';
 export type * from './types.js';
+export { createTlsContexts, configPolicies, configL4DenyEntries } from './runtime.js';
