@@ -128,6 +128,8 @@ export class Stack implements StackCore {
   private more = false;
   private readonly announceAtStart: boolean;
   private closed = false;
+  /** True after close(). */
+  get isClosed(): boolean { return this.closed; }
 
   constructor(opts: StackOptions) {
     const link = opts.link;
@@ -327,6 +329,7 @@ export class Stack implements StackCore {
    * else undefined (wait for the link).
    */
   pollAt(): number | undefined {
+    if (this.closed) return undefined;
     if (this.tx.count > 0 || this.more) return this.now;
     return this.timers.nextExpiry();
   }

@@ -8,6 +8,7 @@
 //   sim.b.attach(myTransport);
 //   sim.runUntil(() => done, 10_000);
 import { MemLink, type Impairments } from '../link/mem.js';
+import type { Link } from '../link/types.js';
 import { VirtualClock } from '../util/clock.js';
 import { StrataError } from '../util/errors.js';
 import { Stack, type StackOptions } from './iface.js';
@@ -25,6 +26,8 @@ export interface SimOptions {
   frames?: number;
   /** Virtual start time, ms. */
   start?: number;
+  /** Wraps a side's link before its stack uses it (pcap capture, tracing, recording). */
+  wrap?: (link: MemLink, side: 'a' | 'b') => Link;
   /** Extra options for stack A (10.0.0.1/24) and B (10.0.0.2/24). */
   a?: Partial<StackOptions>;
   b?: Partial<StackOptions>;
@@ -53,8 +56,10 @@ export class Sim {
       seed, clock: this.clock, impair: opts.impair, impairAtoB: opts.impairAtoB, impairBtoA: opts.impairBtoA,
       mtu: opts.linkMtu, frameSize: opts.frameSize, frames: opts.frames, names: ['simA', 'simB'],
     });
-    this.a = new Stack({ addrs: [{ addr: Sim.ADDR_A, prefixLen: 24 }], seed: seed * 2 + 1, ...opts.a, link: this.linkA, clock: this.clock });
-    this.b = new Stack({ addrs: [{ addr: Sim.ADDR_B, prefixLen: 24 }], seed: seed * 2 + 2, ...opts.b, link: this.linkB, clock: this.clock });
+    const la = opts.wrap ? opts.wrap(this.linkA, 'a') : this.linkA;
+    const lb = opts.wrap ? opts.wrap(this.linkB, 'b') : this.linkB;
+    this.a = new Stack({ addrs: [{ addr: Sim.ADDR_A, prefixLen: 24 }], seed: seed * 2 + 1, ...opts.a, link: la, clock: this.clock });
+    this.b = new Stack({ addrs: [{ addr: Sim.ADDR_B, prefixLen: 24 }], seed: seed * 2 + 2, ...opts.b, link: lb, clock: this.clock });
   }
 
   get now(): number { return this.clock.now(); }
@@ -66,10 +71,13 @@ export class Sim {
       this.a.poll(now);
       this.b.poll(now);
       this.rounds++;
-      if (this.linkA.pending() === 0 && this.linkB.pending() === 0 && !this.dueNow(this.a) && !this.dueNow(this.b)) return;
+      if (!this.busy(this.a, this.linkA) && !this.busy(this.b, this.linkB)) return;
     }
     throw new SimStalledError(`stacks still busy after 1000 polls at t=${this.clock.now()}`);
   }
+
+  /** Frames waiting on a live stack's link, or work due now. */
+  private busy(s: Stack, l: MemLink): boolean { return !s.isClosed && (l.pending() > 0 || this.dueNow(s)); }
 
   /** Work due now: frames to send, or a timer at or before now (armed during the last poll, it fires on the next). */
   private dueNow(s: Stack): boolean {
@@ -80,7 +88,7 @@ export class Sim {
   /** The next event time after now, or undefined when nothing is scheduled. */
   nextEvent(): number | undefined {
     let t = Infinity;
-    for (const x of [this.a.pollAt(), this.b.pollAt(), this.linkA.nextDue(), this.linkB.nextDue()]) if (x !== undefined && x < t) t = x;
+    for (const x of [this.a.pollAt(), this.b.pollAt(), this.a.isClosed ? undefined : this.linkA.nextDue(), this.b.isClosed ? undefined : this.linkB.nextDue()]) if (x !== undefined && x < t) t = x;
     return t === Infinity ? undefined : t;
   }
 
