@@ -289,7 +289,14 @@ int main(int argc, char **argv)
 		if (nt) {
 			xsk_ring_prod__submit(&tx, nt);
 			tx_outstanding += nt;
-			if (xsk_ring_prod__needs_wakeup(&tx)) { c_wakeups_tx++; sendto(fd, NULL, 0, MSG_DONTWAIT, NULL, 0); }
+			/* In copy mode one sendto() transmits at most 32 frames (the
+			 * kernel's TX_BATCH_SIZE): kick until the kernel has taken
+			 * everything we queued, or it stops making progress. */
+			for (int k = 0; k < 16 && xsk_ring_prod__needs_wakeup(&tx); k++) {
+				c_wakeups_tx++;
+				if (sendto(fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0 && errno != ENOBUFS && errno != EAGAIN && errno != EBUSY) break;
+				if (__atomic_load_n(tx.consumer, __ATOMIC_ACQUIRE) == tx.cached_prod) break;
+			}
 		}
 		if (nd) {
 			uint32_t fi;
