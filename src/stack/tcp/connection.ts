@@ -1308,7 +1308,11 @@ export class TcpConnection implements CcState {
     this.tcp.counters.segsOut++;
     if (len > 0 && seqLt(seq, this.sndMax)) this.tcp.counters.retransSegs++;
     w.commit(total, now);
-    return len + (flags & FLAG.FIN ? 1 : 0);
+    const used = len + (flags & FLAG.FIN ? 1 : 0);
+    // Anything sent (a retransmission may carry more than the original when
+    // options shrank it the first time) extends the highest sequence sent.
+    if (used > 0 && seqGt(seqAdd(seq, used), this.sndMax)) this.sndMax = seqAdd(seq, used);
+    return used;
   }
 
   // =====================================================================

@@ -1,0 +1,694 @@
+// TCP state-machine tests in the packetimpact/smoltcp style: the stack under
+// test is one Tcp endpoint whose NetworkWriter records every segment it sends;
+// the test plays the peer with template segments. Each test reads as a
+// packet trace: send(...) what the peer sends, recv() what the stack answers,
+// recvNothing() when it must stay silent. Grouped by state.
+import { describe, expect, it } from 'vitest';
+import { Tcp, type TcpConfig } from '../src/stack/tcp/tcp.js';
+import type { TcpConnection, TcpHandler } from '../src/stack/tcp/connection.js';
+import { CaptureWriter, buildSegment, type SegmentSpec, type SegmentView } from '../src/stack/tcp/testing.js';
+import { FLAG } from '../src/stack/wire/tcp.js';
+import { TcpError } from '../src/stack/tcp/errors.js';
+
+const LOCAL = 0x0a000002; // the stack
+const REMOTE = 0x0a000001; // the peer the test plays
+const LPORT = 80;
+const RPORT = 40000;
+const PEER_ISN = 1000;
+const { SYN, ACK, FIN, RST, PSH } = FLAG;
+
+class Fixture {
+  readonly w = new CaptureWriter(LOCAL);
+  readonly tcp: Tcp;
+  now = 0;
+  /** The peer's next sequence number and the timestamp it sends. */
+  seq = PEER_ISN;
+  tsVal = 100;
+  /** What the stack's last segment told us. */
+  iss = 0;
+  ack = 0;
+  stackTs = 0;
+  conn: TcpConnection | null = null;
+  received: Uint8Array[] = [];
+  ended = false;
+  closeErr: TcpError | null | undefined = undefined;
+  connected = false;
+  pauseReading = false;
+  sport = RPORT;
+
+  constructor(cfg: Partial<TcpConfig> = {}) {
+    this.tcp = new Tcp(this.w, { seed: 42, config: { timeWaitMs: 60_000, ...cfg } });
+  }
+
+  handler(): TcpHandler {
+    return {
+      onConnect: () => { this.connected = true; },
+      onData: (_c, buf, off, len) => {
+        if (this.pauseReading) return 0;
+        this.received.push(buf.slice(off, off + len));
+        return len;
+      },
+      onEnd: () => { this.ended = true; },
+      onClose: (_c, err) => { this.closeErr = err; },
+    };
+  }
+
+  /** The peer sends one segment (defaults from the running peer state). */
+  send(s: Partial<SegmentSpec> & { flags: number }): void {
+    const bytes = buildSegment({
+      src: REMOTE, dst: LOCAL, sport: this.sport, dport: LPORT, seq: this.seq, ack: this.ack, wnd: 65535,
+      ts: [this.tsVal, this.stackTs], ...s,
+    });
+    this.tcp.deliver(REMOTE, LOCAL, bytes, 0, bytes.length, this.now);
+  }
+
+  /** The single segment the stack sent since the last call. */
+  recv(): SegmentView {
+    const got = this.w.take();
+    expect(got.length, `expected exactly one segment, got ${got.map((g) => g.f).join(' ')}`).toBe(1);
+    const s = got[0]!;
+    if (s.ts) this.stackTs = s.ts[0];
+    return s;
+  }
+
+  recvAll(): SegmentView[] {
+    const got = this.w.take();
+    for (const s of got) if (s.ts) this.stackTs = s.ts[0];
+    return got;
+  }
+
+  recvNothing(): void {
+    const got = this.w.take();
+    expect(got.map((g) => `${g.f} seq=${g.seq} ack=${g.ack}`)).toEqual([]);
+  }
+
+  advance(ms: number): void {
+    this.now += ms;
+    this.tcp.poll(this.now);
+  }
+
+  get data(): string { return Buffer.concat(this.received).toString(); }
+}
+
+const SYN_OPTS = { mss: 1460, wscale: 7, sackPermitted: true } as const;
+
+/** LISTEN on LPORT; accepted connections get the fixture's handler. */
+function socketListen(cfg: Partial<TcpConfig> = {}): Fixture {
+  const f = new Fixture(cfg);
+  const l = f.tcp.listen(LPORT);
+  l.onAcceptable = () => { f.conn = l.accept(f.handler()); };
+  return f;
+}
+
+/** SYN-RECEIVED: the peer's SYN arrived and the SYN-ACK was checked. */
+function socketSynReceived(cfg: Partial<TcpConfig> = {}): Fixture {
+  const f = socketListen(cfg);
+  f.send({ flags: SYN, ...SYN_OPTS, ts: [f.tsVal, 0] });
+  const synack = f.recv();
+  expect(synack.f).toBe('S.');
+  f.iss = synack.seq;
+  f.ack = synack.seq + 1;
+  f.seq = PEER_ISN + 1;
+  return f;
+}
+
+/** ESTABLISHED (passive side). */
+function socketEstablished(cfg: Partial<TcpConfig> = {}): Fixture {
+  const f = socketSynReceived(cfg);
+  f.tsVal++;
+  f.send({ flags: ACK });
+  f.recvNothing();
+  expect(f.conn).not.toBeNull();
+  expect(f.conn!.state).toBe('ESTABLISHED');
+  return f;
+}
+
+/** SYN-SENT: the stack connected to the peer and its SYN was checked. */
+function socketSynSent(cfg: Partial<TcpConfig> = {}): Fixture {
+  const f = new Fixture(cfg);
+  f.conn = f.tcp.connect(REMOTE, RPORT, { handler: f.handler(), localPort: LPORT }, f.now);
+  const syn = f.recv();
+  expect(syn.f).toBe('S');
+  f.iss = syn.seq;
+  f.ack = syn.seq + 1;
+  return f;
+}
+
+/** The peer's data segment with payload text. */
+function data(f: Fixture, text: string, extra: Partial<SegmentSpec> = {}): void {
+  f.send({ flags: ACK | PSH, payload: Buffer.from(text), ...extra });
+  if (extra.seq === undefined) f.seq += text.length;
+}
+
+describe('LISTEN', () => {
+  it('answers a SYN with a SYN-ACK carrying MSS, window scale, SACK-permitted and echoed timestamps', () => {
+    const f = socketListen({ recvBuffer: 256 * 1024 });
+    f.send({ flags: SYN, ...SYN_OPTS, ts: [12345, 0] });
+    const s = f.recv();
+    expect(s.f).toBe('S.');
+    expect(s.ack).toBe(PEER_ISN + 1);
+    expect(s.mss).toBe(1460);
+    expect(s.wscale).toBe(3); // 256 KiB needs a shift of 3 to fit 16 bits
+    expect(s.sackPermitted).toBe(true);
+    expect(s.ts![1]).toBe(12345);
+    expect(s.wnd).toBe(65535); // the SYN-ACK's window is never scaled
+    expect(f.tcp.counters.passiveOpens).toBe(1);
+  });
+
+  it('leaves out options the SYN did not offer', () => {
+    const f = socketListen();
+    f.send({ flags: SYN, mss: 1200, ts: undefined });
+    const s = f.recv();
+    expect(s.mss).toBe(1460);
+    expect(s.wscale).toBe(-1);
+    expect(s.sackPermitted).toBe(false);
+    expect(s.ts).toBeNull();
+  });
+
+  it('resets a bare ACK (no cookie matches) and ignores an RST', () => {
+    const f = socketListen();
+    f.send({ flags: ACK, seq: 5, ack: 777 });
+    const r = f.recv();
+    expect(r.f).toBe('R');
+    expect(r.seq).toBe(777);
+    f.send({ flags: RST, seq: 5 });
+    f.recvNothing();
+  });
+});
+
+describe('CLOSED (no socket)', () => {
+  it('answers a SYN to a closed port with RST,ACK (seq 0, ack SEG.SEQ+1)', () => {
+    const f = new Fixture();
+    f.send({ flags: SYN, seq: 5000, dport: 81 } as Partial<SegmentSpec> & { flags: number });
+    const r = f.recv();
+    expect(r.f).toBe('R.');
+    expect(r.seq).toBe(0);
+    expect(r.ack).toBe(5001);
+    expect(f.tcp.counters.drop('NO_SOCKET')).toBe(1);
+  });
+
+  it('answers an ACK with <SEQ=SEG.ACK><RST> and never answers an RST', () => {
+    const f = new Fixture();
+    f.send({ flags: ACK, seq: 1, ack: 424242 });
+    const r = f.recv();
+    expect(r.f).toBe('R');
+    expect(r.seq).toBe(424242);
+    f.send({ flags: RST | ACK, seq: 1, ack: 2 });
+    f.recvNothing();
+  });
+
+  it('ignores a segment with a bad checksum and counts it', () => {
+    const f = socketListen();
+    f.send({ flags: SYN, ...SYN_OPTS, badChecksum: true });
+    f.recvNothing();
+    expect(f.tcp.counters.drop('BAD_CHECKSUM')).toBe(1);
+    expect(f.tcp.counters.connections).toBe(0);
+  });
+});
+
+describe('SYN-SENT', () => {
+  it('sends a SYN with options, and completes on SYN-ACK', () => {
+    const f = new Fixture();
+    f.conn = f.tcp.connect(REMOTE, RPORT, { handler: f.handler(), localPort: LPORT }, 0);
+    const syn = f.recv();
+    expect(syn.f).toBe('S');
+    expect(syn.mss).toBe(1460);
+    expect(syn.wscale).toBeGreaterThanOrEqual(0);
+    expect(syn.sackPermitted).toBe(true);
+    expect(syn.ts![1]).toBe(0);
+    f.ack = syn.seq + 1;
+    f.send({ flags: SYN | ACK, seq: PEER_ISN, ...SYN_OPTS, ts: [500, syn.ts![0]] });
+    const a = f.recv();
+    expect(a.f).toBe('.');
+    expect(a.seq).toBe(syn.seq + 1);
+    expect(a.ack).toBe(PEER_ISN + 1);
+    expect(f.conn.state).toBe('ESTABLISHED');
+    expect(f.connected).toBe(true);
+  });
+
+  it('simultaneous open: SYN in SYN-SENT -> SYN-RECEIVED with the same ISS, then ESTABLISHED', () => {
+    const f = socketSynSent();
+    f.send({ flags: SYN, seq: PEER_ISN, ack: 0, ...SYN_OPTS, ts: [200, 0] });
+    const sa = f.recv();
+    expect(sa.f).toBe('S.');
+    expect(sa.seq).toBe(f.iss);
+    expect(sa.ack).toBe(PEER_ISN + 1);
+    expect(f.conn!.state).toBe('SYN-RECEIVED');
+    f.seq = PEER_ISN + 1;
+    f.send({ flags: SYN | ACK, seq: PEER_ISN, ack: f.iss + 1, ...SYN_OPTS, ts: [201, sa.ts![0]] });
+    // Our SYN-ACK crossed theirs: their SYN-ACK is a retransmitted SYN left of the window.
+    const again = f.recvAll();
+    expect(again.length).toBeGreaterThan(0);
+    f.send({ flags: ACK, ack: f.iss + 1, ts: [202, sa.ts![0]] });
+    expect(f.conn!.state).toBe('ESTABLISHED');
+  });
+
+  it('an RST acknowledging the SYN refuses the connection', () => {
+    const f = socketSynSent();
+    f.send({ flags: RST | ACK, seq: 0, ack: f.iss + 1 });
+    expect(f.conn!.state).toBe('CLOSED');
+    expect(f.closeErr?.code).toBe('ECONNREFUSED');
+  });
+
+  it('an unacceptable ACK gets a reset and changes nothing', () => {
+    const f = socketSynSent();
+    f.send({ flags: SYN | ACK, seq: PEER_ISN, ack: f.iss + 99 });
+    const r = f.recv();
+    expect(r.f).toBe('R');
+    expect(r.seq).toBe(f.iss + 99);
+    expect(f.conn!.state).toBe('SYN-SENT');
+  });
+
+  it('retransmits the SYN with exponential backoff and gives up with ETIMEDOUT', () => {
+    const f = socketSynSent({ synRetries: 2, rtoInitial: 1000 });
+    f.advance(999);
+    f.recvNothing();
+    f.advance(1);
+    expect(f.recv().f).toBe('S');
+    f.advance(1999);
+    f.recvNothing(); // the second wait is twice as long
+    f.advance(1);
+    expect(f.recv().f).toBe('S');
+    f.advance(4000);
+    f.recvNothing();
+    expect(f.conn!.state).toBe('CLOSED');
+    expect(f.closeErr?.code).toBe('ETIMEDOUT');
+  });
+});
+
+describe('SYN-RECEIVED', () => {
+  it('retransmits the SYN-ACK when the SYN is retransmitted', () => {
+    const f = socketSynReceived();
+    f.send({ flags: SYN, seq: PEER_ISN, ...SYN_OPTS, ts: [f.tsVal, 0] });
+    const s = f.recv();
+    expect(s.f).toBe('S.');
+    expect(s.seq).toBe(f.iss);
+  });
+
+  it('resets an ACK that does not acknowledge the SYN-ACK', () => {
+    const f = socketSynReceived();
+    f.send({ flags: ACK, ack: f.iss + 50 });
+    const r = f.recv();
+    expect(r.f).toBe('R');
+    expect(r.seq).toBe(f.iss + 50);
+  });
+
+  it('accepts data on the ACK that completes the handshake', () => {
+    const f = socketSynReceived();
+    data(f, 'hello');
+    expect(f.conn!.state).toBe('ESTABLISHED');
+    expect(f.data).toBe('hello');
+  });
+});
+
+describe('ESTABLISHED', () => {
+  it('delays the ACK for one segment (40 ms), ACKs every second full segment at once', () => {
+    const f = socketEstablished();
+    data(f, 'x'.repeat(100));
+    f.recvNothing();
+    f.advance(39);
+    f.recvNothing();
+    f.advance(1);
+    const a = f.recv();
+    expect(a.ack).toBe(f.seq);
+    // Two full-sized segments: the second is ACKed immediately.
+    const mss = f.conn!.mss;
+    data(f, 'a'.repeat(mss));
+    f.recvNothing();
+    data(f, 'b'.repeat(mss));
+    expect(f.recv().ack).toBe(f.seq);
+  });
+
+  it('ACKs data outside the window and drops it', () => {
+    const f = socketEstablished();
+    data(f, 'far', { seq: f.seq + 10_000_000 });
+    const a = f.recv();
+    expect(a.f).toBe('.');
+    expect(a.ack).toBe(f.seq);
+    expect(f.received.length).toBe(0);
+    expect(f.tcp.counters.drop('OUT_OF_WINDOW')).toBe(1);
+  });
+
+  it('sends duplicate ACKs with SACK blocks for out-of-order data, most recent block first', () => {
+    const f = socketEstablished();
+    const base = f.seq;
+    data(f, 'BBBB', { seq: base + 4 });
+    let a = f.recv();
+    expect(a.ack).toBe(base);
+    expect(a.sack).toEqual([[base + 4, base + 8]]);
+    data(f, 'DDDD', { seq: base + 12 });
+    a = f.recv();
+    expect(a.ack).toBe(base);
+    expect(a.sack).toEqual([[base + 12, base + 16], [base + 4, base + 8]]);
+    data(f, 'CCCC', { seq: base + 8 });
+    a = f.recv();
+    expect(a.sack).toEqual([[base + 4, base + 16]]);
+    data(f, 'AAAA', { seq: base });
+    a = f.recv(); // the hole is filled: immediate cumulative ACK, no SACK
+    expect(a.ack).toBe(base + 16);
+    expect(a.sack).toEqual([]);
+    expect(f.data).toBe('AAAABBBBCCCCDDDD');
+    expect(f.conn!.info().outOfOrder).toBe(3);
+  });
+
+  it('answers an in-window RST that is not exact with a challenge ACK (RFC 5961)', () => {
+    const f = socketEstablished();
+    f.send({ flags: RST, seq: f.seq + 100 });
+    const a = f.recv();
+    expect(a.f).toBe('.');
+    expect(a.ack).toBe(f.seq);
+    expect(f.conn!.state).toBe('ESTABLISHED');
+    expect(f.tcp.counters.challengeAcks).toBe(1);
+    // Outside the window: silently dropped.
+    f.send({ flags: RST, seq: f.seq + 10_000_000 });
+    f.recvNothing();
+    // Exactly RCV.NXT: the connection is reset.
+    f.send({ flags: RST, seq: f.seq });
+    f.recvNothing();
+    expect(f.conn!.state).toBe('CLOSED');
+    expect(f.closeErr?.code).toBe('ECONNRESET');
+  });
+
+  it('answers a SYN with a challenge ACK, never a reset (RFC 5961 §4)', () => {
+    const f = socketEstablished();
+    f.send({ flags: SYN, seq: f.seq + 5 });
+    const a = f.recv();
+    expect(a.f).toBe('.');
+    expect(a.ack).toBe(f.seq);
+    expect(f.conn!.state).toBe('ESTABLISHED');
+  });
+
+  it('challenges an ACK for data never sent (RFC 5961 §5) and rate-limits challenges', () => {
+    const f = socketEstablished({ challengeAckLimit: 2 });
+    f.send({ flags: ACK, ack: f.ack + 5000 });
+    expect(f.recv().f).toBe('.');
+    f.send({ flags: ACK, ack: f.ack + 5000 });
+    expect(f.recv().f).toBe('.');
+    f.send({ flags: ACK, ack: f.ack + 5000 });
+    f.recvNothing();
+    expect(f.tcp.counters.challengeAcksLimited).toBe(1);
+    expect(f.tcp.counters.drop('BAD_ACK')).toBe(3);
+  });
+
+  it('PAWS: drops a segment whose timestamp is older than TS.Recent and ACKs', () => {
+    const f = socketEstablished();
+    data(f, 'new', { ts: [f.tsVal + 10, f.stackTs] });
+    f.advance(40);
+    f.recv();
+    data(f, 'old', { ts: [f.tsVal - 50, f.stackTs] });
+    const a = f.recv();
+    expect(a.ack).toBe(f.seq - 3);
+    expect(f.data).toBe('new');
+    expect(f.tcp.counters.drop('PAWS')).toBe(1);
+  });
+
+  it('RTO: retransmits with exponential backoff, then aborts with ETIMEDOUT', () => {
+    const f = socketEstablished({ maxRetries: 3, rtoMin: 200 });
+    f.conn!.write(Buffer.from('payload'));
+    f.advance(0);
+    const first = f.recv();
+    expect(first.payload.length).toBe(7);
+    const rto0 = f.conn!.info().rto;
+    const times: number[] = [];
+    for (let i = 0; i < 20_000 && f.conn!.state !== 'CLOSED'; i++) {
+      f.advance(10);
+      for (const s of f.recvAll()) if (s.payload.length === 7) { expect(s.seq).toBe(first.seq); times.push(f.now); }
+    }
+    expect(times.length).toBe(3);
+    // Each wait is twice the one before (RFC 6298 §5.5), measured on the virtual clock.
+    expect(times[1]! - times[0]!).toBeGreaterThan(1.5 * rto0);
+    expect(times[2]! - times[1]!).toBeGreaterThan(1.5 * (times[1]! - times[0]!) - 20);
+    expect(f.conn!.state).toBe('CLOSED');
+    expect(f.closeErr?.code).toBe('ETIMEDOUT');
+    expect(f.conn!.info().rtoExpirations).toBe(3);
+  });
+
+  it('fast retransmit on the third duplicate ACK with SACK', () => {
+    const f = socketEstablished({ noDelay: true });
+    const mss = f.conn!.mss;
+    f.conn!.write(Buffer.alloc(5 * mss, 0x61));
+    f.advance(0);
+    const segs = f.recvAll();
+    expect(segs.length).toBe(5);
+    const s0 = segs[0]!.seq;
+    // Segment 1 is lost; 2, 3, 4 arrive: three duplicate ACKs with growing SACK.
+    for (let k = 2; k <= 4; k++) {
+      f.send({ flags: ACK, ack: s0, sack: [[s0 + mss, s0 + k * mss]] });
+    }
+    const rx = f.recvAll();
+    expect(rx.length).toBeGreaterThanOrEqual(1);
+    expect(rx[0]!.seq).toBe(s0);
+    expect(rx[0]!.payload.length).toBe(mss);
+    expect(f.conn!.info().fastRetransmits).toBe(1);
+    // The full ACK ends recovery.
+    f.send({ flags: ACK, ack: s0 + 5 * mss });
+    expect(f.conn!.info().inFlight).toBe(0);
+  });
+
+  it('Nagle holds a small segment while data is unacknowledged; noDelay sends it', () => {
+    const f = socketEstablished();
+    f.conn!.write(Buffer.from('a'));
+    f.advance(0);
+    expect(f.recv().payload.length).toBe(1);
+    f.conn!.write(Buffer.from('b'));
+    f.advance(0);
+    f.recvNothing();
+    f.send({ flags: ACK, ack: f.ack + 1 });
+    expect(Buffer.from(f.recv().payload).toString()).toBe('b');
+    f.conn!.setNoDelay(true);
+    f.conn!.write(Buffer.from('c'));
+    f.advance(0);
+    f.conn!.write(Buffer.from('d'));
+    f.advance(0);
+    expect(f.recvAll().map((s) => Buffer.from(s.payload).toString())).toEqual(['c', 'd']);
+  });
+
+  it('zero window: probes with SND.UNA-1 on a backed-off persist timer, sends once the window opens', () => {
+    const f = socketSynReceived();
+    f.send({ flags: ACK, wnd: 0 });
+    f.conn!.write(Buffer.from('blocked'));
+    f.advance(0);
+    f.recvNothing();
+    expect(f.conn!.info().zeroWindowStalls).toBeGreaterThan(0);
+    const probes: number[] = [];
+    for (let i = 0; i < 700; i++) {
+      f.advance(10);
+      for (const s of f.recvAll()) { expect(s.payload.length).toBe(0); expect(s.seq).toBe(f.ack - 1); probes.push(f.now); f.send({ flags: ACK, wnd: 0 }); }
+    }
+    expect(probes.length).toBeGreaterThanOrEqual(3);
+    expect(probes[2]! - probes[1]!).toBeGreaterThan(probes[1]! - probes[0]!);
+    f.send({ flags: ACK, wnd: 1000 });
+    const d = f.recvAll();
+    expect(d.map((s) => Buffer.from(s.payload).toString())).toContain('blocked');
+  });
+
+  it('zero window as receiver: the window closes while the application does not read and reopens with an update', () => {
+    const f = socketEstablished({ recvBuffer: 4096 });
+    f.pauseReading = true;
+    const mss = f.conn!.mss;
+    let sent = 0;
+    while (sent < 4096) { const n = Math.min(mss, 4096 - sent); data(f, 'z'.repeat(n)); sent += n; }
+    f.advance(40);
+    const acks = f.recvAll();
+    const last = acks[acks.length - 1]!;
+    expect(last.ack).toBe(f.seq);
+    expect(last.wnd).toBe(0);
+    // A zero-window probe gets an ACK still showing the zero window.
+    f.send({ flags: ACK, seq: f.seq - 1 });
+    const p = f.recv();
+    expect(p.wnd).toBe(0);
+    expect(p.ack).toBe(f.seq);
+    f.pauseReading = false;
+    f.conn!.resumeReading();
+    f.advance(0);
+    const upd = f.recv();
+    expect(upd.wnd).toBeGreaterThan(0);
+    expect(f.data.length).toBe(4096);
+  });
+
+  it('keep-alive: probes after idle, resets the count on an answer, aborts after the count', () => {
+    const f = socketEstablished();
+    f.conn!.setKeepAlive(true, 1000, 500, 3);
+    f.advance(999);
+    f.recvNothing();
+    f.advance(1);
+    let p = f.recv();
+    expect(p.seq).toBe(f.ack - 1);
+    expect(p.payload.length).toBe(0);
+    f.send({ flags: ACK });
+    f.advance(500);
+    f.recvNothing(); // answered: idle again
+    f.advance(500);
+    p = f.recv();
+    for (let i = 0; i < 2; i++) { f.advance(500); expect(f.recv().seq).toBe(f.ack - 1); }
+    f.advance(500);
+    const rst = f.recv();
+    expect(rst.f).toBe('R');
+    expect(f.conn!.state).toBe('CLOSED');
+    expect(f.closeErr?.code).toBe('ETIMEDOUT');
+    expect(f.tcp.counters.keepAlivesSent).toBe(4);
+  });
+
+  it('FIN -> CLOSE-WAIT: ACKs at once, delivers end after the data', () => {
+    const f = socketEstablished();
+    data(f, 'bye');
+    f.send({ flags: FIN | ACK });
+    f.seq++;
+    const a = f.recv();
+    expect(a.ack).toBe(f.seq);
+    expect(f.conn!.state).toBe('CLOSE-WAIT');
+    expect(f.data).toBe('bye');
+    expect(f.ended).toBe(true);
+    // Half-close: we can still send.
+    f.conn!.write(Buffer.from('still here'));
+    f.advance(0);
+    expect(Buffer.from(f.recv().payload).toString()).toBe('still here');
+  });
+});
+
+describe('closing states', () => {
+  function finWait1(cfg: Partial<TcpConfig> = {}): Fixture {
+    const f = socketEstablished(cfg);
+    f.conn!.end();
+    f.advance(0);
+    const fin = f.recv();
+    expect(fin.f).toBe('F.');
+    expect(f.conn!.state).toBe('FIN-WAIT-1');
+    return f;
+  }
+
+  it('FIN-WAIT-1 + FIN (ours unacknowledged) -> CLOSING: simultaneous close', () => {
+    const f = finWait1();
+    f.send({ flags: FIN | ACK });
+    f.seq++;
+    expect(f.recv().ack).toBe(f.seq);
+    expect(f.conn!.state).toBe('CLOSING');
+    f.send({ flags: ACK, ack: f.ack + 1 });
+    expect(f.conn!.state).toBe('TIME-WAIT');
+  });
+
+  it('FIN-WAIT-1 + ACK of FIN -> FIN-WAIT-2; + FIN -> TIME-WAIT; 2·MSL later CLOSED', () => {
+    const f = finWait1({ timeWaitMs: 5000 });
+    f.send({ flags: ACK, ack: f.ack + 1 });
+    expect(f.conn!.state).toBe('FIN-WAIT-2');
+    f.recvNothing();
+    f.send({ flags: FIN | ACK, ack: f.ack + 1 });
+    f.seq++;
+    expect(f.recv().ack).toBe(f.seq);
+    expect(f.conn!.state).toBe('TIME-WAIT');
+    // A retransmitted FIN in TIME-WAIT is ACKed again and restarts the timer.
+    f.advance(4000);
+    f.send({ flags: FIN | ACK, seq: f.seq - 1, ack: f.ack + 1 });
+    expect(f.recv().ack).toBe(f.seq);
+    f.advance(4000);
+    expect(f.conn!.state).toBe('TIME-WAIT');
+    f.advance(1000);
+    expect(f.conn!.state).toBe('CLOSED');
+    expect(f.tcp.counters.connections).toBe(0);
+  });
+
+  it('FIN+ACK of our FIN in FIN-WAIT-1 goes straight to TIME-WAIT', () => {
+    const f = finWait1();
+    f.send({ flags: FIN | ACK, ack: f.ack + 1 });
+    f.seq++;
+    f.recv();
+    expect(f.conn!.state).toBe('TIME-WAIT');
+  });
+
+  it('CLOSE-WAIT -> LAST-ACK -> CLOSED; a retransmitted FIN in LAST-ACK is re-ACKed', () => {
+    const f = socketEstablished();
+    f.send({ flags: FIN | ACK });
+    f.seq++;
+    f.recv();
+    f.conn!.end();
+    f.advance(0);
+    expect(f.recv().f).toBe('F.');
+    expect(f.conn!.state).toBe('LAST-ACK');
+    f.send({ flags: FIN | ACK, seq: f.seq - 1 });
+    expect(f.recv().ack).toBe(f.seq);
+    f.send({ flags: ACK, ack: f.ack + 1 });
+    expect(f.conn!.state).toBe('CLOSED');
+    expect(f.closeErr).toBeNull();
+  });
+
+  it('abortive close sends RST and frees the connection at once', () => {
+    const f = socketEstablished();
+    f.conn!.reset();
+    const r = f.recv();
+    expect(r.f).toBe('R');
+    expect(r.seq).toBe(f.ack);
+    expect(f.tcp.counters.connections).toBe(0);
+  });
+
+  it('close() with unread data resets instead of FIN (RFC 2525)', () => {
+    const f = socketEstablished();
+    f.pauseReading = true;
+    data(f, 'unread');
+    f.w.take();
+    f.conn!.close();
+    expect(f.recv().f).toBe('R');
+  });
+});
+
+describe('TIME-WAIT reuse', () => {
+  function timeWait(): Fixture {
+    const f = socketEstablished();
+    f.conn!.end();
+    f.advance(0);
+    f.recv();
+    f.send({ flags: FIN | ACK, ack: f.ack + 1 });
+    f.seq++;
+    f.recv();
+    expect(f.conn!.state).toBe('TIME-WAIT');
+    return f;
+  }
+
+  it('a SYN with a newer timestamp reopens the 4-tuple with an ISN beyond the old one', () => {
+    const f = timeWait();
+    const old = f.conn!;
+    f.send({ flags: SYN, seq: f.seq + 100_000, ...SYN_OPTS, ts: [f.tsVal + 1000, 0] });
+    const s = f.recv();
+    expect(s.f).toBe('S.');
+    expect(s.ack).toBe(f.seq + 100_001);
+    expect(((s.seq - old.sndNxt) | 0)).toBeGreaterThan(0);
+    expect(old.state).toBe('CLOSED');
+    expect(f.tcp.counters.timeWaitReused).toBe(1);
+  });
+
+  it('a SYN with an old timestamp does not: PAWS drops it and ACKs', () => {
+    const f = timeWait();
+    f.send({ flags: SYN, seq: f.seq + 100_000, ...SYN_OPTS, ts: [f.tsVal - 10, 0] });
+    const a = f.recv();
+    expect(a.f).toBe('.');
+    expect(f.conn!.state).toBe('TIME-WAIT');
+    expect(f.tcp.counters.timeWaitReused).toBe(0);
+  });
+});
+
+describe('SYN cookies', () => {
+  it('takes over when the SYN queue is full, validates the final ACK and restores window scale and SACK', () => {
+    const f = socketListen({ synBacklog: 1 });
+    f.send({ flags: SYN, ...SYN_OPTS, ts: [10, 0] });
+    expect(f.recv().f).toBe('S.'); // queued normally
+    f.sport = RPORT + 1;
+    f.send({ flags: SYN, seq: 7000, ...SYN_OPTS, ts: [20, 0] });
+    const c = f.recv();
+    expect(c.f).toBe('S.');
+    expect(c.wscale).toBeGreaterThanOrEqual(0);
+    expect(f.tcp.counters.cookiesSent).toBe(1);
+    expect(f.tcp.counters.connections).toBe(1); // no state kept for the cookie
+    f.send({ flags: ACK | PSH, seq: 7001, ack: c.seq + 1, ts: [21, c.ts![0]], payload: Buffer.from('cookie!') });
+    expect(f.tcp.counters.cookiesValidated).toBe(1);
+    expect(f.conn).not.toBeNull();
+    expect(f.conn!.state).toBe('ESTABLISHED');
+    expect(f.conn!.sndWscale).toBe(7);
+    expect(f.conn!.sackOk).toBe(true);
+    expect(f.data).toBe('cookie!');
+    f.recvAll(); // the window update that opens beyond the cookie SYN-ACK's unscaled window
+    // A forged ACK fails validation and is reset.
+    f.sport = RPORT + 2;
+    f.send({ flags: ACK, seq: 9001, ack: 12345, ts: [30, 1] });
+    expect(f.recv().f).toBe('R');
+    expect(f.tcp.counters.cookiesFailed).toBe(1);
+  });
+});
