@@ -5,8 +5,8 @@
 // space), RFC 7323 §2 (window scale), RFC 5961 §3 (RST acceptance), then
 // netfilter's "The TCP state transition table needs a few words…" comment.
 //
-// State lives in struct-of-arrays indexed by entry (and entry*2+dir for
-// per-direction stream facts), so a packet allocates nothing. A handler gets
+// State lives in one Uint32Array of 32-byte per-direction stream records
+// (index entry*2+dir), so a packet allocates nothing and touches one line. A handler gets
 // the entry's state and returns either the next state (>= 0) or a verdict:
 // IGNORE (accept, no state change, no refresh: netfilter's sIG), REOPEN
 // (the tuple is being reused by a new connection: kill and re-track) or
@@ -77,64 +77,52 @@ const MAX_ACK_WINDOW_FLOOR = 66000;
 
 /** Per-direction stream facts of every entry: index entry*2 + dir. */
 export class TcpStreams {
-  /** Highest seq + len (+SYN/FIN) sent: netfilter's td_end. */
-  readonly end: Uint32Array;
-  /** Highest ack + window the peer allowed: the most this side may send (td_maxend). */
-  readonly maxEnd: Uint32Array;
-  /** Largest (scaled) window this side advertised (td_maxwin). */
-  readonly maxWin: Uint32Array;
-  readonly scale: Uint8Array;
-  readonly flags: Uint8Array;
-  readonly isn: Uint32Array;
-  readonly finEnd: Uint32Array;
-  readonly lastAck: Uint32Array;
+  /**
+   * Per stream (entry*2 + dir) eight uint32 words, one 32-byte record so a
+   * packet touches one cache line: 0 end (highest seq + len sent, netfilter's
+   * td_end), 1 maxEnd (highest ack + window the peer allowed: the most this
+   * side may send, td_maxend), 2 maxWin (largest scaled window it advertised,
+   * td_maxwin), 3 isn, 4 finEnd (its FIN's seq + 1), 5 lastAck, 6 flags (SF),
+   * 7 window scale shift.
+   */
+  readonly m: Uint32Array;
   /** Per entry: 0 no FIN yet, 1 originator sent the first FIN, 2 responder did. */
   readonly firstFin: Uint8Array;
 
   constructor(entries: number) {
-    this.end = new Uint32Array(entries * 2);
-    this.maxEnd = new Uint32Array(entries * 2);
-    this.maxWin = new Uint32Array(entries * 2);
-    this.scale = new Uint8Array(entries * 2);
-    this.flags = new Uint8Array(entries * 2);
-    this.isn = new Uint32Array(entries * 2);
-    this.finEnd = new Uint32Array(entries * 2);
-    this.lastAck = new Uint32Array(entries * 2);
+    this.m = new Uint32Array(entries * 16);
     this.firstFin = new Uint8Array(entries);
   }
 
   reset(i: number): void {
-    for (let k = i * 2; k < i * 2 + 2; k++) {
-      this.end[k] = this.maxEnd[k] = this.maxWin[k] = this.isn[k] = this.finEnd[k] = this.lastAck[k] = 0;
-      this.scale[k] = this.flags[k] = 0;
-    }
+    this.m.fill(0, i * 16, i * 16 + 16);
     this.firstFin[i] = 0;
   }
 
   /** Initialises direction k's stream from its SYN (or SYN-ACK). */
   private initFromSyn(k: number, seq: number, win: number, wscale: number, len: number): void {
-    this.isn[k] = seq;
-    this.end[k] = this.maxEnd[k] = (seq + len + 1) >>> 0;
-    this.maxWin[k] = win > 0 ? win : 1;
-    this.scale[k] = wscale >= 0 ? Math.min(wscale, 14) : 0;
-    this.flags[k] = SF.SEEN | (wscale >= 0 ? SF.WSCALE : 0) | (this.flags[k]! & SF.LIBERAL);
-    this.finEnd[k] = 0;
+    this.m[(k) * 8 + 3] = seq;
+    this.m[(k) * 8 + 0] = this.m[(k) * 8 + 1] = (seq + len + 1) >>> 0;
+    this.m[(k) * 8 + 2] = win > 0 ? win : 1;
+    this.m[(k) * 8 + 7] = wscale >= 0 ? Math.min(wscale, 14) : 0;
+    this.m[(k) * 8 + 6] = SF.SEEN | (wscale >= 0 ? SF.WSCALE : 0) | (this.m[(k) * 8 + 6]! & SF.LIBERAL);
+    this.m[(k) * 8 + 4] = 0;
   }
 
   /** Window scaling holds only when both SYNs offered it (RFC 7323 §2.2). */
   private settleScale(i: number): void {
     const a = i * 2;
-    if (!(this.flags[a]! & SF.WSCALE) || !(this.flags[a + 1]! & SF.WSCALE)) this.scale[a] = this.scale[a + 1] = 0;
+    if (!(this.m[(a) * 8 + 6]! & SF.WSCALE) || !(this.m[(a + 1) * 8 + 6]! & SF.WSCALE)) this.m[(a) * 8 + 7] = this.m[(a + 1) * 8 + 7] = 0;
   }
 
   /** Records an ACK sent by direction k: moves the peer's right edge and notes FIN acknowledgement. */
   private noteAck(k: number, peer: number, ack: number, win: number): void {
-    this.lastAck[k] = ack;
-    this.flags[k] = this.flags[k]! | SF.ACK_SEEN;
+    this.m[(k) * 8 + 5] = ack;
+    this.m[(k) * 8 + 6] = this.m[(k) * 8 + 6]! | SF.ACK_SEEN;
     const edge = (ack + win + (win === 0 ? 1 : 0)) >>> 0; // a zero window still admits a 1-byte probe
-    if (after(edge, this.maxEnd[peer]!)) this.maxEnd[peer] = edge;
-    if ((this.flags[peer]! & (SF.FIN | SF.FIN_ACKED)) === SF.FIN && !before(ack, this.finEnd[peer]!)) {
-      this.flags[peer] = this.flags[peer]! | SF.FIN_ACKED;
+    if (after(edge, this.m[(peer) * 8 + 1]!)) this.m[(peer) * 8 + 1] = edge;
+    if ((this.m[(peer) * 8 + 6]! & (SF.FIN | SF.FIN_ACKED)) === SF.FIN && !before(ack, this.m[(peer) * 8 + 4]!)) {
+      this.m[(peer) * 8 + 6] = this.m[(peer) * 8 + 6]! | SF.FIN_ACKED;
     }
   }
 
@@ -146,17 +134,17 @@ export class TcpStreams {
   open(i: number, ev: number, seq: number, ack: number, win: number, wscale: number, len: number, loose: boolean, liberal: boolean): number {
     this.reset(i);
     const a = i * 2;
-    if (liberal) this.flags[a] = this.flags[a + 1] = SF.LIBERAL;
+    if (liberal) this.m[(a) * 8 + 6] = this.m[(a + 1) * 8 + 6] = SF.LIBERAL;
     if (ev === TCP_EV.SYN) {
       this.initFromSyn(a, seq, win, wscale, len);
       return CT_STATE.SYN_SENT;
     }
     if (ev === TCP_EV.ACK && loose) {
-      this.flags[a] = SF.SEEN | SF.LIBERAL;
-      this.flags[a + 1] = SF.LIBERAL;
-      this.end[a] = this.maxEnd[a] = (seq + len) >>> 0;
-      this.maxWin[a] = win > 0 ? win : 1;
-      this.end[a + 1] = this.maxEnd[a + 1] = ack;
+      this.m[(a) * 8 + 6] = SF.SEEN | SF.LIBERAL;
+      this.m[(a + 1) * 8 + 6] = SF.LIBERAL;
+      this.m[(a) * 8 + 0] = this.m[(a) * 8 + 1] = (seq + len) >>> 0;
+      this.m[(a) * 8 + 2] = win > 0 ? win : 1;
+      this.m[(a + 1) * 8 + 0] = this.m[(a + 1) * 8 + 1] = ack;
       this.noteAck(a, a + 1, ack, win);
       return CT_STATE.ESTABLISHED;
     }
@@ -171,7 +159,7 @@ export class TcpStreams {
         switch (state) {
           case CT_STATE.SYN_SENT:
             // A retransmitted SYN; a different ISN is a new attempt on the same tuple: restart the stream.
-            if (seq !== this.isn[a]) this.initFromSyn(a, seq, win, wscale, len);
+            if (seq !== this.m[(a) * 8 + 3]) this.initFromSyn(a, seq, win, wscale, len);
             return CT_STATE.SYN_SENT;
           case CT_STATE.SYN_SENT2:
             return CT_STATE.SYN_SENT2;
@@ -221,7 +209,7 @@ export class TcpStreams {
         switch (state) {
           case CT_STATE.SYN_SENT:
             // The SYN-ACK must acknowledge exactly the originator's SYN (RFC 793 §3.4).
-            if (ack !== this.end[a]) return invalid(CT_INVALID.OUT_OF_WINDOW);
+            if (ack !== this.m[(a) * 8 + 0]) return invalid(CT_INVALID.OUT_OF_WINDOW);
             this.initFromSyn(b, seq, win, wscale, len);
             this.settleScale(i);
             this.noteAck(b, a, ack, win);
@@ -238,7 +226,7 @@ export class TcpStreams {
       default:
         if (state === CT_STATE.SYN_SENT) {
           // A RST answering the SYN must acknowledge it (RFC 793 §3.4, "reset generation" case 1).
-          if (ev === TCP_EV.RST) return hasAck && ack === this.end[a] ? CT_STATE.CLOSE : invalid(CT_INVALID.OUT_OF_WINDOW);
+          if (ev === TCP_EV.RST) return hasAck && ack === this.m[(a) * 8 + 0] ? CT_STATE.CLOSE : invalid(CT_INVALID.OUT_OF_WINDOW);
           return invalid(CT_INVALID.INVALID_STATE);
         }
         if (state === CT_STATE.SYN_SENT2) return ev === TCP_EV.RST ? this.common(i, 1, state, ev, seq, ack, win, len, hasAck, fin) : TCP_IGNORE;
@@ -254,26 +242,26 @@ export class TcpStreams {
     const s = i * 2 + d;
     const r = i * 2 + (d ^ 1);
     if (ev === TCP_EV.NONE) return invalid(CT_INVALID.BAD_FLAGS);
-    const winScaled = win * (1 << this.scale[s]!);
+    const winScaled = win * (1 << this.m[(s) * 8 + 7]!);
     if (ev === TCP_EV.RST) {
-      if ((this.flags[s]! | this.flags[r]!) & SF.LIBERAL) return CT_STATE.CLOSE;
+      if ((this.m[(s) * 8 + 6]! | this.m[(r) * 8 + 6]!) & SF.LIBERAL) return CT_STATE.CLOSE;
       // RFC 5961 §3.2: only an exact RST resets; an in-window one gets a challenge ACK from the endpoint.
-      if (seq === this.end[s] || ((this.flags[r]! & SF.ACK_SEEN) !== 0 && seq === this.lastAck[r])) return CT_STATE.CLOSE;
-      return this.checkWindow(s, r, seq, hasAck ? ack : this.end[r]!, 0) ? TCP_IGNORE : invalid(CT_INVALID.OUT_OF_WINDOW);
+      if (seq === this.m[(s) * 8 + 0] || ((this.m[(r) * 8 + 6]! & SF.ACK_SEEN) !== 0 && seq === this.m[(r) * 8 + 5])) return CT_STATE.CLOSE;
+      return this.checkWindow(s, r, seq, hasAck ? ack : this.m[(r) * 8 + 0]!, 0) ? TCP_IGNORE : invalid(CT_INVALID.OUT_OF_WINDOW);
     }
     if (state === CT_STATE.CLOSE) return CT_STATE.CLOSE; // after a reset, stragglers are let through unchanged
     const segLen = len + (fin ? 1 : 0);
-    if (!((this.flags[s]! | this.flags[r]!) & SF.LIBERAL) && !this.checkWindow(s, r, seq, hasAck ? ack : this.end[r]!, segLen)) {
+    if (!((this.m[(s) * 8 + 6]! | this.m[(r) * 8 + 6]!) & SF.LIBERAL) && !this.checkWindow(s, r, seq, hasAck ? ack : this.m[(r) * 8 + 0]!, segLen)) {
       return invalid(CT_INVALID.OUT_OF_WINDOW);
     }
     // Accepted: update the sender's stream.
     const end = (seq + segLen) >>> 0;
-    if (after(end, this.end[s]!)) this.end[s] = end;
-    if (this.maxEnd[s] !== 0 && after(end, this.maxEnd[s]!)) this.maxEnd[s] = end;
-    if (winScaled > this.maxWin[s]!) this.maxWin[s] = winScaled;
-    if (fin && !(this.flags[s]! & SF.FIN)) {
-      this.flags[s] = this.flags[s]! | SF.FIN;
-      this.finEnd[s] = end;
+    if (after(end, this.m[(s) * 8 + 0]!)) this.m[(s) * 8 + 0] = end;
+    if (this.m[(s) * 8 + 1] !== 0 && after(end, this.m[(s) * 8 + 1]!)) this.m[(s) * 8 + 1] = end;
+    if (winScaled > this.m[(s) * 8 + 2]!) this.m[(s) * 8 + 2] = winScaled;
+    if (fin && !(this.m[(s) * 8 + 6]! & SF.FIN)) {
+      this.m[(s) * 8 + 6] = this.m[(s) * 8 + 6]! | SF.FIN;
+      this.m[(s) * 8 + 4] = end;
       if (this.firstFin[i] === 0) this.firstFin[i] = d + 1;
     }
     if (hasAck) this.noteAck(s, r, ack, winScaled);
@@ -281,7 +269,7 @@ export class TcpStreams {
     switch (state) {
       case CT_STATE.SYN_RECV:
         // The originator's ACK of the SYN-ACK completes the handshake (RFC 793 §3.4 figure 7, line 4).
-        if (d === 0 && hasAck && ack === this.end[r]) return fin ? this.closing(i) : CT_STATE.ESTABLISHED;
+        if (d === 0 && hasAck && ack === this.m[(r) * 8 + 0]) return fin ? this.closing(i) : CT_STATE.ESTABLISHED;
         // A FIN right after the handshake (the handshake ACK was lost or merged): netfilter allows it too.
         return fin ? this.closing(i) : CT_STATE.SYN_RECV;
       case CT_STATE.TIME_WAIT:
@@ -293,8 +281,8 @@ export class TcpStreams {
 
   /** The synchronised state implied by the FIN facts of both directions. */
   private closing(i: number): number {
-    const f0 = this.flags[i * 2]!;
-    const f1 = this.flags[i * 2 + 1]!;
+    const f0 = this.m[(i * 2) * 8 + 6]!;
+    const f1 = this.m[(i * 2 + 1) * 8 + 6]!;
     const fins = ((f0 & SF.FIN) >> 2) + ((f1 & SF.FIN) >> 2);
     if (fins === 0) return CT_STATE.ESTABLISHED;
     const acked = ((f0 & SF.FIN_ACKED) >> 3) + ((f1 & SF.FIN_ACKED) >> 3);
@@ -310,14 +298,14 @@ export class TcpStreams {
    *  IV  ack >= r.end - max(s.maxWin, 66000)
    */
   private checkWindow(s: number, r: number, seq: number, ack: number, segLen: number): boolean {
-    if (!(this.flags[r]! & SF.SEEN)) return true; // the receiver's stream is unknown yet
+    if (!(this.m[(r) * 8 + 6]! & SF.SEEN)) return true; // the receiver's stream is unknown yet
     const end = (seq + segLen) >>> 0;
-    if (after(seq, this.maxEnd[s]!)) return false;
-    const rWin = this.maxWin[r]!;
-    if (rWin !== 0 && before(end, (this.end[s]! - rWin) >>> 0)) return false;
-    if (after(ack, this.end[r]!)) return false;
-    const ackWin = Math.max(this.maxWin[s]!, MAX_ACK_WINDOW_FLOOR);
-    if (before(ack, (this.end[r]! - ackWin) >>> 0)) return false;
+    if (after(seq, this.m[(s) * 8 + 1]!)) return false;
+    const rWin = this.m[(r) * 8 + 2]!;
+    if (rWin !== 0 && before(end, (this.m[(s) * 8 + 0]! - rWin) >>> 0)) return false;
+    if (after(ack, this.m[(r) * 8 + 0]!)) return false;
+    const ackWin = Math.max(this.m[(s) * 8 + 2]!, MAX_ACK_WINDOW_FLOOR);
+    if (before(ack, (this.m[(r) * 8 + 0]! - ackWin) >>> 0)) return false;
     return true;
   }
 }
