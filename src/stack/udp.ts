@@ -135,7 +135,7 @@ export class UdpLayer implements TransportDispatcher {
     if (o < 0) return new UdpSocketError('EHOSTUNREACH', `send EHOSTUNREACH ${ip4ToString(dst)}`, 'send');
     const src = srcAddr !== 0 ? srcAddr : ip.src;
     if (ulen <= ip.room) {
-      stack.mem.set(data.subarray(off, off + len), o + UDP.HLEN);
+      copyInto(stack.mem, o + UDP.HLEN, data, off, len);
       udpEmit(stack.mem, o, srcPort, dstPort, ulen, src, dst);
       stack.stats.udpTxDatagrams++;
       ip.commit(ulen, now);
@@ -276,6 +276,13 @@ export class UdpSocket extends EventEmitter {
   private checkOpen(): void {
     if (this.closed) throw new UdpSocketError('ERR_SOCKET_DGRAM_NOT_RUNNING', 'Not running', 'send');
   }
+}
+
+/** Copies src[off, off+len) to dst[at…] without making a subarray view (no allocation for small copies). */
+function copyInto(dst: Uint8Array, at: number, src: Uint8Array, off: number, len: number): void {
+  if (off === 0 && len === src.length) { dst.set(src, at); return; }
+  if (len > 512) { dst.set(src.subarray(off, off + len), at); return; }
+  for (let i = 0; i < len; i++) dst[at + i] = src[off + i]!;
 }
 
 function parseAddr(s: string): number {
