@@ -48,6 +48,8 @@ interface Outcome {
   /** Absolute offset where an upgrade hands over the stream. */
   at: number;
   messages: Msg[];
+  /** Pauses our parser took (runs only); llhttp's log count for expectations. */
+  pauses: number;
 }
 
 const utf8 = (b: Uint8Array, s: number, e: number): string => Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('utf8');
@@ -56,7 +58,7 @@ const newMsg = (): Msg => ({ method: '', url: '', version: '', status: 0, header
 
 /** What llhttp did, from the case's log. */
 function expected(c: CorpusCase): Outcome {
-  const out: Outcome = { kind: 'ok', code: 0, at: -1, messages: [] };
+  const out: Outcome = { kind: 'ok', code: 0, at: -1, messages: [], pauses: 0 };
   let m: Msg | null = null;
   let lastSpan = '';
   for (const e of c.log) {
@@ -86,6 +88,7 @@ function expected(c: CorpusCase): Outcome {
         lastSpan = 'headers complete';
         break;
       case 'message complete': if (m) m.complete = true; break;
+      case 'pause': out.pauses++; break;
       case 'error': {
         const code = Number(e.attrs['code']);
         if (code === Errno.PAUSED_UPGRADE || code === Errno.PAUSED_H2_UPGRADE) { out.kind = 'upgrade'; out.at = e.off; }
@@ -170,7 +173,7 @@ function runOnce(c: CorpusCase, lenient: number, chunks: number[]): Outcome {
   const rec = new Recorder(pauseAt, c.meta['skipBody'] === true);
   const parser = new Http1Parser(c.mode === 'request' ? ParserType.REQUEST : ParserType.RESPONSE, rec, { lenient });
   rec.parser = parser;
-  const out: Outcome = { kind: 'ok', code: 0, at: -1, messages: rec.messages };
+  const out: Outcome = { kind: 'ok', code: 0, at: -1, messages: rec.messages, pauses: 0 };
   // Body bytes decoded per span would split UTF-8 sequences; collect raw bytes per message instead.
   const bodies: number[][] = [];
   const origBody = rec.onBody.bind(rec);
@@ -205,6 +208,7 @@ function runOnce(c: CorpusCase, lenient: number, chunks: number[]): Outcome {
     if (r !== Errno.OK) { out.kind = 'error'; out.code = r; }
   }
   rec.messages.forEach((m, i) => { m.body = Buffer.from(bodies[i] ?? []).toString('utf8'); });
+  out.pauses = rec.pauses;
   return out;
 }
 
@@ -219,6 +223,8 @@ function splits(n: number): number[][] {
 function compare(exp: Outcome, got: Outcome): string | null {
   if (exp.kind !== got.kind) return `outcome ${got.kind}${got.code ? `(${got.code})` : ''}, llhttp ${exp.kind}${exp.code ? `(${exp.code})` : ''}`;
   if (exp.kind === 'upgrade' && exp.at !== got.at) return `upgrade at ${got.at}, llhttp at ${exp.at}`;
+  // A pause case must pause: our callback mapping has to reach the same events.
+  if (exp.pauses > 0 && got.pauses === 0) return `llhttp paused ${exp.pauses}x, strata never`;
   // On error compare only the messages llhttp completed before the error.
   const em = exp.kind === 'error' ? exp.messages.filter((m) => m.complete) : exp.messages;
   const gm = exp.kind === 'error' ? got.messages.filter((m) => m.complete) : got.messages;

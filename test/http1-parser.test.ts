@@ -316,6 +316,29 @@ describe('keep-alive and close', () => {
     expect(ka('GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n')).toBe(true);
   });
 
+  it('an HTTP/1.0 message with Transfer-Encoding is processed, then the connection closes (RFC 9112 §6.1)', () => {
+    const r = everySplit(REQ, 'POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n');
+    expect(r.errno).toBe(Errno.OK);
+    expect(r.c.msgs[0]).toMatchObject({ body: 'x', complete: true, keepAlive: false });
+  });
+
+  it('counts Host field lines for the server\'s RFC 9112 §3.2 check', () => {
+    const host = (input: string): number => {
+      let n = -1;
+      const p = new Http1Parser(REQ, { onHeadersComplete: () => { n = p.hostCount; } });
+      p.feed(enc(input));
+      return n;
+    };
+    expect(host('GET / HTTP/1.1\r\n\r\n')).toBe(0);
+    expect(host('GET / HTTP/1.1\r\nhOsT: a\r\n\r\n')).toBe(1);
+    expect(host('GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n')).toBe(2);
+  });
+
+  it('refuses leniency bits it does not implement instead of ignoring them', () => {
+    expect(() => new Http1Parser(REQ, {}, { lenient: Lenient.OPTIONAL_CR_BEFORE_LF })).toThrow(/not implemented/);
+    expect(() => new Http1Parser(REQ, {}, { lenient: Lenient.KEEP_ALIVE })).not.toThrow();
+  });
+
   it('rejects data after a message that closes the connection', () => {
     const r = everySplit(REQ, 'GET / HTTP/1.1\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n\r\n');
     expect(r.errno).toBe(Errno.CLOSED_CONNECTION);

@@ -61,7 +61,7 @@ export const Flags = {
  * explicitly instead of being silently accepted.
  */
 export const Lenient = {
-  HEADERS: 1 << 0, // implemented: control characters in header values are accepted
+  HEADERS: 1 << 0, // partly implemented: control characters in header values (not obs-fold, not spaces in names)
   CHUNKED_LENGTH: 1 << 1, // implemented: Content-Length together with Transfer-Encoding
   KEEP_ALIVE: 1 << 2, // implemented: data after `Connection: close` starts a new message
   TRANSFER_ENCODING: 1 << 3, // implemented: codings after `chunked` are tolerated

@@ -21,8 +21,9 @@
 //   choice and what Node, llhttp and Envoy's default do).
 
 import {
-  Cb, Errno, Flags, Lenient, Method, METHOD_NAMES, METHODS_HTTP, METHODS_RTSP, ParserType, Protocol,
+  Cb, Errno, Flags, Lenient, LENIENT_IMPLEMENTED, Method, METHOD_NAMES, METHODS_HTTP, METHODS_RTSP, ParserType, Protocol,
 } from './constants.js';
+import { InvalidArgumentError } from '../../util/errors.js';
 
 /** Events. Every callback may return Cb.PAUSE; any other non-zero value fails with HPE_USER. */
 export interface Http1Handler {
@@ -156,13 +157,14 @@ function lookupMethod(b: Uint8Array, s: number, e: number): number {
 }
 
 // Header names whose values drive framing, matched case-insensitively.
-const H_OTHER = 0, H_CONTENT_LENGTH = 1, H_TRANSFER_ENCODING = 2, H_CONNECTION = 3, H_UPGRADE = 4;
+const H_OTHER = 0, H_CONTENT_LENGTH = 1, H_TRANSFER_ENCODING = 2, H_CONNECTION = 3, H_UPGRADE = 4, H_HOST = 5;
 const bytesOf = (s: string): Uint8Array => Uint8Array.from(s, (ch) => ch.charCodeAt(0));
 const N_CONTENT_LENGTH = bytesOf('content-length');
 const N_TRANSFER_ENCODING = bytesOf('transfer-encoding');
 const N_CONNECTION = bytesOf('connection');
 const N_PROXY_CONNECTION = bytesOf('proxy-connection');
 const N_UPGRADE = bytesOf('upgrade');
+const N_HOST = bytesOf('host');
 const T_CHUNKED = bytesOf('chunked');
 const T_CLOSE = bytesOf('close');
 const T_KEEP_ALIVE = bytesOf('keep-alive');
@@ -183,6 +185,7 @@ function headerKind(b: Uint8Array, s: number, e: number): number {
     // llhttp treats Proxy-Connection like Connection; so do we, for keep-alive only.
     case 16: return ieq(b, s, e, N_PROXY_CONNECTION) ? H_CONNECTION : H_OTHER;
     case 7: return ieq(b, s, e, N_UPGRADE) ? H_UPGRADE : H_OTHER;
+    case 4: return ieq(b, s, e, N_HOST) ? H_HOST : H_OTHER;
     default: return H_OTHER;
   }
 }
@@ -310,6 +313,12 @@ export class Http1Parser {
   /** Set at headers complete: the bytes after this message are another protocol (CONNECT, 101, Upgrade). */
   upgrade = false;
   headerCount = 0;
+  /**
+   * Host field lines seen (requests). RFC 9112 §3.2: a server answers 400 to an
+   * HTTP/1.1 request with no Host or more than one; that check is the server's,
+   * the count is here so it costs nothing extra.
+   */
+  hostCount = 0;
   /** Messages completed since construction or reset(). */
   messages = 0;
 
@@ -337,6 +346,11 @@ export class Http1Parser {
     this.type = type;
     this.handler = handler;
     this.lenient = opts.lenient ?? 0;
+    if (this.lenient & ~LENIENT_IMPLEMENTED) {
+      // A leniency we do not implement must not be silently ignored: the caller
+      // would believe it accepts what we reject (or the reverse).
+      throw new InvalidArgumentError(`lenient flags 0x${(this.lenient & ~LENIENT_IMPLEMENTED).toString(16)} are not implemented`);
+    }
     this.maxHeaderSize = opts.maxHeaderSize ?? 16 * 1024;
     this.maxHeaders = opts.maxHeaders ?? 100;
     this.maxChunkExtensionSize = opts.maxChunkExtensionSize ?? 16 * 1024;
@@ -446,6 +460,7 @@ export class Http1Parser {
     this.keepAlive = false;
     this.upgrade = false;
     this.headerCount = 0;
+    this.hostCount = 0;
     this.remaining = 0;
     this.headBytes = 0;
     this.protoCode = 0;
@@ -1129,6 +1144,9 @@ export class Http1Parser {
       case H_UPGRADE:
         this.flags |= Flags.UPGRADE;
         return -1;
+      case H_HOST:
+        this.hostCount++;
+        return -1;
       default:
         return -1;
     }
@@ -1145,6 +1163,9 @@ export class Http1Parser {
   }
 
   private computeKeepAlive(): boolean {
+    // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty
+    // framing; process it, then close the connection.
+    if (this.versionMajor === 1 && this.versionMinor === 0 && this.flags & Flags.TRANSFER_ENCODING) return false;
     if (this.versionMajor > 0 && this.versionMinor > 0) {
       if (this.flags & Flags.CONNECTION_CLOSE) return false;
     } else if (!(this.flags & Flags.CONNECTION_KEEP_ALIVE)) {
