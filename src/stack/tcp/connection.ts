@@ -990,16 +990,16 @@ export class TcpConnection implements CcState {
       case 'SYN-SENT':
         // §3.10.4: delete the TCB (nothing was ever synchronized).
         this.error = null;
-        this.setState('CLOSED', now ?? this.tcp.lastNow);
+        this.setState('CLOSED', now ?? this.tcp.appNow());
         return;
       case 'SYN-RECEIVED':
       case 'ESTABLISHED':
         this.finQueued = true;
-        this.setState('FIN-WAIT-1', now ?? this.tcp.lastNow);
+        this.setState('FIN-WAIT-1', now ?? this.tcp.appNow());
         break;
       case 'CLOSE-WAIT':
         this.finQueued = true;
-        this.setState('LAST-ACK', now ?? this.tcp.lastNow);
+        this.setState('LAST-ACK', now ?? this.tcp.appNow());
         break;
       default:
         return;
@@ -1014,7 +1014,7 @@ export class TcpConnection implements CcState {
   close(now?: number): void {
     this.orphaned = true;
     this.handler = NO_HANDLER;
-    const t = now ?? this.tcp.lastNow;
+    const t = now ?? this.tcp.appNow();
     if (this.rcvBuf.length > 0 && this.synchronized) { this.abort(t, 'ECONNABORTED', 'closed with unread data'); return; }
     this.end(t);
     if (this.state === 'FIN-WAIT-2') this.tcp.timers.arm(this.waitTimer, t + this.cfg.finWait2Timeout);
@@ -1022,7 +1022,7 @@ export class TcpConnection implements CcState {
 
   /** SO_LINGER 0 close: RST now, drop everything. */
   reset(now?: number): void {
-    this.abort(now ?? this.tcp.lastNow, 'ECONNABORTED', 'reset by application', true);
+    this.abort(now ?? this.tcp.appNow(), 'ECONNABORTED', 'reset by application', true);
     this.error = null;
   }
 

@@ -15,7 +15,9 @@
 // Time is an input: deliver(…, now), poll(now), pollAt().
 import { randomFillSync } from 'node:crypto';
 import type { NetworkWriter, TransportDispatcher } from '../registration.js';
-import { TimerWheel } from '../timers.js';
+import { Timer, TimerWheel } from '../timers.js';
+import type { Clock } from '../../util/clock.js';
+import type { Stack } from '../iface.js';
 import { finish, pseudo4, sum16 } from '../wire/checksum.js';
 import {
   FLAG, TCP, TcpOptions, TcpOptionsOut, parseTcpOptions, tcpAck, tcpDstPort, tcpFlags, tcpHeaderLen, tcpHeaderOk,
@@ -161,6 +163,11 @@ export class TcpCounters {
 
 export interface TcpOptionsInit {
   config?: Partial<TcpConfig>;
+  /**
+   * Stamps calls the application makes between polls (connect, write, close)
+   * — the Stack's clock. Without it they use the time of the last deliver/poll.
+   */
+  clock?: Clock;
   /** The stack's timer wheel; one is made when absent (then poll() advances it). */
   timers?: TimerWheel;
   /** Seed for ISN/cookie keys and ephemeral ports (deterministic simulations); crypto-random when absent. */
@@ -203,10 +210,20 @@ export class Tcp implements TransportDispatcher {
   private readonly prng: Prng;
   private challengeWindow = -1;
   private challengeCount = 0;
+  private readonly clock: Clock | null;
+  /**
+   * Work queued by the application between polls (writes, reads, closes) is
+   * flushed by this timer, armed "now" on the shared wheel: the Stack's
+   * pollAt() then asks for an immediate poll, and the segments leave inside
+   * it, batched with everything else.
+   */
+  private readonly flushTimer: Timer;
 
   constructor(readonly writer: NetworkWriter, init: TcpOptionsInit = {}) {
     this.config = { ...DEFAULT_TCP_CONFIG, ...init.config };
     this.ownsTimers = init.timers === undefined;
+    this.clock = init.clock ?? null;
+    this.flushTimer = new Timer((now) => this.flush(now));
     this.timers = init.timers ?? new TimerWheel();
     const key = new Uint32Array(5);
     if (init.seed !== undefined) {
@@ -343,7 +360,29 @@ export class Tcp implements TransportDispatcher {
     if (c.dirty) return;
     c.dirty = true;
     this.dirtyList.push(c);
+    if (!this.flushTimer.armed) this.timers.arm(this.flushTimer, this.lastNow);
     this.onWork?.();
+  }
+
+  /** The time for calls made by the application between polls. */
+  appNow(): number {
+    if (this.clock !== null) {
+      const t = this.clock.now();
+      if (t > this.lastNow) this.lastNow = t;
+    }
+    return this.lastNow;
+  }
+
+  /**
+   * Creates a Tcp on a Stack: it writes through the stack's IPv4 layer, shares
+   * its timer wheel and clock, asks it for a poll when the application queues
+   * work, and registers as protocol 6.
+   */
+  static attach(stack: Stack, init: Omit<TcpOptionsInit, 'timers' | 'clock'> = {}): Tcp {
+    const tcp = new Tcp(stack.network, { ...init, timers: stack.timers, clock: stack.clock });
+    tcp.onWork = () => stack.kick();
+    stack.attach(tcp);
+    return tcp;
   }
 
   markDrain(c: TcpConnection): void { this.markDirty(c); }
@@ -373,7 +412,7 @@ export class Tcp implements TransportDispatcher {
   }
 
   /** Active open. Throws EHOSTUNREACH without a route, EADDRINUSE/EADDRNOTAVAIL for ports. */
-  connect(remoteAddr: number, remotePort: number, opts: ConnectOptions = {}, now = this.lastNow): TcpConnection {
+  connect(remoteAddr: number, remotePort: number, opts: ConnectOptions = {}, now = this.appNow()): TcpConnection {
     this.lastNow = now;
     const local = opts.localAddr ?? this.writer.sourceFor(remoteAddr);
     if (local < 0) throw new TcpError('EHOSTUNREACH', 'no route to host');
