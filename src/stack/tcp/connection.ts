@@ -1165,11 +1165,15 @@ export class TcpConnection implements CcState {
       }
       if (len > 0 && usable < len) {
         if (seqDiff(cwndEdge, this.sndNxt) < len) this.cwndLimited = true;
-        if (usable <= 0 || (usable < this.mss && usable < avail)) {
+        const idle = this.sndUna === this.sndMax;
+        if (usable <= 0 || (usable < this.mss && usable < avail && !idle)) {
           // Zero window with nothing in flight: the persist timer probes it (RFC 9293 §3.8.6.1).
           if (this.sndWnd === 0 || seqDiff(wndEdge, this.sndNxt) <= 0) this.armPersist(now);
           break;
         }
+        // Sender SWS avoidance (RFC 9293 §3.8.6.2.1) holds a sub-MSS piece
+        // while data is in flight; with nothing in flight it is sent (the
+        // override), or the connection would sit on a sliver of window forever.
         len = usable;
       }
       const isNew = seqGe(this.sndNxt, this.sndMax);
