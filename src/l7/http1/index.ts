@@ -7,6 +7,7 @@ import { Errno, ErrnoName } from './constants.js';
 
 export * from './constants.js';
 export { Http1Parser, State, type Http1Handler, type Http1ParserOptions } from './parser.js';
+export { headerName, requestTargetForm, TargetForm } from './names.js';
 export {
   Http1Writer, STATUS_REASONS, writeRequest, writeResponse,
   type HeaderList, type Http1WriterOptions, type RequestInit, type ResponseInit,

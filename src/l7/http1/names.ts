@@ -1,0 +1,102 @@
+// Field-name interning and request-target forms: the two places where the
+// server and proxy would otherwise build a string per header or re-parse the
+// target.
+//
+// headerName() returns the same lowercase string object for every common
+// field name (no allocation on the hot path) and builds a lowercase string
+// only for names outside the table. requestTargetForm() classifies a
+// request-target per RFC 9112 §3.2 so the server can answer 400 to a form the
+// method does not allow.
+
+import { Method } from './constants.js';
+
+/** Common field names (RFC 9110, 9111, 6265, CORS, proxies, tracing), interned. */
+const COMMON = [
+  'accept', 'accept-charset', 'accept-encoding', 'accept-language', 'accept-ranges', 'access-control-allow-origin',
+  'age', 'allow', 'authorization', 'cache-control', 'connection', 'content-disposition', 'content-encoding',
+  'content-language', 'content-length', 'content-location', 'content-range', 'content-type', 'cookie', 'date',
+  'etag', 'expect', 'expires', 'forwarded', 'from', 'host', 'if-match', 'if-modified-since', 'if-none-match',
+  'if-range', 'if-unmodified-since', 'keep-alive', 'last-modified', 'link', 'location', 'max-forwards', 'origin',
+  'pragma', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'range', 'referer', 'retry-after',
+  'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-accept', 'sec-websocket-protocol', 'server',
+  'set-cookie', 'strict-transport-security', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'user-agent', 'vary',
+  'via', 'www-authenticate', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-real-ip',
+  'x-request-id', 'traceparent', 'tracestate', 'alt-svc', 'priority',
+] as const;
+
+// Buckets by (length, first letter lowercased): a probe compares a handful of candidates at most.
+const BUCKETS = new Map<number, { name: string; bytes: Uint8Array }[]>();
+for (const name of COMMON) {
+  const key = (name.length << 8) | name.charCodeAt(0);
+  const list = BUCKETS.get(key) ?? [];
+  list.push({ name, bytes: Uint8Array.from(name, (c) => c.charCodeAt(0)) });
+  BUCKETS.set(key, list);
+}
+
+/**
+ * The lowercase field name of b[s..e). Common names come back as interned
+ * strings (identity-comparable, no allocation). Input must be a token, which
+ * the parser guarantees for onHeader/onTrailer names.
+ */
+export function headerName(b: Uint8Array, s: number, e: number): string {
+  const len = e - s;
+  if (len > 0 && len < 256) {
+    const list = BUCKETS.get((len << 8) | (b[s]! | 0x20));
+    if (list !== undefined) {
+      outer: for (let k = 0; k < list.length; k++) {
+        const cand = list[k]!.bytes;
+        // |0x20 folds ASCII letters; on token bytes it maps nothing else onto a letter or '-'.
+        for (let i = 1; i < len; i++) if ((b[s + i]! | 0x20) !== cand[i]) continue outer;
+        return list[k]!.name;
+      }
+    }
+  }
+  let out = '';
+  for (let i = s; i < e; i++) {
+    const c = b[i]!;
+    out += String.fromCharCode(c >= 0x41 && c <= 0x5a ? c | 0x20 : c);
+  }
+  return out;
+}
+
+/** RFC 9112 §3.2 request-target forms. */
+export const TargetForm = { INVALID: -1, ORIGIN: 0, ABSOLUTE: 1, AUTHORITY: 2, ASTERISK: 3 } as const;
+export type TargetForm = (typeof TargetForm)[keyof typeof TargetForm];
+
+const isAlpha = (c: number): boolean => (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
+const isDigit = (c: number): boolean => c >= 0x30 && c <= 0x39;
+
+/**
+ * Classifies b[s..e) for `method` (parser.method). CONNECT takes only
+ * authority-form (host:port with a port, RFC 9110 §9.3.6); '*' is only for
+ * OPTIONS; everything else is origin-form ('/'...) or absolute-form
+ * (scheme "://" ..., RFC 3986 §3.1). Anything else is INVALID: answer 400.
+ */
+export function requestTargetForm(method: number, b: Uint8Array, s: number, e: number): TargetForm {
+  if (e <= s) return TargetForm.INVALID;
+  const c0 = b[s]!;
+  if (method === Method.CONNECT) {
+    // authority = host ":" port; no userinfo, path, query or fragment.
+    let colon = -1;
+    for (let i = s; i < e; i++) {
+      const c = b[i]!;
+      if (c === 0x2f || c === 0x3f || c === 0x23 || c === 0x40) return TargetForm.INVALID;
+      if (c === 0x3a) colon = i;
+    }
+    if (colon <= s || colon === e - 1) return TargetForm.INVALID;
+    for (let i = colon + 1; i < e; i++) if (!isDigit(b[i]!)) return TargetForm.INVALID;
+    return TargetForm.AUTHORITY;
+  }
+  if (c0 === 0x2f) return TargetForm.ORIGIN;
+  if (c0 === 0x2a && e - s === 1) return method === Method.OPTIONS ? TargetForm.ASTERISK : TargetForm.INVALID;
+  // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":"  then "//" authority for http(s)
+  if (!isAlpha(c0)) return TargetForm.INVALID;
+  let i = s + 1;
+  while (i < e) {
+    const c = b[i]!;
+    if (isAlpha(c) || isDigit(c) || c === 0x2b || c === 0x2d || c === 0x2e) { i++; continue; }
+    break;
+  }
+  if (i + 2 < e && b[i] === 0x3a && b[i + 1] === 0x2f && b[i + 2] === 0x2f) return TargetForm.ABSOLUTE;
+  return TargetForm.INVALID;
+}
