@@ -306,6 +306,11 @@ int main(int argc, char **argv)
 		}
 	}
 
+	struct xdp_statistics xs;
+	memset(&xs, 0, sizeof xs);
+	socklen_t xslen = sizeof xs;
+	int have_xs = getsockopt(fd, SOL_XDP, XDP_STATISTICS, &xs, &xslen) == 0;
+
 	uint32_t key = (uint32_t)opt.queue;
 	bpf_map_delete_elem(map_fd, &key);
 	xsk_socket__delete(xsk);
@@ -317,6 +322,12 @@ int main(int argc, char **argv)
 	       (unsigned long long)c_rx, (unsigned long long)c_echoed, (unsigned long long)c_arp,
 	       (unsigned long long)c_wakeups_tx, (unsigned long long)c_wakeups_rx);
 	for (int i = 0; i < D__MAX; i++) printf("%s\"%s\":%llu", i ? "," : "", drop_names[i], (unsigned long long)c_drops[i]);
-	printf("}}\n");
+	printf("}");
+	if (have_xs)
+		printf(",\"xsk\":{\"rxDropped\":%llu,\"rxInvalidDescs\":%llu,\"txInvalidDescs\":%llu,\"rxRingFull\":%llu,"
+		       "\"rxFillRingEmptyDescs\":%llu,\"txRingEmptyDescs\":%llu}",
+		       (unsigned long long)xs.rx_dropped, (unsigned long long)xs.rx_invalid_descs, (unsigned long long)xs.tx_invalid_descs,
+		       (unsigned long long)xs.rx_ring_full, (unsigned long long)xs.rx_fill_ring_empty_descs, (unsigned long long)xs.tx_ring_empty_descs);
+	printf("}\n");
 	return 0;
 }

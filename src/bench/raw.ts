@@ -265,6 +265,56 @@ export function completeChecksumsOnWire(lab: Lab): void {
   tryRun(lab.client(['ethtool', '-K', lab.clientIface, 'tx', 'off']));
 }
 
+export interface RunningVersion {
+  /** The echo process (its CPU time is the dataplane's). */
+  pid: number;
+  /** Set when XDP had to fall back to generic mode. */
+  xdpNote?: string;
+  /** Stops the echo (and detaches XDP); returns its final counters. Idempotent. */
+  stop(): Promise<Record<string, unknown> | null>;
+}
+
+/** Why a version cannot run here, or null. */
+export function versionUnavailable(t: RawTransport): string | null { return VERSIONS[t].unavailable(); }
+/** The address the generator sends to for a version. */
+export function versionTarget(t: RawTransport, lab: Lab): string { return VERSIONS[t].target(lab); }
+
+/**
+ * Starts one echo version in the lab's server namespace, pinned to
+ * o.cpus.dataplane; for the AF_XDP versions, attaches strata's XDP program
+ * and steers the dataplane address (UDP and its ARP) to queue 0 first.
+ */
+export async function startVersion(t: RawTransport, lab: Lab, o: Pick<RawOptions, 'pollMode' | 'burst' | 'port' | 'cpus'>): Promise<RunningVersion> {
+  const v = VERSIONS[t];
+  let prog: XdpProgram | undefined;
+  let echo: EchoProc | undefined;
+  let xdpNote: string | undefined;
+  const stop = async (): Promise<Record<string, unknown> | null> => {
+    let stats: Record<string, unknown> | null = null;
+    try {
+      if (echo) stats = await stopEcho(echo);
+    } finally {
+      echo = undefined;
+      if (prog) { try { prog.detach(); } catch { /* already gone */ } programs.delete(prog); prog = undefined; }
+    }
+    return stats;
+  };
+  try {
+    if (v.needsXdp) {
+      const { XdpProgram } = await import('../xdp/program.js');
+      prog = XdpProgram.attach({ iface: lab.serverIface, netns: lab.serverNs, pinDir: lab.pinDir });
+      programs.add(prog);
+      prog.steer({ addr: lab.afxdpAddr, proto: 'udp' });
+      if (prog.mode !== 'native') xdpNote = `XDP in ${prog.mode} mode${prog.fallbackReason ? ` (${prog.fallbackReason})` : ''}`;
+    }
+    echo = await startEcho(['taskset', '-c', String(o.cpus.dataplane), ...lab.server(v.argv(lab, o as RawOptions))]);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { pid: echo.pid, xdpNote, stop };
+}
+
 /** Runs the raw workload; returns one row per (transport, point), plus the allocation proof. */
 export async function runRaw(o: RawOptions): Promise<ResultRow[]> {
   interrupted = false;
@@ -284,36 +334,30 @@ export async function runRaw(o: RawOptions): Promise<ResultRow[]> {
       for (const p of points) rows.push({ workload: 'raw', transport: t, point: p.name, metrics: {}, unavailable: why });
       continue;
     }
-    let prog: XdpProgram | undefined;
-    let echo: EchoProc | undefined;
+    let running: RunningVersion | undefined;
     try {
       o.progress(`raw: ${t}: starting ${v.label} (${o.pollMode} mode, burst ${o.burst}) on CPU ${o.cpus.dataplane} …`);
-      if (v.needsXdp) {
-        const { XdpProgram } = await import('../xdp/program.js');
-        prog = XdpProgram.attach({ iface: lab.serverIface, netns: lab.serverNs, pinDir: lab.pinDir });
-        programs.add(prog);
-        prog.steer({ addr: lab.afxdpAddr, proto: 'udp' });
-        if (prog.mode !== 'native') o.progress(`raw: ${t}: XDP in ${prog.mode} mode${prog.fallbackReason ? ` (${prog.fallbackReason})` : ''}`);
-      }
-      echo = await startEcho(['taskset', '-c', String(o.cpus.dataplane), ...lab.server(v.argv(lab, o))]);
+      running = await startVersion(t, lab, o);
+      if (running.xdpNote) o.progress(`raw: ${t}: ${running.xdpNote}`);
       // Warm-up: resolves ARP, lets the JIT settle, fills the rings once.
       await runGenerator(lab, v.target(lab), { rate: Math.min(o.rate, 50_000), duration: 0.5, flows: o.flows, payload: o.payload, port: o.port, cpu: o.cpus.generator });
-      const results: PointResult[] = [];
       for (const p of points) {
         checkInterrupted();
         const r = await runGenerator(lab, v.target(lab), {
-          rate: p.rate, duration: o.duration, flows: o.flows, payload: o.payload, port: o.port, cpu: o.cpus.generator, echoPid: echo.pid,
+          rate: p.rate, duration: o.duration, flows: o.flows, payload: o.payload, port: o.port, cpu: o.cpus.generator, echoPid: running.pid,
         });
-        results.push(r);
         const row = pointRow(t, p.name, r);
         rows.push(row);
         o.progress(`raw: ${t}: ${p.name}: sent ${fmtRate(r.gen.tx_pps)} pps, echoed ${fmtRate(r.gen.rx_pps)} pps, loss ${(r.gen.loss * 100).toFixed(2)} %, `
           + `CPU ${row.metrics['CPU/pkt']!.samples[0]!.toFixed(0)} ns/pkt (${row.metrics['dataplane CPU']!.samples[0]!.toFixed(0)} % of a core)`);
       }
-      const stats = await stopEcho(echo);
-      echo = undefined;
+      const stats = await running.stop();
+      running = undefined;
       const sat = rows[rows.length - 1]!;
-      if (stats) sat.note = summarizeEchoStats(stats);
+      if (stats) {
+        sat.note = summarizeEchoStats(stats);
+        o.progress(`raw: ${t}: ${sat.note}`);
+      }
     } catch (e) {
       if (interrupted) throw e;
       const msg = e instanceof Error ? e.message : String(e);
@@ -322,8 +366,7 @@ export async function runRaw(o: RawOptions): Promise<ResultRow[]> {
         if (!rows.some((r) => r.transport === t && r.point === p.name)) rows.push({ workload: 'raw', transport: t, point: p.name, metrics: {}, unavailable: `failed: ${msg.split('\n')[0]}` });
       }
     } finally {
-      if (echo) await stopEcho(echo);
-      if (prog) { try { prog.detach(); } catch { /* gone */ } programs.delete(prog); }
+      if (running) await running.stop();
     }
   }
   if (o.allocPackets > 0) {
@@ -347,10 +390,16 @@ function summarizeEchoStats(s: Record<string, unknown>): string {
   const e = s.echo as Record<string, unknown> | undefined;
   const parts: string[] = [];
   const src = e ?? s;
-  for (const k of ['rx', 'echoed', 'arpReplies', 'arp_replies', 'txDropped', 'sendErrors']) if (typeof src[k] === 'number') parts.push(`${k} ${src[k]}`);
+  for (const k of ['rx', 'echoed', 'arpReplies', 'arp_replies', 'txDropped', 'sendErrors', 'polls', 'emptyPolls']) if (typeof src[k] === 'number') parts.push(`${k} ${src[k]}`);
   const drops = (src.drops ?? {}) as Record<string, number>;
   const nz = Object.entries(drops).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`);
   if (nz.length) parts.push(`drops: ${nz.join(', ')}`);
+  // Where the kernel lost packets before the socket saw them (XDP_STATISTICS).
+  const x = s.xsk as Record<string, unknown> | undefined;
+  if (x) {
+    const k = ['rxDropped', 'rxRingFull', 'rxFillRingEmptyDescs', 'txRingFull', 'txRingEmptyDescs'].filter((n) => typeof x[n] === 'number' && (x[n] as number) > 0);
+    parts.push(k.length ? `socket: ${k.map((n) => `${n} ${x[n]}`).join(', ')}` : 'socket: no ring drops');
+  }
   return `echo counters over the whole run: ${parts.join(', ')}`;
 }
 
