@@ -114,3 +114,53 @@ export class StackStats {
     };
   }
 }
+
+// ---- metrics ----
+
+/** Prometheus-style names for the plain counters (all monotonic). */
+const COUNTER_METRICS: readonly [keyof Omit<StackStatsSnapshot, 'drops' | 'dropsTotal'>, string, string][] = [
+  ['rxFrames', 'strata_stack_rx_frames_total', 'Frames received from the link.'],
+  ['rxBytes', 'strata_stack_rx_bytes_total', 'Bytes received from the link.'],
+  ['txFrames', 'strata_stack_tx_frames_total', 'Frames queued to the link.'],
+  ['txBytes', 'strata_stack_tx_bytes_total', 'Bytes queued to the link.'],
+  ['arpRequestsSent', 'strata_stack_arp_requests_sent_total', 'ARP requests sent (resolution, probes, announcements).'],
+  ['arpRepliesSent', 'strata_stack_arp_replies_sent_total', 'ARP replies sent for our addresses.'],
+  ['ipRxPackets', 'strata_stack_ip_rx_packets_total', 'IPv4 packets received.'],
+  ['ipTxPackets', 'strata_stack_ip_tx_packets_total', 'IPv4 datagrams sent (before fragmentation).'],
+  ['ipRxDelivered', 'strata_stack_ip_delivered_total', 'IPv4 datagrams delivered to ICMP or a transport.'],
+  ['fragmentsReceived', 'strata_stack_ip_fragments_received_total', 'IPv4 fragments received.'],
+  ['reassembled', 'strata_stack_ip_reassembled_total', 'IPv4 datagrams reassembled.'],
+  ['fragmentsSent', 'strata_stack_ip_fragments_sent_total', 'IPv4 fragments sent.'],
+  ['icmpEchoRequests', 'strata_stack_icmp_echo_requests_total', 'ICMP echo requests received.'],
+  ['icmpErrorsSent', 'strata_stack_icmp_errors_sent_total', 'ICMP errors sent.'],
+  ['icmpErrorsReceived', 'strata_stack_icmp_errors_received_total', 'ICMP errors received.'],
+  ['pmtuUpdates', 'strata_stack_pmtu_updates_total', 'Path MTU reductions learned from ICMP.'],
+  ['udpRxDatagrams', 'strata_stack_udp_rx_datagrams_total', 'UDP datagrams delivered to sockets.'],
+  ['udpTxDatagrams', 'strata_stack_udp_tx_datagrams_total', 'UDP datagrams sent.'],
+];
+
+/** The part of obs/metrics' Registry used here (kept structural so stats.ts stays a leaf module). */
+export interface MetricsRegistryLike {
+  register<M extends { readonly name: string; readonly help: string; readonly type: 'counter' | 'gauge' | 'histogram'; render(out: string[]): void }>(m: M): M;
+  counterFunc(name: string, help: string, read: () => number, labels?: Readonly<Record<string, string>>): unknown;
+}
+
+/**
+ * Registers a stack's counters: strata_stack_drops_total{reason=…} read
+ * straight from the drops array, and one counter per plain field. Values
+ * are read at scrape time; nothing is added to the packet path. `labels`
+ * (e.g. {iface: "tap0"}) tell several stacks apart.
+ */
+export function registerStackMetrics(reg: MetricsRegistryLike, stats: StackStats, labels: Readonly<Record<string, string>> = {}): void {
+  const esc = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+  const base = Object.entries(labels).map(([k, v]) => `${k}="${esc(v)}"`);
+  reg.register({
+    name: 'strata_stack_drops_total',
+    help: 'Packets the L2-L4 stack dropped, by reason.',
+    type: 'counter',
+    render(out: string[]): void {
+      for (let i = 0; i < DROP_COUNT; i++) out.push(`strata_stack_drops_total{${[...base, `reason="${DROP_NAMES[i]!.toLowerCase()}"`].join(',')}} ${stats.drops[i]!}`);
+    },
+  });
+  for (const [field, name, help] of COUNTER_METRICS) reg.counterFunc(name, help, () => stats[field], labels);
+}
