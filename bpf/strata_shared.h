@@ -18,6 +18,7 @@
 #define STRATA_MAP_DENY_SRC     "deny_src"
 #define STRATA_MAP_DENY_SRC_PORT "deny_src_port"
 #define STRATA_MAP_COUNTERS     "counters"
+#define STRATA_MAP_META         "meta"
 
 #define STRATA_MAX_QUEUES       64
 #define STRATA_MAX_STEER_RULES  1024
@@ -79,6 +80,12 @@ struct strata_deny_port_key {
 	__u32 prefixlen;   /* 16 (port) + bits of addr */
 	__u16 port;        /* destination port, network order */
 	__u8  addr[16];
+};
+
+/* Control-plane bookkeeping, unused by the program: who attached it. */
+struct strata_meta {
+	__u32 owner_pid;   /* process that detaches it on exit; 0: none (CLI attach) */
+	__u32 flags;
 };
 
 struct strata_counter {

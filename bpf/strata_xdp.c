@@ -75,6 +75,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } counters SEC(".maps");
 
+/* Read and written by userspace only (who owns this attachment). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct strata_meta);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} meta SEC(".maps");
+
 #define ETH_P_8021Q_  0x8100
 #define ETH_P_8021AD_ 0x88A8
 #define ETH_P_ARP_    0x0806

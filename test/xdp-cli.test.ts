@@ -62,6 +62,7 @@ describe.skipIf(skip !== null)(`strata xdp on a lab${skip ? ` (skipped: ${skip})
     const st = JSON.parse(s.out);
     expect(st.attached).toBe(true);
     expect(st.id).toBe(att.id);
+    expect(st.owner).toBe(0);   // nobody detaches it on exit: the CLI left it attached
     expect(st.mode).toBe('skb');
     expect(st.steering).toEqual(expect.arrayContaining([
       { addr: lab.afxdpAddr, proto: 'udp', portLo: 9000, portHi: 9001 }, { addr: 'fd00::3' },

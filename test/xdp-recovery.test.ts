@@ -91,6 +91,31 @@ describe.skipIf(skip !== null)(`XDP program life cycle${skip ? ` (skipped: ${ski
     expect(existsSync(lab.pinDir)).toBe(false);
   });
 
+  it('refuses to take the interface from a live owner unless asked, and the old owner then leaves the new program alone', async () => {
+    const h = await startHolder(lab);
+    let err: unknown;
+    try { XdpProgram.attach({ iface: lab.serverIface, netns: lab.serverNs, pinDir: lab.pinDir }); } catch (e) { err = e; }
+    expect((err as { code?: string }).code).toBe('ERR_STRATA_XDP_BUSY');
+    expect(String((err as Error).message)).toContain(String(h.child.pid));
+    expect(strataProgs(lab).map((p) => p.id)).toEqual([h.info.id]);   // untouched
+
+    const p = XdpProgram.attach({ iface: lab.serverIface, netns: lab.serverNs, pinDir: lab.pinDir, replace: true });
+    try {
+      expect(p.recovered.staleProgramIds).toEqual([h.info.id]);
+      expect(p.owner()).toBe(process.pid);
+      // The old owner exits cleanly: its exit handler must not remove our program or pins.
+      h.child.kill('SIGTERM');
+      await h.exit;
+      expect(strataProgs(lab).map((x) => x.id)).toEqual([p.id]);
+      expect(readdirSync(lab.pinDir)).toContain('xsks_map');
+      p.steer({ addr: lab.afxdpAddr });
+      expect(p.steering()).toEqual([{ addr: lab.afxdpAddr }]);
+    } finally {
+      p.detach();
+    }
+    expect(existsSync(lab.pinDir)).toBe(false);
+  });
+
   it('lab.down() removes a program left by a SIGKILLed process, its pins and the namespaces', async () => {
     const h = await startHolder(lab);
     h.child.kill('SIGKILL');

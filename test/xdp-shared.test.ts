@@ -24,6 +24,7 @@ describe('strata_shared.h <-> src/xdp/shared.ts', () => {
     expect(defines.get('STRATA_MAP_DENY_SRC')).toBe(S.MAP.denySrc);
     expect(defines.get('STRATA_MAP_DENY_SRC_PORT')).toBe(S.MAP.denySrcPort);
     expect(defines.get('STRATA_MAP_COUNTERS')).toBe(S.MAP.counters);
+    expect(defines.get('STRATA_MAP_META')).toBe(S.MAP.meta);
   });
 
   it('has the same limits and key constants', () => {
@@ -59,5 +60,6 @@ describe('strata_shared.h <-> src/xdp/shared.ts', () => {
     expect(size('strata_deny_key')).toBe(S.DENY_KEY_SIZE);
     expect(size('strata_deny_port_key')).toBe(S.DENY_PORT_KEY_SIZE);
     expect(size('strata_counter')).toBe(S.COUNTER_SIZE);
+    expect(size('strata_meta')).toBe(S.META_SIZE);
   });
 });

@@ -4,7 +4,8 @@
 //           deny entries (--json for machines)
 //   attach  loads the program and leaves it attached and pinned (for
 //           benchmarks that drive an external AF_XDP program, which inserts
-//           its socket into <pinDir>/xsks_map), with --steer/--deny rules:
+//           its socket into <pinDir>/xsks_map), with --steer/--deny rules
+//           (--replace takes the interface from a live owner):
 //             --steer ADDR[/udp|tcp[/PORT[-PORT]]]   (repeatable)
 //             --deny PREFIX[:PORT] | [V6PREFIX]:PORT (repeatable)
 //   detach  detaches the strata program and removes its pins
@@ -18,7 +19,7 @@ import { PROG_NAME } from '../xdp/shared.js';
 import { parseArgs, UsageError } from './args.js';
 
 const USAGE = 'usage: strata xdp status|attach|detach --iface IF [--netns NS] [--pin-dir DIR] [--json]\n'
-  + '       strata xdp attach --iface IF [--netns NS] [--mode native|generic|auto] [--steer ADDR[/udp|tcp[/PORT[-PORT]]]]... [--deny PREFIX[:PORT]]...';
+  + '       strata xdp attach --iface IF [--netns NS] [--mode native|generic|auto] [--steer ADDR[/udp|tcp[/PORT[-PORT]]]]... [--deny PREFIX[:PORT]]... [--replace]';
 
 export function parseSteer(s: string): SteerRule {
   const parts = s.split('/');
@@ -61,7 +62,7 @@ function fmtSteer(r: SteerRule): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, { booleans: ['json', 'help'], strings: ['iface', 'netns', 'mode', 'pin-dir'], lists: ['steer', 'deny'] });
+  const a = parseArgs(argv, { booleans: ['json', 'help', 'replace'], strings: ['iface', 'netns', 'mode', 'pin-dir'], lists: ['steer', 'deny'] });
   const sub = a.positionals[0];
   if (a.flags.has('help')) { process.stdout.write(`${USAGE}\n`); return 0; }
   if (sub !== 'status' && sub !== 'attach' && sub !== 'detach') throw new UsageError(USAGE);
@@ -91,7 +92,7 @@ export async function main(argv: string[]): Promise<number> {
     const mode = (a.values.get('mode') ?? 'auto') as XdpMode | 'auto';
     const steer = (a.listValues.get('steer') ?? []).map(parseSteer);
     const deny = (a.listValues.get('deny') ?? []).map(parseDeny);
-    const p = XdpProgram.attach({ iface, netns, pinDir, mode, detachOnExit: false });
+    const p = XdpProgram.attach({ iface, netns, pinDir, mode, detachOnExit: false, replace: a.flags.has('replace') });
     try {
       for (const r of steer) p.steer(r);
       for (const r of deny) p.deny(r);
@@ -123,14 +124,16 @@ export async function main(argv: string[]): Promise<number> {
   }
   const p = XdpProgram.open({ iface, netns, pinDir });
   const counters = p.counters();
+  const owner = p.owner();
   const steering = p.steering();
   const deny = p.denials();
   if (json) {
-    process.stdout.write(`${JSON.stringify({ iface, netns: netns ?? null, attached: true, id: ours.id, mode: q.mode, legacy: q.legacy, programs: q.programs, pinDir, pinned: pins, counters, steering, deny })}\n`);
+    process.stdout.write(`${JSON.stringify({ iface, netns: netns ?? null, attached: true, id: ours.id, owner, mode: q.mode, legacy: q.legacy, programs: q.programs, pinDir, pinned: pins, counters, steering, deny })}\n`);
     return 0;
   }
   const lines = [
     `${iface}${netns ? ` (netns ${netns})` : ''}: ${PROG_NAME} id ${ours.id} tag ${ours.tag}, ${q.mode} mode${q.legacy ? '' : ' (libxdp dispatcher)'}`,
+    `  owner ${owner ? `pid ${owner}` : 'none (detach with `strata xdp detach`)'}`,
     `  pins ${pinDir}: ${pins.join(' ')}`,
     '  counters (packets / bytes):',
     ...Object.entries(counters).map(([k, v]) => `    ${k.padEnd(18)} ${String(v.packets).padStart(12)} ${String(v.bytes).padStart(14)}`),

@@ -42,6 +42,12 @@ export interface XdpAttachOptions {
   objPath?: string;
   /** Detach on exit/SIGINT/SIGTERM (default true). */
   detachOnExit?: boolean;
+  /**
+   * Take over the interface even from a live process that attached strata's
+   * program there (default false: ERR_STRATA_XDP_BUSY). Leftovers of dead
+   * processes and CLI attachments (no owner) are always replaced.
+   */
+  replace?: boolean;
 }
 
 export interface SteerRule {
@@ -62,6 +68,26 @@ export interface Recovery {
 }
 
 export type Counters = Record<ReasonName, { packets: number; bytes: number }>;
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+}
+
+/** The owner pid recorded in a pin directory's meta map (0: none), or null when there is none. */
+export function pinnedOwner(pinDir: string): number | null {
+  const path = join(pinDir, MAP.meta);
+  if (!existsSync(path)) return null;
+  let m: BpfMap | undefined;
+  try {
+    m = BpfMap.open(path);
+    const v = m.lookup(new Uint8Array(4));
+    return v ? new DataView(v.buffer, v.byteOffset, v.byteLength).getUint32(0, true) : 0;
+  } catch {
+    return null;
+  } finally {
+    m?.close();
+  }
+}
 
 export function pinDirFor(iface: string, netns?: string | null): string {
   return `${BPF_PIN_ROOT}/${netns ?? 'root'}_${iface}`;
@@ -137,9 +163,14 @@ export class XdpProgram {
     if (want !== 'auto' && want !== 'native' && want !== 'generic') throw new InvalidArgumentError(`mode must be native, generic or auto, not '${want}'`);
     n.ensureBpffs('/sys/fs/bpf');
 
-    // Recover from a previous run killed before it could clean up.
+    // Recover from a previous run killed before it could clean up, but never
+    // pull the program from under a live owner unless asked to.
     const recovered: Recovery = { staleProgramIds: [], stalePins: false };
     const q = n.xdpQuery({ ifname: o.iface, netns: o.netns });
+    const owner = pinnedOwner(pinDir);
+    if (!o.replace && owner && owner !== process.pid && alive(owner) && q.programs.some((p) => p.name === PROG_NAME)) {
+      throw new StrataError('ERR_STRATA_XDP_BUSY', `strata's XDP program on ${o.iface}${o.netns ? ` (netns ${o.netns})` : ''} belongs to live process ${owner}; stop it or pass replace`);
+    }
     for (const p of q.programs) {
       if (p.name === PROG_NAME && n.xdpDetach({ ifname: o.iface, netns: o.netns, id: p.id })) recovered.staleProgramIds.push(p.id);
     }
@@ -174,7 +205,14 @@ export class XdpProgram {
       removePins(pinDir);
       throw e;
     }
-    if (o.detachOnExit ?? true) {
+    const detachOnExit = o.detachOnExit ?? true;
+    try {
+      prog.setOwner(detachOnExit ? process.pid : 0);
+    } catch (e) {
+      prog.detach();
+      throw e;
+    }
+    if (detachOnExit) {
       live.add(prog);
       installExitHandlers();
     }
@@ -425,16 +463,40 @@ export class XdpProgram {
     return XDP_ACTIONS[r.retval] ?? 'aborted';
   }
 
-  /** Detaches the program, closes the maps and removes the pin directory. Idempotent. */
+  private setOwner(pid: number): void {
+    const v = new Uint8Array(8);
+    new DataView(v.buffer).setUint32(0, pid, true);
+    this.maps.meta.update(new Uint8Array(4), v);
+  }
+
+  /** The pid that detaches this program on exit; 0 when none (e.g. `strata xdp attach`). */
+  owner(): number {
+    this.live();
+    const v = this.maps.meta.lookup(new Uint8Array(4));
+    return v ? new DataView(v.buffer, v.byteOffset, v.byteLength).getUint32(0, true) : 0;
+  }
+
+  /**
+   * Detaches the program, closes the maps and removes the pin directory.
+   * Idempotent. If another process has replaced this program meanwhile, its
+   * program and pins are left alone.
+   */
   detach(): void {
     if (!this.attached) return;
     this.attached = false;
     live.delete(this);
+    const ourMetaId = this.maps.meta.info.id;
     for (const m of Object.values(this.maps)) m.close();
+    let pinsOurs = false;
+    try {
+      const pinned = BpfMap.open(join(this.pinDir, MAP.meta));
+      pinsOurs = pinned.info.id === ourMetaId;
+      pinned.close();
+    } catch { /* no pins left */ }
     try {
       this.n.xdpDetach({ ifname: this.iface, netns: this.netns, id: this.id });
     } finally {
-      removePins(this.pinDir);
+      if (pinsOurs) removePins(this.pinDir);
     }
   }
 

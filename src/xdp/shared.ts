@@ -8,6 +8,7 @@ export const MAP = {
   denySrc: 'deny_src',
   denySrcPort: 'deny_src_port',
   counters: 'counters',
+  meta: 'meta',
 } as const;
 
 export const MAX_QUEUES = 64;
@@ -42,3 +43,4 @@ export const ADDR_KEY_SIZE = 20;    // family u8, pad[3], addr[16]
 export const DENY_KEY_SIZE = 20;    // prefixlen u32, addr[16]
 export const DENY_PORT_KEY_SIZE = 24; // prefixlen u32, port be16, addr[16], pad[2]
 export const COUNTER_SIZE = 16;     // packets u64, bytes u64
+export const META_SIZE = 8;         // owner_pid u32, flags u32
