@@ -3,8 +3,8 @@
  * drop denied sources, pass everything else to the kernel untouched.
  *
  * For each frame: parse Ethernet (up to two 802.1Q/802.1ad tags), then ARP,
- * IPv4 or IPv6 and the TCP/UDP ports, every step bounds-checked through a
- * header cursor. Verdicts, in order:
+ * IPv4 or IPv6 (through up to four extension headers) and the TCP/UDP ports,
+ * every step bounds-checked through a header cursor. Verdicts, in order:
  *   1. source in the deny trie (optionally with the destination port)  DROP
  *   2. destination (address, protocol, port) in the steering map        REDIRECT
  *      to the XSK of the receiving queue; XDP_PASS if no socket is bound there
@@ -89,6 +89,7 @@ struct {
 #define ETH_P_ARP_    0x0806
 #define MAX_VLAN_TAGS 2
 #define IPV6_FRAG_HDR 44
+#define MAX_EXT_HDRS  4
 #define ARP_HDR_LEN   28   /* Ethernet/IPv4 ARP */
 #define ND_SOLICIT    135
 
@@ -114,6 +115,18 @@ struct arp_ipv4 {
 	__u8   tha[6];
 	__u8   tpa[4];
 } __attribute__((packed));
+
+struct ipv6_opt_hdr_ {
+	__u8 nexthdr;
+	__u8 hdrlen;   /* 8-octet units, not counting the first 8 */
+};
+
+struct ipv6_frag_hdr_ {
+	__u8   nexthdr;
+	__u8   reserved;
+	__be16 frag_off;  /* offset (13 bits) << 3 | flags */
+	__be32 id;
+};
 
 struct nd_solicit {
 	__u8  type;
@@ -207,9 +220,34 @@ static __always_inline int parse_ipv6(struct cursor *c, struct pkt *k, int *nd_t
 	__builtin_memcpy(k->saddr, &ip6->saddr, 16);
 	__builtin_memcpy(k->daddr, &ip6->daddr, 16);
 	c->pos = ip6 + 1;
-	/* Extension headers other than a fragment header are left to the
-	 * kernel's rules: we classify on the first next-header only, like
-	 * most XDP load balancers; address-only steering still applies. */
+	/* Walk up to MAX_EXT_HDRS extension headers (hop-by-hop, routing,
+	 * destination options, fragment) to find TCP/UDP. A non-first fragment
+	 * has no L4 header: address-only rules still match it. Longer chains
+	 * are classified by address only. */
+#pragma unroll
+	for (int i = 0; i < MAX_EXT_HDRS; i++) {
+		__u8 nh = k->proto;
+		if (nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS) {
+			struct ipv6_opt_hdr_ *o = c->pos;
+			if ((void *)(o + 1) > c->end)
+				return -1;
+			void *next = c->pos + ((__u32)o->hdrlen + 1) * 8;
+			if (next > c->end)
+				return -1;
+			k->proto = o->nexthdr;
+			c->pos = next;
+		} else if (nh == IPV6_FRAG_HDR) {
+			struct ipv6_frag_hdr_ *f = c->pos;
+			if ((void *)(f + 1) > c->end)
+				return -1;
+			k->proto = f->nexthdr;
+			c->pos = f + 1;
+			if (f->frag_off & bpf_htons(0xfff8))
+				return 0;
+		} else {
+			break;
+		}
+	}
 	if (k->proto == IPPROTO_ICMPV6) {
 		struct nd_solicit *ns = c->pos;
 		if ((void *)(ns + 1) <= c->end && ns->type == ND_SOLICIT && ns->code == 0)

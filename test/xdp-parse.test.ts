@@ -36,6 +36,10 @@ const tcp = (sport: number, dport: number) => [sport >> 8, sport & 0xff, dport >
 function arp(op: number, spa: string, tpa: string): number[] {
   return [0, 1, 0x08, 0x00, 6, 4, 0, op, ...MAC_A, ...parseAddr(spa).bytes, 0, 0, 0, 0, 0, 0, ...parseAddr(tpa).bytes];
 }
+/** An IPv6 options-style extension header (hop-by-hop, routing, dest. options) of (units + 1) * 8 bytes. */
+const ext = (next: number, units: number) => [next, units, ...new Array((units + 1) * 8 - 2).fill(0)];
+/** An IPv6 fragment header; offset in 8-byte units, more-fragments flag set. */
+const frag6 = (next: number, offset: number) => [next, 0, (offset << 3) >> 8, ((offset << 3) & 0xff) | 1, 0, 0, 0, 1];
 const frame = (...parts: number[][]) => Uint8Array.from(parts.flat());
 const Q = 0x8100, AD = 0x88a8;
 
@@ -92,6 +96,11 @@ describe.skipIf(skip !== null)(`XDP parser and verdicts${skip ? ` (skipped: ${sk
     ['non-first IPv4 fragment to an address steered for all', () => frame(eth(0x0800), ipv4('10.200.0.1', '10.200.0.4', 17, udp(5000, 9000), { fragOff: 100 })), 'redirect', 'redirected'],
     ['IPv6 TCP to a steered port', () => frame(eth(0x86dd), ipv6('fd00::1', 'fd00::3', 6, tcp(5000, 443))), 'redirect', 'redirected'],
     ['IPv6 TCP to another port', () => frame(eth(0x86dd), ipv6('fd00::1', 'fd00::3', 6, tcp(5000, 444))), 'pass', 'pass_not_steered'],
+    ['IPv6 hop-by-hop, then TCP to a steered port', () => frame(eth(0x86dd), ipv6('fd00::1', 'fd00::3', 0, [...ext(6, 0), ...tcp(5000, 443)])), 'redirect', 'redirected'],
+    ['IPv6 hop-by-hop + destination options (24 bytes), then TCP', () => frame(eth(0x86dd), ipv6('fd00::1', 'fd00::3', 0, [...ext(60, 0), ...ext(6, 2), ...tcp(5000, 443)])), 'redirect', 'redirected'],
+    ['IPv6 first fragment of TCP to a steered port', () => frame(eth(0x86dd), ipv6('fd00::1', 'fd00::3', 44, [...frag6(6, 0), ...tcp(5000, 443)])), 'redirect', 'redirected'],
+    ['IPv6 non-first fragment to a port-steered address', () => frame(eth(0x86dd), ipv6('fd00::1', 'fd00::3', 44, [...frag6(6, 10), ...tcp(5000, 443)])), 'pass', 'pass_not_steered'],
+    ['IPv6 extension header longer than the frame', () => frame(eth(0x86dd), ipv6('fd00::1', 'fd00::3', 0, [...ext(6, 0)].map((x, i) => (i === 1 ? 200 : x)))), 'drop', 'malformed'],
     ['802.1Q-tagged IPv6 TCP', () => frame(eth(0x86dd, [[Q, 7]]), ipv6('fd00::1', 'fd00::3', 6, tcp(5000, 443))), 'redirect', 'redirected'],
     ['ARP request for a steered address', () => frame(eth(0x0806), arp(1, '10.200.0.1', '10.200.0.3')), 'redirect', 'arp_steered'],
     ['ARP request for the kernel address', () => frame(eth(0x0806), arp(1, '10.200.0.1', '10.200.0.2')), 'pass', 'pass_non_ip'],
