@@ -287,7 +287,7 @@ export class TcpConnection implements CcState {
   /** Aborts with an error: RST to the peer when synchronized (RFC 9293 ABORT call), then CLOSED. */
   abort(now: number, code: TcpErrorCode = 'ECONNRESET', message = 'connection aborted', sendRst = true): void {
     if (this.state === 'CLOSED') return;
-    if (sendRst && (this.synchronized || this.state === 'SYN-RECEIVED')) this.sendControl(this.sndNxt, 0, FLAG.RST, now);
+    if (sendRst && (this.synchronized || this.state === 'SYN-RECEIVED')) this.sendControl(this.sndMax, 0, FLAG.RST, now);
     this.error = code === 'ECONNABORTED' && !sendRst ? null : new TcpError(code, message);
     if (this.listener !== null) this.listener.forget(this);
     this.setState('CLOSED', now);
@@ -1235,7 +1235,11 @@ export class TcpConnection implements CcState {
   }
 
   sendAck(now: number): void {
-    this.emit(this.sndNxt, 0, FLAG.ACK, now);
+    // SND.NXT in the RFC's sense: the highest sequence sent. Ours may be
+    // pulled back for go-back-N after an RTO; an ACK carrying that older
+    // number would look like an old duplicate to the peer (and two such
+    // peers would ACK each other's ACKs forever).
+    this.emit(this.sndMax, 0, FLAG.ACK, now);
   }
 
   /** A control segment outside the data flow (RST, probe): seq given, no payload. */
@@ -1435,7 +1439,7 @@ export class TcpConnection implements CcState {
     // RFC 1122 §4.2.3.6: a probe is SEG.SEQ = SND.NXT-1 with no data.
     this.keepaliveProbes++;
     this.tcp.counters.keepAlivesSent++;
-    this.sendControl(seqAdd(this.sndNxt, -1), this.rcvNxt, FLAG.ACK, now);
+    this.sendControl(seqAdd(this.sndMax, -1), this.rcvNxt, FLAG.ACK, now);
     this.tcp.timers.arm(this.keepaliveTimer, now + this.keepAliveInterval);
   }
 
