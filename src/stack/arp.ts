@@ -137,6 +137,7 @@ export class ArpCache {
   output(off: number, len: number, ip: number, now: number): void {
     const s = this.s;
     if (s.isBroadcast(ip)) { macCopy(s.mem, off + ETH.DST, MAC_BROADCAST, 0); s.sendFrame(off, len); return; }
+    if (s.isLocal(ip)) { macCopy(s.mem, off + ETH.DST, s.mac, 0); s.loopFrame(off, len); return; }
     let e = this.entries.get(ip);
     if (e === undefined) {
       e = this.create(ip, now);

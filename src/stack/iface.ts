@@ -9,7 +9,9 @@
 //   2. recv() up to maxBurstsPerPoll bursts; each frame goes through
 //      Ethernet -> ARP / IPv4 -> ICMP / transports, then back to the link:
 //      freed (one free() per burst) or reused in place for a reply;
-//   3. ONE send() of everything queued for transmission (a full tx burst is
+//   3. frames we sent to our own addresses (the loopback queue) go through
+//      the same input path, as Linux's lo would carry them;
+//   4. ONE send() of everything queued for transmission (a full tx burst is
 //      flushed early), and unused pre-allocated frames go back.
 // Frames owned by the stack between polls: those waiting on ARP only.
 //
@@ -47,6 +49,8 @@ export interface StackCore {
   readonly now: number;
   /** Offset of the frame being processed. */
   readonly currentFrame: number;
+  /** True while processing a looped-back frame (our own packet to ourselves). */
+  readonly looping: boolean;
   random(): number;
   isLocal(addr: number): boolean;
   isBroadcast(addr: number): boolean;
@@ -59,6 +63,8 @@ export interface StackCore {
   releaseFrame(off: number): void;
   /** Sends the frame being processed (modified in place) with length len. */
   reuseCurrentFrame(len: number): void;
+  /** Queues a frame the stack owns for its own input (a packet to one of our addresses). */
+  loopFrame(off: number, len: number): void;
   /** Writes our link header (source MAC, tag, type) with destination dst. Returns its length. */
   writeL2(off: number, dst: Uint8Array, type: number): number;
 }
@@ -120,6 +126,10 @@ export class Stack implements StackCore {
   private readonly tx: Burst;
   private readonly freeB: Burst;
   private readonly pool: Burst;
+  /** Frames to our own addresses, processed as received by the next poll. */
+  private loop: Burst;
+  private loopNext: Burst;
+  looping = false;
   private readonly maxBursts: number;
   private readonly bcasts: number[] = [];
   private consumed = false;
@@ -151,6 +161,8 @@ export class Stack implements StackCore {
     this.freeB = new Burst(burst);
     this.tx = new Burst(Math.max(256, burst * 4));
     this.pool = new Burst(32);
+    this.loop = new Burst(256);
+    this.loopNext = new Burst(256);
     this.maxBursts = opts.maxBurstsPerPoll ?? 4;
     this.announceAtStart = opts.announce ?? true;
     if (opts.addrs.length === 0) throw new InvalidArgumentError('a stack needs at least one address');
@@ -243,7 +255,15 @@ export class Stack implements StackCore {
 
   reuseCurrentFrame(len: number): void {
     this.consumed = true;
-    this.sendFrame(this.currentFrame, len);
+    // A reply to a looped frame goes back to ourselves.
+    if (this.looping) this.loopFrame(this.currentFrame, len);
+    else this.sendFrame(this.currentFrame, len);
+  }
+
+  loopFrame(off: number, len: number): void {
+    if (!this.loopNext.push(off, len)) { this.stats.drop(DROP.LOOPBACK_FULL); this.releaseFrame(off); return; }
+    this.stats.loopedFrames++;
+    if (!this.inPoll) this.kick();
   }
 
   writeL2(off: number, dst: Uint8Array, type: number): number {
@@ -292,6 +312,7 @@ export class Stack implements StackCore {
         if (n < rx.capacity) break;
         if (round === this.maxBursts - 1) this.more = true;
       }
+      if (this.loopNext.count > 0) this.runLoop(now);
     } finally {
       this.flushTx();
       if (this.freeB.count > 0) this.link.free(this.freeB);
@@ -299,6 +320,30 @@ export class Stack implements StackCore {
       this.inPoll = false;
     }
     return received;
+  }
+
+  /** Processes the frames looped back before this poll; replies to them are looped for the next. */
+  private runLoop(now: number): void {
+    const l = this.loopNext;
+    this.loopNext = this.loop;
+    this.loop = l;
+    this.looping = true;
+    try {
+      for (let i = 0; i < l.count; i++) {
+        const off = l.off(i);
+        this.currentFrame = off;
+        this.consumed = false;
+        this.input(off, l.len(i), now);
+        if (!this.consumed) {
+          this.freeB.push(off, 0);
+          if (this.freeB.count === this.freeB.capacity) this.link.free(this.freeB);
+        }
+      }
+    } finally {
+      this.looping = false;
+      this.currentFrame = -1;
+      l.clear();
+    }
   }
 
   private flushTx(): void {
@@ -330,13 +375,13 @@ export class Stack implements StackCore {
    */
   pollAt(): number | undefined {
     if (this.closed) return undefined;
-    if (this.tx.count > 0 || this.more) return this.now;
+    if (this.tx.count > 0 || this.more || this.loopNext.count > 0) return this.now;
     return this.timers.nextExpiry();
   }
 
   /** Frames the stack holds between polls (waiting on ARP or in the pool): for leak checks. */
   framesHeld(): number {
-    let n = this.pool.count + this.tx.count;
+    let n = this.pool.count + this.tx.count + this.loopNext.count;
     for (const e of this.arp.list()) n += e.queued;
     return n;
   }
@@ -347,6 +392,7 @@ export class Stack implements StackCore {
     this.arp.clear();
     this.ipv4.reasm.clear();
     if (this.tx.count > 0) this.link.free(this.tx);
+    if (this.loopNext.count > 0) this.link.free(this.loopNext);
     if (this.pool.count > 0) this.link.free(this.pool);
     if (this.freeB.count > 0) this.link.free(this.freeB);
     this.closed = true;

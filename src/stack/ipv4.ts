@@ -124,7 +124,8 @@ export class Ipv4 implements NetworkWriter {
     const dst = ipv4Dst(buf, ipOff);
     const bcast = s.isBroadcast(dst);
     if (!bcast && !s.isLocal(dst)) { s.stats.drop(DROP.IP_NOT_FOR_US); return; }
-    if (ipv4IsMartianSource(src) || s.isLocal(src)) { s.stats.drop(DROP.IP_MARTIAN_SOURCE); return; }
+    // Our own address as a source is martian unless the packet came round the loopback queue.
+    if (ipv4IsMartianSource(src) || (s.isLocal(src) && !s.looping)) { s.stats.drop(DROP.IP_MARTIAN_SOURCE); return; }
     if (s.isBroadcast(src)) { s.stats.drop(DROP.IP_BROADCAST_SOURCE); return; }
     if (ipv4IsFragment(buf, ipOff)) {
       const q = this.reasm.add(buf, ipOff, now);

@@ -57,6 +57,7 @@ export const DROP = {
   IPV6_UNSUPPORTED: 39,
   IP_BROADCAST_SOURCE: 40,
   ARP_TABLE_FULL: 41,
+  LOOPBACK_FULL: 42,
 } as const;
 export type DropReason = keyof typeof DROP;
 export const DROP_NAMES: readonly DropReason[] = (() => {
@@ -75,6 +76,7 @@ export interface StackStatsSnapshot {
   icmpEchoRequests: number; icmpEchoReplies: number; icmpErrorsSent: number; icmpErrorsReceived: number;
   pmtuUpdates: number;
   udpRxDatagrams: number; udpTxDatagrams: number;
+  loopedFrames: number;
   polls: number;
   drops: Record<DropReason, number>;
   dropsTotal: number;
@@ -89,6 +91,8 @@ export class StackStats {
   icmpEchoRequests = 0; icmpEchoReplies = 0; icmpErrorsSent = 0; icmpErrorsReceived = 0;
   pmtuUpdates = 0;
   udpRxDatagrams = 0; udpTxDatagrams = 0;
+  /** Frames to our own addresses, delivered through the loopback queue. */
+  loopedFrames = 0;
   polls = 0;
 
   /** Counts one drop. */
@@ -109,7 +113,7 @@ export class StackStats {
       fragmentsSent: this.fragmentsSent, fragmentedPackets: this.fragmentedPackets,
       icmpEchoRequests: this.icmpEchoRequests, icmpEchoReplies: this.icmpEchoReplies,
       icmpErrorsSent: this.icmpErrorsSent, icmpErrorsReceived: this.icmpErrorsReceived,
-      pmtuUpdates: this.pmtuUpdates, udpRxDatagrams: this.udpRxDatagrams, udpTxDatagrams: this.udpTxDatagrams,
+      pmtuUpdates: this.pmtuUpdates, udpRxDatagrams: this.udpRxDatagrams, udpTxDatagrams: this.udpTxDatagrams, loopedFrames: this.loopedFrames,
       polls: this.polls, drops, dropsTotal: total,
     };
   }
