@@ -662,3 +662,25 @@ describe('loopback', () => {
     expectNoLeaks(sim);
   });
 });
+
+describe('robustness', () => {
+  test('a throwing message listener propagates, and every frame of the burst still goes back', () => {
+    const sim = new Sim({ seed: 42 });
+    let calls = 0;
+    sim.b.createUdpSocket().bind(5).on('message', () => { calls++; if (calls === 2) throw new Error('listener bug'); });
+    sim.pollNow();
+    // Resolve ARP first, then queue four datagrams that arrive in one burst.
+    const cli = sim.a.createUdpSocket();
+    cli.send('warmup', 5, Sim.ADDR_B);
+    sim.run(5);
+    for (let i = 0; i < 4; i++) cli.send(`d${i}`, 5, Sim.ADDR_B);
+    sim.a.poll(sim.now);
+    expect(() => sim.b.poll(sim.now)).toThrow('listener bug');
+    expect(sim.linkB.outstanding()).toBe(0);
+    // The stack keeps working.
+    cli.send('after', 5, Sim.ADDR_B);
+    sim.run(5);
+    expect(calls).toBe(3);
+    expectNoLeaks(sim);
+  });
+});

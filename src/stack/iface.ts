@@ -275,37 +275,42 @@ export class Stack implements StackCore {
   /** Asks the driver for a poll soon (work was queued between polls). */
   kick(): void { if (!this.inPoll && this.onWork !== null) this.onWork(); }
 
-  /** Does everything due at `now`. Returns the number of frames received. */
+  /**
+   * Does everything due at `now`. Returns the number of frames received.
+   * An exception from a user callback (a 'message' listener …) propagates,
+   * but only after every frame of the burst has gone back to the link.
+   */
   poll(now: number): number {
     if (this.closed) return 0;
     this.now = now;
     this.inPoll = true;
     this.stats.polls++;
     let received = 0;
+    const rx = this.rx;
+    let i = 0;
+    let inInput = false;
     try {
       if (!this.started) {
         this.started = true;
         if (this.announceAtStart) this.arp.announce();
       }
       this.timers.advance(now);
-      const rx = this.rx;
       this.more = false;
       for (let round = 0; round < this.maxBursts; round++) {
         const n = this.link.recv(rx);
         if (n === 0) break;
         received += n;
-        for (let i = 0; i < rx.count; i++) {
+        for (i = 0; i < rx.count; i++) {
           const off = rx.off(i);
           const len = rx.len(i);
           this.currentFrame = off;
           this.consumed = false;
           this.stats.rxFrames++;
           this.stats.rxBytes += len;
+          inInput = true;
           this.input(off, len, now);
-          if (!this.consumed) {
-            this.freeB.push(off, 0);
-            if (this.freeB.count === this.freeB.capacity) this.link.free(this.freeB);
-          }
+          inInput = false;
+          if (!this.consumed) this.release(off);
         }
         rx.clear();
         this.currentFrame = -1;
@@ -314,6 +319,13 @@ export class Stack implements StackCore {
       }
       if (this.loopNext.count > 0) this.runLoop(now);
     } finally {
+      if (rx.count > 0) {
+        // Thrown out of the middle of a burst: hand back what is still ours.
+        if (inInput && !this.consumed) this.release(rx.off(i));
+        for (let j = i + 1; j < rx.count; j++) this.release(rx.off(j));
+        rx.clear();
+        this.currentFrame = -1;
+      }
       this.flushTx();
       if (this.freeB.count > 0) this.link.free(this.freeB);
       if (this.pool.count > 0) this.link.free(this.pool);
@@ -322,24 +334,35 @@ export class Stack implements StackCore {
     return received;
   }
 
+  /** Returns a received frame to the link (batched: one free() per burst). */
+  private release(off: number): void {
+    this.freeB.push(off, 0);
+    if (this.freeB.count === this.freeB.capacity) this.link.free(this.freeB);
+  }
+
   /** Processes the frames looped back before this poll; replies to them are looped for the next. */
   private runLoop(now: number): void {
     const l = this.loopNext;
     this.loopNext = this.loop;
     this.loop = l;
     this.looping = true;
+    let i = 0;
+    let inInput = false;
     try {
-      for (let i = 0; i < l.count; i++) {
+      for (i = 0; i < l.count; i++) {
         const off = l.off(i);
         this.currentFrame = off;
         this.consumed = false;
+        inInput = true;
         this.input(off, l.len(i), now);
-        if (!this.consumed) {
-          this.freeB.push(off, 0);
-          if (this.freeB.count === this.freeB.capacity) this.link.free(this.freeB);
-        }
+        inInput = false;
+        if (!this.consumed) this.release(off);
       }
     } finally {
+      if (i < l.count) {
+        if (inInput && !this.consumed) this.release(l.off(i));
+        for (let j = i + 1; j < l.count; j++) this.release(l.off(j));
+      }
       this.looping = false;
       this.currentFrame = -1;
       l.clear();
