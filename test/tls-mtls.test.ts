@@ -83,8 +83,9 @@ async function mtlsNetServer(mgr: TlsContextManager): Promise<Harness> {
   const seen: SpiffeId[] = [];
   const rejected: string[] = [];
   const server = createMtlsServer(mgr, {}, (sock, id) => {
-    seen.push(id);
-    sock.end(`hello ${id.spiffeId}\n`);
+    seen.push(id!);
+    // Answer the client's line rather than at once: a reply racing the client's first write upsets s_client.
+    sock.once('data', () => sock.end(`hello ${id!.spiffeId}\n`));
   });
   server.on('strata:rejected', (err: { code?: string }) => rejected.push(err.code ?? 'unknown'));
   const conns = new Set<net.Socket>();
@@ -106,7 +107,7 @@ async function mtlsDuplexServer(mgr: TlsContextManager): Promise<Harness> {
     sock.on('strata:authenticated', (id: SpiffeId) => {
       seen.push(id);
       expect(peerIdentity(sock)).toEqual(id);
-      sock.end(`hello ${id.spiffeId}\n`);
+      sock.once('data', () => sock.end(`hello ${id.spiffeId}\n`));
     });
   });
   const conns = new Set<net.Socket>();
@@ -325,7 +326,7 @@ describe('TlsContextManager reload', () => {
   it('serves plain TLS 1.3 without client certificates when requireClientCert is false', async () => {
     const mgr = new TlsContextManager({ certFile: files.server!.cert, keyFile: files.server!.key, caFile: join(dir, 'ca.pem'), requireClientCert: false });
     const seen: (SpiffeId | null)[] = [];
-    const server = createMtlsServer(mgr, {}, (sock, id) => { seen.push(id); sock.end('hello anonymous\n'); });
+    const server = createMtlsServer(mgr, {}, (sock, id) => { seen.push(id); sock.once('data', () => sock.end('hello anonymous\n')); });
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     const r = await sClient((server.address() as net.AddressInfo).port, null);

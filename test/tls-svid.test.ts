@@ -91,6 +91,16 @@ describe('validateSvid', () => {
     expect(codeOf(() => validateSvid(t.certPem))).toBe('ERR_STRATA_SVID_BAD_SPIFFE_ID');
   });
 
+  it('rejects a leaf whose SPIFFE ID has no path (§3.1, §5.2)', async () => {
+    const s = await issueSvid(ca, { spiffeId: 'spiffe://example.org', unsafe: { skipSpiffeIdCheck: true } });
+    expect(codeOf(() => validateSvid(s.certPem))).toBe('ERR_STRATA_SVID_LEAF_NO_PATH');
+  });
+
+  it('rejects a keyUsage extension that is not critical (§4.3)', async () => {
+    const s = await issueSvid(ca, { spiffeId: 'spiffe://example.org/a', unsafe: { keyUsageCritical: false } });
+    expect(codeOf(() => validateSvid(s.certPem))).toBe('ERR_STRATA_SVID_KEY_USAGE_NOT_CRITICAL');
+  });
+
   it('rejects a missing digitalSignature, and keyCertSign on a leaf', async () => {
     const a = await issueSvid(ca, { spiffeId: 'spiffe://example.org/a', unsafe: { keyUsage: x509.KeyUsageFlags.keyEncipherment } });
     expect(codeOf(() => validateSvid(a.certPem))).toBe('ERR_STRATA_SVID_NO_DIGITAL_SIGNATURE');

@@ -60,6 +60,7 @@ export interface IssueSvidOptions {
     isCa?: boolean;
     extraUriSans?: readonly string[];
     keyUsage?: number;
+    keyUsageCritical?: boolean;
     extKeyUsage?: readonly string[];
     skipSpiffeIdCheck?: boolean;
   };
@@ -151,7 +152,7 @@ export async function issueSvid(ca: CertificateAuthority, opts: IssueSvidOptions
     ...validity(opts.now ?? Date.now(), opts.days ?? 30),
     extensions: [
       new x509.BasicConstraintsExtension(u.isCa ?? false, undefined, true),
-      new x509.KeyUsagesExtension(usage, true),
+      new x509.KeyUsagesExtension(usage, u.keyUsageCritical ?? true),
       new x509.ExtendedKeyUsageExtension((u.extKeyUsage ?? [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]) as string[], false),
       new x509.SubjectAlternativeNameExtension(names, false),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),

@@ -5,9 +5,11 @@
 // with requestCert + rejectUnauthorized and our CA bundle. What OpenSSL does
 // not know about is SPIFFE, and that is checked here, on the leaf:
 //
-// - exactly one URI SAN, which is a valid SPIFFE ID (§2, SPIFFE-ID spec);
+// - exactly one URI SAN, which is a valid SPIFFE ID (§2, SPIFFE-ID spec)
+//   with a non-root path (§3.1, §5.2); the SAN extension is critical when
+//   the subject is empty (§3.1, RFC 5280 4.1.2.6);
 // - basicConstraints cA is false, or the extension is absent (§4.1);
-// - keyUsage is present and has digitalSignature (§4.3); keyCertSign and
+// - keyUsage is present, critical, and has digitalSignature (§4.3); keyCertSign and
 //   cRLSign are not set, since a leaf must not be able to sign (§4.3);
 // - extendedKeyUsage, when present, contains both id-kp-serverAuth and
 //   id-kp-clientAuth (§4.4);
@@ -66,10 +68,14 @@ function spiffeIdOf(cert: x509.X509Certificate, what: string): SpiffeId {
 export function validateSvid(input: CertificateInput, opts: SvidValidationOptions = {}): SpiffeId {
   const cert = toPeculiar(input);
   const id = spiffeIdOf(cert, 'leaf certificate');
+  if (cert.subjectName.toJSON().length === 0 && !cert.getExtension(x509.SubjectAlternativeNameExtension)!.critical)
+    throw new SvidError(SvidErrorCode.SAN_NOT_CRITICAL, `leaf certificate ${id.spiffeId} has an empty subject, so its SAN extension must be critical`);
   const bc = cert.getExtension(x509.BasicConstraintsExtension);
   if (bc && bc.ca) throw new SvidError(SvidErrorCode.LEAF_IS_CA, `leaf certificate ${id.spiffeId} is a CA (basicConstraints cA=true)`);
+  if (id.path === '') throw new SvidError(SvidErrorCode.LEAF_NO_PATH, `leaf certificate SPIFFE ID ${id.spiffeId} has no path; a trust domain ID cannot identify a workload`);
   const ku = cert.getExtension(x509.KeyUsagesExtension);
   if (!ku) throw new SvidError(SvidErrorCode.NO_KEY_USAGE, `leaf certificate ${id.spiffeId} has no keyUsage extension`);
+  if (!ku.critical) throw new SvidError(SvidErrorCode.KEY_USAGE_NOT_CRITICAL, `leaf certificate ${id.spiffeId} keyUsage extension must be critical`);
   if ((ku.usages & x509.KeyUsageFlags.digitalSignature) === 0)
     throw new SvidError(SvidErrorCode.NO_DIGITAL_SIGNATURE, `leaf certificate ${id.spiffeId} keyUsage lacks digitalSignature`);
   if ((ku.usages & (x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign)) !== 0)
