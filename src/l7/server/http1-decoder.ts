@@ -12,7 +12,7 @@
 // with HTTP (the server never answers 101); CONNECT is reported as an upgrade
 // and answered 501 by the server.
 import { Http1Parser, type Http1Handler } from '../http1/parser.js';
-import { Errno, ErrnoName, ParserType, Protocol } from '../http1/constants.js';
+import { Errno, ErrnoName, Flags, ParserType, Protocol } from '../http1/constants.js';
 import type { DecodeFailure, DecoderLimits, DecoderSink, RequestDecoder, RequestHead } from './decoder.js';
 
 function latin1(b: Uint8Array, s: number, e: number): string {
@@ -20,9 +20,11 @@ function latin1(b: Uint8Array, s: number, e: number): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1', s, e);
 }
 
-function statusFor(errno: number): number {
+function statusFor(errno: number, reason: string): number {
   switch (errno) {
-    case Errno.INVALID_VERSION: return 505;
+    // A well-formed but unsupported version is 505; a malformed start line
+    // that the parser reports at the version (e.g. a bare LF after it) is 400.
+    case Errno.INVALID_VERSION: return reason === 'Invalid HTTP version' ? 505 : 400;
     case Errno.HEADER_OVERFLOW:
     case Errno.TOO_MANY_HEADERS: return 431;
     default: return 400;
@@ -55,7 +57,14 @@ class Http1RequestDecoder implements RequestDecoder, Http1Handler {
       this.failure = { code: 'HPE_INVALID_VERSION', reason: 'HTTP version not supported', status: 505 };
       return Errno.USER;
     }
-    const chunked = (p.flags & 8) !== 0; // Flags.CHUNKED
+    const chunked = (p.flags & Flags.CHUNKED) !== 0;
+    // The parser refuses a request whose Transfer-Encoding does not end in
+    // chunked only after this callback; refuse it here so the handler never
+    // sees it (RFC 9112 §6.3 rule 4, the TE.TE smuggling family).
+    if ((p.flags & Flags.TRANSFER_ENCODING) !== 0 && !chunked) {
+      this.failure = { code: 'HPE_INVALID_TRANSFER_ENCODING', reason: 'Request has invalid `Transfer-Encoding`', status: 400 };
+      return Errno.USER;
+    }
     const head: RequestHead = {
       method: p.methodName,
       url: this.url,
@@ -91,7 +100,7 @@ class Http1RequestDecoder implements RequestDecoder, Http1Handler {
       }
       if (errno === Errno.PAUSED) { this.parser.resume(); if (off >= buf.length) return null; continue; }
       if (this.failure !== null) return this.failure;
-      this.failure = { code: ErrnoName[errno] ?? `HPE_${errno}`, reason: this.parser.reason || 'Bad Request', status: statusFor(errno) };
+      this.failure = { code: ErrnoName[errno] ?? `HPE_${errno}`, reason: this.parser.reason || 'Bad Request', status: statusFor(errno, this.parser.reason) };
       return this.failure;
     }
   }

@@ -136,6 +136,7 @@ export class FixedResponse {
   private readonly pre: Buffer;
   private readonly post: Buffer; // "\r\n" + body
   private readonly preClose: Buffer;
+  private readonly preKeepAlive: Buffer;
   private cachedDate: Buffer | null = null;
   private full: Buffer = Buffer.alloc(0);
   private headOnly: Buffer = Buffer.alloc(0);
@@ -151,12 +152,13 @@ export class FixedResponse {
     if (!statusHasNoBody(status)) h += `Content-Length: ${b.length}\r\n`;
     this.pre = Buffer.from(h, 'latin1');
     this.preClose = Buffer.from(`${h}Connection: close\r\n`, 'latin1');
+    this.preKeepAlive = Buffer.from(`${h}Connection: keep-alive\r\n`, 'latin1');
     this.post = Buffer.concat([Buffer.from('\r\n'), statusHasNoBody(status) ? Buffer.alloc(0) : b]);
   }
 
   /** The full response for this Date line (cached while the second lasts). */
-  bytes(dateLine: Buffer, close: boolean, head: boolean): Buffer {
-    if (close) return Buffer.concat([this.preClose, dateLine, head ? this.post.subarray(0, 2) : this.post]);
+  bytes(dateLine: Buffer, close: boolean, head: boolean, http10 = false): Buffer {
+    if (close || http10) return Buffer.concat([close ? this.preClose : this.preKeepAlive, dateLine, head ? this.post.subarray(0, 2) : this.post]);
     if (dateLine !== this.cachedDate) {
       this.cachedDate = dateLine;
       this.full = Buffer.concat([this.pre, dateLine, this.post]);
@@ -311,7 +313,7 @@ export class ServerResponse extends EventEmitter {
     this.finished = true;
     const close = this.owner.mustClose(this);
     this._close = close;
-    this.owner.output(this, f.bytes(this.owner.dateLine(), close, this.noBody), true);
+    this.owner.output(this, f.bytes(this.owner.dateLine(), close, this.noBody, this.req.httpVersionMinor === 0), true);
   }
 }
 

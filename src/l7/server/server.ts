@@ -119,7 +119,10 @@ class Connection implements DecoderSink, ExchangeOwner {
     }
     const fail = this.decoder.feed(buf);
     if (fail !== null) { this.reject(fail); return; }
-    if (this.current === null && !this.decoder.idle && this.phase !== Phase.HEAD) this.beginHead();
+    if (this.current === null) {
+      if (!this.decoder.idle) { if (this.phase !== Phase.HEAD) this.beginHead(); }
+      else if (this.phase === Phase.WAIT && this.queue.length === 0 && !this.closing) this.armIdle();
+    }
   };
 
   private beginHead(): void {
