@@ -49,6 +49,8 @@ export interface RawOptions {
   allocPackets: number;
   /** CPUs for the dataplane and the generator. */
   cpus: { dataplane: number; generator: number };
+  /** Scheduling niceness of the echo and the generator (negative = ahead of background load); 0 leaves it. */
+  nice: number;
   progress: (line: string) => void;
 }
 
@@ -149,11 +151,12 @@ export interface PointResult {
 /** Runs the generator once; samples the echo's CPU time at GO and END. */
 export async function runGenerator(lab: Lab, target: string, o: {
   rate: number; duration: number; flows: number; payload: number; port: number; cpu?: number; echoPid?: number; drain?: number; basePort?: number;
+  nice?: number;
 }): Promise<PointResult> {
   const gen = [udpgenPath, '--dst', target, '--port', String(o.port), '--rate', String(o.rate), '--duration', String(o.duration),
     '--flows', String(o.flows), '--payload', String(o.payload), '--drain', String(o.drain ?? 0.3)];
   if (o.basePort) gen.push('--base-port', String(o.basePort));
-  const argv = o.cpu === undefined ? lab.client(gen) : ['taskset', '-c', String(o.cpu), ...lab.client(gen)];
+  const argv = [...pinned(o.cpu, o.nice), ...lab.client(gen)];
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   let out = '', err = '', buf = '';
@@ -180,6 +183,14 @@ export async function runGenerator(lab: Lab, target: string, o: {
   if (code !== 0 || !json) throw new StrataError('ERR_STRATA_BENCH', `udpgen failed (${code}): ${err.trim() || out.trim()}`);
   const g = JSON.parse(json) as GenResult;
   return { gen: g, cpu: cpu1 - cpu0, window: g.duration_s };
+}
+
+/** taskset/nice prefix (both exec, so the child's pid is the program's own). */
+function pinned(cpu: number | undefined, nice: number | undefined): string[] {
+  const p: string[] = [];
+  if (cpu !== undefined) p.push('taskset', '-c', String(cpu));
+  if (nice) p.push('nice', '-n', String(nice));
+  return p;
 }
 
 interface Version {
@@ -284,7 +295,7 @@ export function versionTarget(t: RawTransport, lab: Lab): string { return VERSIO
  * o.cpus.dataplane; for the AF_XDP versions, attaches strata's XDP program
  * and steers the dataplane address (UDP and its ARP) to queue 0 first.
  */
-export async function startVersion(t: RawTransport, lab: Lab, o: Pick<RawOptions, 'pollMode' | 'burst' | 'port' | 'cpus'>): Promise<RunningVersion> {
+export async function startVersion(t: RawTransport, lab: Lab, o: Pick<RawOptions, 'pollMode' | 'burst' | 'port' | 'cpus'> & { nice?: number }): Promise<RunningVersion> {
   const v = VERSIONS[t];
   let prog: XdpProgram | undefined;
   let echo: EchoProc | undefined;
@@ -307,7 +318,7 @@ export async function startVersion(t: RawTransport, lab: Lab, o: Pick<RawOptions
       prog.steer({ addr: lab.afxdpAddr, proto: 'udp' });
       if (prog.mode !== 'native') xdpNote = `XDP in ${prog.mode} mode${prog.fallbackReason ? ` (${prog.fallbackReason})` : ''}`;
     }
-    echo = await startEcho(['taskset', '-c', String(o.cpus.dataplane), ...lab.server(v.argv(lab, o as RawOptions))]);
+    echo = await startEcho([...pinned(o.cpus.dataplane, o.nice), ...lab.server(v.argv(lab, o as RawOptions))]);
   } catch (e) {
     await stop();
     throw e;
@@ -340,11 +351,11 @@ export async function runRaw(o: RawOptions): Promise<ResultRow[]> {
       running = await startVersion(t, lab, o);
       if (running.xdpNote) o.progress(`raw: ${t}: ${running.xdpNote}`);
       // Warm-up: resolves ARP, lets the JIT settle, fills the rings once.
-      await runGenerator(lab, v.target(lab), { rate: Math.min(o.rate, 50_000), duration: 0.5, flows: o.flows, payload: o.payload, port: o.port, cpu: o.cpus.generator });
+      await runGenerator(lab, v.target(lab), { rate: Math.min(o.rate, 50_000), duration: 0.5, flows: o.flows, payload: o.payload, port: o.port, cpu: o.cpus.generator, nice: o.nice });
       for (const p of points) {
         checkInterrupted();
         const r = await runGenerator(lab, v.target(lab), {
-          rate: p.rate, duration: o.duration, flows: o.flows, payload: o.payload, port: o.port, cpu: o.cpus.generator, echoPid: running.pid,
+          rate: p.rate, duration: o.duration, flows: o.flows, payload: o.payload, port: o.port, cpu: o.cpus.generator, echoPid: running.pid, nice: o.nice,
         });
         const row = pointRow(t, p.name, r);
         rows.push(row);

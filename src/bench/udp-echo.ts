@@ -244,13 +244,16 @@ export function runEcho(echo: UdpEcho, mode: EchoMode, spin = 1024): EchoRunner 
   let stopped = false;
   const link = echo.link;
   if (mode === 'event') {
-    // A full burst means more may be waiting: keep going, but give the loop
-    // a turn after `spin` bursts so one busy link cannot starve it.
+    // Drain until the ring is empty, as the C reference does (peek until
+    // nothing, then sleep): frames that arrived while a burst was processed
+    // are taken now, not after another trip through epoll. An empty recv()
+    // costs one ring peek, no syscall. Give the loop a turn after `spin`
+    // bursts so one busy link cannot starve it.
     let scheduled = false;
     const drain = (): void => {
       scheduled = false;
       if (stopped) return;
-      for (let k = 0; k < spin; k++) if (echo.poll() < echo.burst) return;
+      for (let k = 0; k < spin; k++) if (echo.poll() === 0) return;
       if (!scheduled) { scheduled = true; setImmediate(drain); }
     };
     link.setReadyHandler(drain);

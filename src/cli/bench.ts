@@ -3,7 +3,7 @@
 //
 //   strata bench [--workloads raw] [--quick] [--duration S] [--transports afxdp,tap,kernel,cref]
 //                [--rate PPS] [--mode event|busy] [--burst N] [--flows N] [--payload BYTES]
-//                [--alloc-packets N] [--out DIR] [--json]
+//                [--alloc-packets N] [--nice N] [--out DIR] [--json]
 //
 // The default lab (strata-client / strata-server) is brought up if it is not
 // already, and taken down again afterwards if this command made it. Ctrl-C
@@ -20,7 +20,7 @@ import { parseArgs, UsageError } from './args.js';
 
 const USAGE = `usage: strata bench [--workloads raw] [--quick] [--duration S] [--transports LIST]
                     [--rate PPS] [--mode event|busy] [--burst N] [--flows N] [--payload BYTES]
-                    [--alloc-packets N] [--out DIR] [--json]
+                    [--alloc-packets N] [--nice N] [--out DIR] [--json]
 `;
 
 function list(v: string[] | undefined): string[] | null {
@@ -31,7 +31,7 @@ function list(v: string[] | undefined): string[] | null {
 export async function main(argv: string[]): Promise<number> {
   const a = parseArgs(argv, {
     booleans: ['quick', 'json', 'help'],
-    strings: ['duration', 'out', 'rate', 'mode', 'burst', 'flows', 'payload', 'alloc-packets'],
+    strings: ['duration', 'out', 'rate', 'mode', 'burst', 'flows', 'payload', 'alloc-packets', 'nice'],
     lists: ['workloads', 'transports'],
   });
   if (a.flags.has('help')) { process.stdout.write(USAGE); return 0; }
