@@ -361,7 +361,8 @@ export class Conntrack {
   }
 
   /** Refreshes the entry's timeout from now and its state's class. */
-  private refresh(i: number, now: number): void {
+  private refresh(i: number): void {
+    const now = this.clock;
     const c = this.classOf(i);
     this.f64[i * 16 + 5] = now;
     this.f64[i * 16 + 4] = now + this.classTimeout[c]!;
@@ -398,7 +399,8 @@ export class Conntrack {
     }
   }
 
-  private allocate(now: number): number {
+  private allocate(): number {
+    const now = this.clock;
     if (this.freeTop === 0) {
       let best = -1;
       let bestKey = Infinity;
@@ -541,7 +543,7 @@ export class Conntrack {
     }
     if (k < 0) {
       this.stats.misses++;
-      return this.create(p, hook, now);
+      return this.create(p, hook);
     }
     this.stats.hits++;
     const i = k >> 1;
@@ -552,7 +554,7 @@ export class Conntrack {
     if (this.u8[i * 128 + 14]! & EF.DENIED) {
       this.invalid.counts[CT_INVALID.POLICY]!++;
       this.stats.dropped++;
-      this.refresh(i, now); // the cached verdict stays while the flow keeps sending
+      this.refresh(i); // the cached verdict stays while the flow keeps sending
       return CT_RESULT.DROP;
     }
     if (proto === IPPROTO.TCP) {
@@ -561,7 +563,7 @@ export class Conntrack {
         if (ns === TCP_REOPEN) {
           this.stats.reopened++;
           this.remove(i, CT_END.REPLACED);
-          return this.create(p, hook, now);
+          return this.create(p, hook);
         }
         if (ns === TCP_IGNORE) return this.resultOf(i);
         return this.invalidPacket(TCP_INVALID_BASE - ns, i);
@@ -575,22 +577,19 @@ export class Conntrack {
     if (dir === 1) this.u8[i * 128 + 14]! |= EF.REPLIED;
     this.f64[i * 16 + 6 + dir]!++;
     this.f64[i * 16 + 8 + dir]! += p.ipLen;
-    this.refresh(i, now);
+    this.refresh(i);
     return this.resultOf(i);
   }
 
   private tcpStep(i: number, dir: number, p: CtPacket): number {
     if (!tcpValidFlags(p.flags)) return TCP_INVALID_BASE - CT_INVALID.BAD_FLAGS;
     const ev = tcpEvent(p.flags);
-    const hasAck = (p.flags & TCPF.ACK) !== 0;
-    const fin = (p.flags & TCPF.FIN) !== 0;
     const st = this.u8[i * 128 + 13]!;
-    return dir === 0
-      ? this.tcp.original(i, st, ev, p.seq, p.ack, p.win, p.wscale, p.payloadLen, hasAck, fin)
-      : this.tcp.reply(i, st, ev, p.seq, p.ack, p.win, p.wscale, p.payloadLen, hasAck, fin);
+    return dir === 0 ? this.tcp.original(i, st, ev, p) : this.tcp.reply(i, st, ev, p);
   }
 
-  private create(p: CtPacket, hook: number, now: number): number {
+  private create(p: CtPacket, hook: number): number {
+    const now = this.clock;
     const proto = p.proto;
     let state: number = CT_STATE.NEW;
     if (proto === IPPROTO.TCP) {
@@ -603,9 +602,9 @@ export class Conntrack {
       return this.untracked(CT_INVALID.NO_ENTRY); // an echo reply with no request
     }
     const denied = this.policy !== undefined && !this.policy(p, hook);
-    const i = this.allocate(now);
+    const i = this.allocate();
     if (proto === IPPROTO.TCP) {
-      state = this.tcp.open(i, tcpEvent(p.flags), p.seq, p.ack, p.win, p.wscale, p.payloadLen, this.loose, this.liberal);
+      state = this.tcp.open(i, tcpEvent(p.flags), p, this.loose, this.liberal);
     }
     this.u8[i * 128 + 12] = proto;
     this.u32[i * 32 + 0] = p.src;
@@ -628,7 +627,7 @@ export class Conntrack {
     this.lastId = this.idOf(i);
     this.lastDir = 0;
     if (denied) {
-      this.refresh(i, now);
+      this.refresh(i);
       this.invalid.counts[CT_INVALID.POLICY]!++;
       this.stats.dropped++;
       if (conntrackNewEvents.active) conntrackNewEvents.publish(this.infoOf(i));
@@ -636,7 +635,7 @@ export class Conntrack {
     }
     this.f64[i * 16 + 6] = 1;
     this.f64[i * 16 + 8] = p.ipLen;
-    this.refresh(i, now);
+    this.refresh(i);
     if (conntrackNewEvents.active) conntrackNewEvents.publish(this.infoOf(i));
     return this.resultOf(i);
   }

@@ -23,7 +23,17 @@
 // - Mid-stream pickup (loose) marks both directions liberal (no window
 //   checks), since the window scale negotiated in the SYNs was not seen.
 
-import { CT_INVALID, CT_STATE, TCPF } from './types.js';
+import { CT_INVALID, CT_STATE, TCPF, type CtPacket } from './types.js';
+
+// Word offsets in a stream record (see TcpStreams.m).
+const END = 0;
+const MAXEND = 1;
+const MAXWIN = 2;
+const ISN = 3;
+const FINEND = 4;
+const LASTACK = 5;
+const FLAGS = 6;
+const SCALE = 7;
 
 /** Stream flags, per direction. */
 export const SF = {
@@ -99,30 +109,40 @@ export class TcpStreams {
     this.firstFin[i] = 0;
   }
 
+  // Sequence numbers reach 2^32, beyond V8's small integers: passed as call
+  // arguments they would be boxed (one heap number per call). So the
+  // segment travels as the CtPacket and is read field by field (unboxed
+  // loads), and only small values are passed as arguments.
+
   /** Initialises direction k's stream from its SYN (or SYN-ACK). */
-  private initFromSyn(k: number, seq: number, win: number, wscale: number, len: number): void {
-    this.m[(k) * 8 + 3] = seq;
-    this.m[(k) * 8 + 0] = this.m[(k) * 8 + 1] = (seq + len + 1) >>> 0;
-    this.m[(k) * 8 + 2] = win > 0 ? win : 1;
-    this.m[(k) * 8 + 7] = wscale >= 0 ? Math.min(wscale, 14) : 0;
-    this.m[(k) * 8 + 6] = SF.SEEN | (wscale >= 0 ? SF.WSCALE : 0) | (this.m[(k) * 8 + 6]! & SF.LIBERAL);
-    this.m[(k) * 8 + 4] = 0;
+  private initFromSyn(k: number, p: CtPacket): void {
+    const m = this.m;
+    const b = k * 8;
+    m[b + ISN] = p.seq;
+    m[b + END] = m[b + MAXEND] = p.seq + p.payloadLen + 1;
+    m[b + MAXWIN] = p.win > 0 ? p.win : 1;
+    m[b + SCALE] = p.wscale >= 0 ? Math.min(p.wscale, 14) : 0;
+    m[b + FLAGS] = SF.SEEN | (p.wscale >= 0 ? SF.WSCALE : 0) | (m[b + FLAGS]! & SF.LIBERAL);
+    m[b + FINEND] = 0;
   }
 
   /** Window scaling holds only when both SYNs offered it (RFC 7323 §2.2). */
   private settleScale(i: number): void {
-    const a = i * 2;
-    if (!(this.m[(a) * 8 + 6]! & SF.WSCALE) || !(this.m[(a + 1) * 8 + 6]! & SF.WSCALE)) this.m[(a) * 8 + 7] = this.m[(a + 1) * 8 + 7] = 0;
+    const m = this.m;
+    const a = i * 16;
+    if (!(m[a + FLAGS]! & SF.WSCALE) || !(m[a + 8 + FLAGS]! & SF.WSCALE)) m[a + SCALE] = m[a + 8 + SCALE] = 0;
   }
 
-  /** Records an ACK sent by direction k: moves the peer's right edge and notes FIN acknowledgement. */
-  private noteAck(k: number, peer: number, ack: number, win: number): void {
-    this.m[(k) * 8 + 5] = ack;
-    this.m[(k) * 8 + 6] = this.m[(k) * 8 + 6]! | SF.ACK_SEEN;
+  /** Records the ACK in p, sent by direction k with (scaled) window win: moves the peer's right edge, notes FIN acknowledgement. */
+  private noteAck(k: number, peer: number, p: CtPacket, win: number): void {
+    const m = this.m;
+    const ack = p.ack;
+    m[k * 8 + LASTACK] = ack;
+    m[k * 8 + FLAGS] = m[k * 8 + FLAGS]! | SF.ACK_SEEN;
     const edge = (ack + win + (win === 0 ? 1 : 0)) >>> 0; // a zero window still admits a 1-byte probe
-    if (after(edge, this.m[(peer) * 8 + 1]!)) this.m[(peer) * 8 + 1] = edge;
-    if ((this.m[(peer) * 8 + 6]! & (SF.FIN | SF.FIN_ACKED)) === SF.FIN && !before(ack, this.m[(peer) * 8 + 4]!)) {
-      this.m[(peer) * 8 + 6] = this.m[(peer) * 8 + 6]! | SF.FIN_ACKED;
+    if (after(edge, m[peer * 8 + MAXEND]!)) m[peer * 8 + MAXEND] = edge;
+    if ((m[peer * 8 + FLAGS]! & (SF.FIN | SF.FIN_ACKED)) === SF.FIN && !before(ack, m[peer * 8 + FINEND]!)) {
+      m[peer * 8 + FLAGS] = m[peer * 8 + FLAGS]! | SF.FIN_ACKED;
     }
   }
 
@@ -131,35 +151,36 @@ export class TcpStreams {
    * with `loose`, a bare ACK picks up an established connection mid-stream
    * (netfilter's nf_conntrack_tcp_loose). Anything else cannot start a flow.
    */
-  open(i: number, ev: number, seq: number, ack: number, win: number, wscale: number, len: number, loose: boolean, liberal: boolean): number {
+  open(i: number, ev: number, p: CtPacket, loose: boolean, liberal: boolean): number {
     this.reset(i);
+    const m = this.m;
     const a = i * 2;
-    if (liberal) this.m[(a) * 8 + 6] = this.m[(a + 1) * 8 + 6] = SF.LIBERAL;
+    if (liberal) m[a * 8 + FLAGS] = m[(a + 1) * 8 + FLAGS] = SF.LIBERAL;
     if (ev === TCP_EV.SYN) {
-      this.initFromSyn(a, seq, win, wscale, len);
+      this.initFromSyn(a, p);
       return CT_STATE.SYN_SENT;
     }
     if (ev === TCP_EV.ACK && loose) {
-      this.m[(a) * 8 + 6] = SF.SEEN | SF.LIBERAL;
-      this.m[(a + 1) * 8 + 6] = SF.LIBERAL;
-      this.m[(a) * 8 + 0] = this.m[(a) * 8 + 1] = (seq + len) >>> 0;
-      this.m[(a) * 8 + 2] = win > 0 ? win : 1;
-      this.m[(a + 1) * 8 + 0] = this.m[(a + 1) * 8 + 1] = ack;
-      this.noteAck(a, a + 1, ack, win);
+      m[a * 8 + FLAGS] = SF.SEEN | SF.LIBERAL;
+      m[(a + 1) * 8 + FLAGS] = SF.LIBERAL;
+      m[a * 8 + END] = m[a * 8 + MAXEND] = p.seq + p.payloadLen;
+      m[a * 8 + MAXWIN] = p.win > 0 ? p.win : 1;
+      m[(a + 1) * 8 + END] = m[(a + 1) * 8 + MAXEND] = p.ack;
+      this.noteAck(a, a + 1, p, p.win);
       return CT_STATE.ESTABLISHED;
     }
     return invalid(ev === TCP_EV.ACK ? CT_INVALID.NO_ENTRY : CT_INVALID.INVALID_STATE);
   }
 
   /** The originator's handler (netfilter's ORIGINAL half of tcp_conntracks). */
-  original(i: number, state: number, ev: number, seq: number, ack: number, win: number, wscale: number, len: number, hasAck: boolean, fin: boolean): number {
+  original(i: number, state: number, ev: number, p: CtPacket): number {
     const a = i * 2;
     switch (ev) {
       case TCP_EV.SYN:
         switch (state) {
           case CT_STATE.SYN_SENT:
             // A retransmitted SYN; a different ISN is a new attempt on the same tuple: restart the stream.
-            if (seq !== this.m[(a) * 8 + 3]) this.initFromSyn(a, seq, win, wscale, len);
+            if (p.seq !== this.m[a * 8 + ISN]) this.initFromSyn(a, p);
             return CT_STATE.SYN_SENT;
           case CT_STATE.SYN_SENT2:
             return CT_STATE.SYN_SENT2;
@@ -172,21 +193,21 @@ export class TcpStreams {
       case TCP_EV.SYNACK:
         // Only simultaneous open lets the originator send a SYN-ACK: it answers the responder's SYN.
         if (state === CT_STATE.SYN_SENT2) {
-          if (!this.checkWindow(a, a + 1, seq, ack, len + 1)) return invalid(CT_INVALID.OUT_OF_WINDOW);
-          this.noteAck(a, a + 1, ack, win);
+          if (!this.checkWindow(a, a + 1, p, true, p.payloadLen + 1)) return invalid(CT_INVALID.OUT_OF_WINDOW);
+          this.noteAck(a, a + 1, p, p.win);
           return CT_STATE.SYN_RECV;
         }
         if (state === CT_STATE.SYN_RECV) return TCP_IGNORE;
         return invalid(CT_INVALID.INVALID_STATE);
       default:
         if (state === CT_STATE.SYN_SENT) return invalid(CT_INVALID.INVALID_STATE); // nothing but SYN before the responder speaks
-        if (state === CT_STATE.SYN_SENT2) return ev === TCP_EV.RST ? this.common(i, 0, state, ev, seq, ack, win, len, hasAck, fin) : invalid(CT_INVALID.INVALID_STATE);
-        return this.common(i, 0, state, ev, seq, ack, win, len, hasAck, fin);
+        if (state === CT_STATE.SYN_SENT2) return ev === TCP_EV.RST ? this.common(i, 0, state, ev, p) : invalid(CT_INVALID.INVALID_STATE);
+        return this.common(i, 0, state, ev, p);
     }
   }
 
   /** The responder's handler (netfilter's REPLY half). */
-  reply(i: number, state: number, ev: number, seq: number, ack: number, win: number, wscale: number, len: number, hasAck: boolean, fin: boolean): number {
+  reply(i: number, state: number, ev: number, p: CtPacket): number {
     const a = i * 2;
     const b = a + 1;
     switch (ev) {
@@ -194,7 +215,7 @@ export class TcpStreams {
         switch (state) {
           case CT_STATE.SYN_SENT:
             // Simultaneous open (RFC 793 figure 8): both sides sent SYN.
-            this.initFromSyn(b, seq, win, wscale, len);
+            this.initFromSyn(b, p);
             this.settleScale(i);
             return CT_STATE.SYN_SENT2;
           case CT_STATE.SYN_SENT2:
@@ -209,14 +230,14 @@ export class TcpStreams {
         switch (state) {
           case CT_STATE.SYN_SENT:
             // The SYN-ACK must acknowledge exactly the originator's SYN (RFC 793 §3.4).
-            if (ack !== this.m[(a) * 8 + 0]) return invalid(CT_INVALID.OUT_OF_WINDOW);
-            this.initFromSyn(b, seq, win, wscale, len);
+            if (p.ack !== this.m[a * 8 + END]) return invalid(CT_INVALID.OUT_OF_WINDOW);
+            this.initFromSyn(b, p);
             this.settleScale(i);
-            this.noteAck(b, a, ack, win);
+            this.noteAck(b, a, p, p.win);
             return CT_STATE.SYN_RECV;
           case CT_STATE.SYN_SENT2:
-            if (!this.checkWindow(b, a, seq, ack, len + 1)) return invalid(CT_INVALID.OUT_OF_WINDOW);
-            this.noteAck(b, a, ack, win);
+            if (!this.checkWindow(b, a, p, true, p.payloadLen + 1)) return invalid(CT_INVALID.OUT_OF_WINDOW);
+            this.noteAck(b, a, p, p.win);
             return CT_STATE.SYN_RECV;
           case CT_STATE.SYN_RECV:
             return TCP_IGNORE; // retransmitted SYN-ACK (our ACK was lost)
@@ -226,11 +247,11 @@ export class TcpStreams {
       default:
         if (state === CT_STATE.SYN_SENT) {
           // A RST answering the SYN must acknowledge it (RFC 793 §3.4, "reset generation" case 1).
-          if (ev === TCP_EV.RST) return hasAck && ack === this.m[(a) * 8 + 0] ? CT_STATE.CLOSE : invalid(CT_INVALID.OUT_OF_WINDOW);
+          if (ev === TCP_EV.RST) return (p.flags & TCPF.ACK) !== 0 && p.ack === this.m[a * 8 + END] ? CT_STATE.CLOSE : invalid(CT_INVALID.OUT_OF_WINDOW);
           return invalid(CT_INVALID.INVALID_STATE);
         }
-        if (state === CT_STATE.SYN_SENT2) return ev === TCP_EV.RST ? this.common(i, 1, state, ev, seq, ack, win, len, hasAck, fin) : TCP_IGNORE;
-        return this.common(i, 1, state, ev, seq, ack, win, len, hasAck, fin);
+        if (state === CT_STATE.SYN_SENT2) return ev === TCP_EV.RST ? this.common(i, 1, state, ev, p) : TCP_IGNORE;
+        return this.common(i, 1, state, ev, p);
     }
   }
 
@@ -238,38 +259,40 @@ export class TcpStreams {
    * FIN, ACK and RST once both sides are known: the same for both
    * directions, so it is shared; `d` is the sender's direction.
    */
-  private common(i: number, d: number, state: number, ev: number, seq: number, ack: number, win: number, len: number, hasAck: boolean, fin: boolean): number {
+  private common(i: number, d: number, state: number, ev: number, p: CtPacket): number {
+    const m = this.m;
     const s = i * 2 + d;
     const r = i * 2 + (d ^ 1);
     if (ev === TCP_EV.NONE) return invalid(CT_INVALID.BAD_FLAGS);
-    const winScaled = win * (1 << this.m[(s) * 8 + 7]!);
+    const hasAck = (p.flags & TCPF.ACK) !== 0;
+    const fin = (p.flags & TCPF.FIN) !== 0;
+    const winScaled = p.win * (1 << m[s * 8 + SCALE]!);
+    const liberal = ((m[s * 8 + FLAGS]! | m[r * 8 + FLAGS]!) & SF.LIBERAL) !== 0;
     if (ev === TCP_EV.RST) {
-      if ((this.m[(s) * 8 + 6]! | this.m[(r) * 8 + 6]!) & SF.LIBERAL) return CT_STATE.CLOSE;
+      if (liberal) return CT_STATE.CLOSE;
       // RFC 5961 §3.2: only an exact RST resets; an in-window one gets a challenge ACK from the endpoint.
-      if (seq === this.m[(s) * 8 + 0] || ((this.m[(r) * 8 + 6]! & SF.ACK_SEEN) !== 0 && seq === this.m[(r) * 8 + 5])) return CT_STATE.CLOSE;
-      return this.checkWindow(s, r, seq, hasAck ? ack : this.m[(r) * 8 + 0]!, 0) ? TCP_IGNORE : invalid(CT_INVALID.OUT_OF_WINDOW);
+      if (p.seq === m[s * 8 + END] || ((m[r * 8 + FLAGS]! & SF.ACK_SEEN) !== 0 && p.seq === m[r * 8 + LASTACK])) return CT_STATE.CLOSE;
+      return this.checkWindow(s, r, p, hasAck, 0) ? TCP_IGNORE : invalid(CT_INVALID.OUT_OF_WINDOW);
     }
     if (state === CT_STATE.CLOSE) return CT_STATE.CLOSE; // after a reset, stragglers are let through unchanged
-    const segLen = len + (fin ? 1 : 0);
-    if (!((this.m[(s) * 8 + 6]! | this.m[(r) * 8 + 6]!) & SF.LIBERAL) && !this.checkWindow(s, r, seq, hasAck ? ack : this.m[(r) * 8 + 0]!, segLen)) {
-      return invalid(CT_INVALID.OUT_OF_WINDOW);
-    }
+    const segLen = p.payloadLen + (fin ? 1 : 0);
+    if (!liberal && !this.checkWindow(s, r, p, hasAck, segLen)) return invalid(CT_INVALID.OUT_OF_WINDOW);
     // Accepted: update the sender's stream.
-    const end = (seq + segLen) >>> 0;
-    if (after(end, this.m[(s) * 8 + 0]!)) this.m[(s) * 8 + 0] = end;
-    if (this.m[(s) * 8 + 1] !== 0 && after(end, this.m[(s) * 8 + 1]!)) this.m[(s) * 8 + 1] = end;
-    if (winScaled > this.m[(s) * 8 + 2]!) this.m[(s) * 8 + 2] = winScaled;
-    if (fin && !(this.m[(s) * 8 + 6]! & SF.FIN)) {
-      this.m[(s) * 8 + 6] = this.m[(s) * 8 + 6]! | SF.FIN;
-      this.m[(s) * 8 + 4] = end;
+    const end = (p.seq + segLen) >>> 0;
+    if (after(end, m[s * 8 + END]!)) m[s * 8 + END] = end;
+    if (m[s * 8 + MAXEND] !== 0 && after(end, m[s * 8 + MAXEND]!)) m[s * 8 + MAXEND] = end;
+    if (winScaled > m[s * 8 + MAXWIN]!) m[s * 8 + MAXWIN] = winScaled;
+    if (fin && !(m[s * 8 + FLAGS]! & SF.FIN)) {
+      m[s * 8 + FLAGS] = m[s * 8 + FLAGS]! | SF.FIN;
+      m[s * 8 + FINEND] = end;
       if (this.firstFin[i] === 0) this.firstFin[i] = d + 1;
     }
-    if (hasAck) this.noteAck(s, r, ack, winScaled);
+    if (hasAck) this.noteAck(s, r, p, winScaled);
 
     switch (state) {
       case CT_STATE.SYN_RECV:
         // The originator's ACK of the SYN-ACK completes the handshake (RFC 793 §3.4 figure 7, line 4).
-        if (d === 0 && hasAck && ack === this.m[(r) * 8 + 0]) return fin ? this.closing(i) : CT_STATE.ESTABLISHED;
+        if (d === 0 && hasAck && p.ack === m[r * 8 + END]) return fin ? this.closing(i) : CT_STATE.ESTABLISHED;
         // A FIN right after the handshake (the handshake ACK was lost or merged): netfilter allows it too.
         return fin ? this.closing(i) : CT_STATE.SYN_RECV;
       case CT_STATE.TIME_WAIT:
@@ -281,8 +304,8 @@ export class TcpStreams {
 
   /** The synchronised state implied by the FIN facts of both directions. */
   private closing(i: number): number {
-    const f0 = this.m[(i * 2) * 8 + 6]!;
-    const f1 = this.m[(i * 2 + 1) * 8 + 6]!;
+    const f0 = this.m[i * 16 + FLAGS]!;
+    const f1 = this.m[i * 16 + 8 + FLAGS]!;
     const fins = ((f0 & SF.FIN) >> 2) + ((f1 & SF.FIN) >> 2);
     if (fins === 0) return CT_STATE.ESTABLISHED;
     const acked = ((f0 & SF.FIN_ACKED) >> 3) + ((f1 & SF.FIN_ACKED) >> 3);
@@ -291,21 +314,25 @@ export class TcpStreams {
   }
 
   /**
-   * netfilter's tcp_in_window() bounds, sender s → receiver r:
+   * netfilter's tcp_in_window() bounds, sender s → receiver r, for p's
+   * sequence span [seq, seq + segLen) and its ACK (or r.end when it has none):
    *  I   seq <= s.maxEnd               (data starts inside what r allowed)
    *  II  end >= s.end - r.maxWin       (not older than one window)
    *  III ack <= r.end                  (no ACK for data r never sent)
    *  IV  ack >= r.end - max(s.maxWin, 66000)
    */
-  private checkWindow(s: number, r: number, seq: number, ack: number, segLen: number): boolean {
-    if (!(this.m[(r) * 8 + 6]! & SF.SEEN)) return true; // the receiver's stream is unknown yet
-    const end = (seq + segLen) >>> 0;
-    if (after(seq, this.m[(s) * 8 + 1]!)) return false;
-    const rWin = this.m[(r) * 8 + 2]!;
-    if (rWin !== 0 && before(end, (this.m[(s) * 8 + 0]! - rWin) >>> 0)) return false;
-    if (after(ack, this.m[(r) * 8 + 0]!)) return false;
-    const ackWin = Math.max(this.m[(s) * 8 + 2]!, MAX_ACK_WINDOW_FLOOR);
-    if (before(ack, (this.m[(r) * 8 + 0]! - ackWin) >>> 0)) return false;
+  private checkWindow(s: number, r: number, p: CtPacket, hasAck: boolean, segLen: number): boolean {
+    const m = this.m;
+    if (!(m[r * 8 + FLAGS]! & SF.SEEN)) return true; // the receiver's stream is unknown yet
+    const seq = p.seq;
+    const rEnd = m[r * 8 + END]!;
+    const ack = hasAck ? p.ack : rEnd;
+    if (after(seq, m[s * 8 + MAXEND]!)) return false;
+    const rWin = m[r * 8 + MAXWIN]!;
+    if (rWin !== 0 && before((seq + segLen) >>> 0, (m[s * 8 + END]! - rWin) >>> 0)) return false;
+    if (after(ack, rEnd)) return false;
+    const ackWin = Math.max(m[s * 8 + MAXWIN]!, MAX_ACK_WINDOW_FLOOR);
+    if (before(ack, (rEnd - ackWin) >>> 0)) return false;
     return true;
   }
 }
