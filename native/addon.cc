@@ -45,23 +45,27 @@ void ThrowUnavailable(Napi::Env env, const std::string &feature, const std::stri
   napi_throw(env, e);
 }
 
+// One napi_get_typedarray_info call per array: it is on every burst call,
+// and each extra type query walks V8's typed-array kinds again.
+static bool GetTyped(const Napi::Value &v, napi_typedarray_type want, void **data, size_t *len) {
+  napi_typedarray_type type;
+  napi_value ab;
+  size_t off;
+  if (napi_get_typedarray_info(v.Env(), v, &type, len, data, &ab, &off) != napi_ok) return false;
+  return type == want;
+}
+
 bool GetU32Array(const Napi::Value &v, uint32_t **data, size_t *len) {
-  if (!v.IsTypedArray()) return false;
-  Napi::TypedArray ta = v.As<Napi::TypedArray>();
-  if (ta.TypedArrayType() != napi_uint32_array) return false;
-  Napi::Uint32Array a = v.As<Napi::Uint32Array>();
-  *data = a.Data();
-  *len = a.ElementLength();
+  void *p;
+  if (!GetTyped(v, napi_uint32_array, &p, len)) return false;
+  *data = static_cast<uint32_t *>(p);
   return true;
 }
 
 bool GetU8Array(const Napi::Value &v, uint8_t **data, size_t *len) {
-  if (!v.IsTypedArray()) return false;
-  Napi::TypedArray ta = v.As<Napi::TypedArray>();
-  if (ta.TypedArrayType() != napi_uint8_array) return false;
-  Napi::Uint8Array a = v.As<Napi::Uint8Array>();
-  *data = a.Data();
-  *len = a.ElementLength();
+  void *p;
+  if (!GetTyped(v, napi_uint8_array, &p, len)) return false;
+  *data = static_cast<uint8_t *>(p);
   return true;
 }
 

@@ -91,6 +91,8 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
     CHECK_ARG_VOID(pow2(rxSize) && pow2(txSize) && pow2(fillSize) && pow2(compSize), "ring sizes must be powers of two");
     CHECK_ARG_VOID(bind.empty() || bind == "auto" || bind == "copy" || bind == "zerocopy", "bind must be auto, copy or zerocopy");
 
+    frameShift_ = frameSize_ == 4096 ? 12 : 11;
+    frameMask_ = frameSize_ - 1;
     size_t size = (size_t)frameSize_ * frameCount_;
     void *p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     if (p == MAP_FAILED) { ThrowSystem(env, "mmap", errno); return; }
@@ -186,7 +188,7 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
     if (got == 0) return;
     for (uint32_t i = 0; i < got; i++) {
       uint64_t a = freeStack_[--freeTop_];
-      owner_[a / frameSize_] = kKernel;
+      owner_[a >> frameShift_] = kKernel;
       *xsk_ring_prod__fill_addr(&fill_, idx + i) = a;
     }
     xsk_ring_prod__submit(&fill_, got);
@@ -200,8 +202,8 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
     if (n == 0) return;
     for (uint32_t i = 0; i < n; i++) {
       uint64_t a = *xsk_ring_cons__comp_addr(&comp_, idx + i);
-      a -= a % frameSize_;
-      owner_[a / frameSize_] = kFree;
+      a -= a & frameMask_;
+      owner_[a >> frameShift_] = kFree;
       freeStack_[freeTop_++] = a;
     }
     xsk_ring_cons__release(&comp_, n);
@@ -229,9 +231,9 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
   }
 
   bool ValidFrame(uint64_t off, uint32_t len, uint32_t *frame) const {
-    uint64_t base = off - off % frameSize_;
+    uint64_t base = off - (off & frameMask_);
     if (off >= area_->size || off + len > base + frameSize_) return false;
-    *frame = (uint32_t)(base / frameSize_);
+    *frame = (uint32_t)(base >> frameShift_);
     return true;
   }
 
@@ -254,7 +256,7 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
       uint64_t a = xsk_umem__add_offset_to_addr(x->addr);
       out[2 * i] = (uint32_t)a;
       out[2 * i + 1] = x->len;
-      owner_[a / frameSize_] = kUser;
+      owner_[a >> frameShift_] = kUser;
       bytes += x->len;
     }
     if (n) {
@@ -305,7 +307,7 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
         bytes += len;
       } else {
         owner_[f] = kFree;
-        freeStack_[freeTop_++] = off - off % frameSize_;
+        freeStack_[freeTop_++] = off - (off & frameMask_);
         txDropped_++;
       }
     }
@@ -337,7 +339,7 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
     uint32_t *out = d + 2 * start;
     for (uint32_t i = 0; i < got; i++) {
       uint64_t a = freeStack_[--freeTop_];
-      owner_[a / frameSize_] = kUser;
+      owner_[a >> frameShift_] = kUser;
       out[2 * i] = (uint32_t)a;
       out[2 * i + 1] = 0;
     }
@@ -490,6 +492,8 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
   uint32_t freeTop_ = 0;
   std::vector<uint8_t> owner_;
   uint32_t maxKicks_ = 66;
+  uint32_t frameShift_ = 12;
+  uint64_t frameMask_ = 4095;
   uint32_t fillTarget_ = 0, fillOutstanding_ = 0, txOutstanding_ = 0;
   static constexpr uint32_t compBatch_ = 4096;
   uv_poll_t *poll_ = nullptr;
