@@ -13,7 +13,7 @@ import tls from 'node:tls';
 import { Duplex } from 'node:stream';
 import { once } from 'node:events';
 import {
-  createCa, issueSvid, TlsContextManager, createMtlsServer, wrapServer, wrapClient, connectMtls, peerIdentity, authenticated,
+  createCa, issueSvid, TlsContextManager, reloadOnSignal, createMtlsServer, wrapServer, wrapClient, connectMtls, peerIdentity, authenticated,
   type CertificateAuthority, type IssuedSvid, type SpiffeId,
 } from '../src/l7/tls/index.js';
 import { run } from '../src/util/run.js';
@@ -334,6 +334,20 @@ describe('TlsContextManager reload', () => {
     expect(r.stdout).toContain('Verify return code: 0 (ok)');
     expect(seen).toEqual([null]);
     await new Promise<void>((r2) => server.close(() => r2()));
+    mgr.close();
+  });
+
+  it('reloads on SIGHUP through reloadOnSignal', async () => {
+    const mgr = new TlsContextManager({ certFile: files.server!.cert, keyFile: files.server!.key, caFile: join(dir, 'ca.pem') });
+    const before = process.listenerCount('SIGHUP');
+    const stop = reloadOnSignal([mgr]);
+    expect(process.listenerCount('SIGHUP')).toBe(before + 1);
+    const reloaded = once(mgr, 'reload');
+    process.kill(process.pid, 'SIGHUP');
+    const [r] = await reloaded;
+    expect(r).toMatchObject({ ok: true, generation: 2, spiffeId: 'spiffe://example.org/ns/default/sa/server' });
+    stop();
+    expect(process.listenerCount('SIGHUP')).toBe(before);
     mgr.close();
   });
 

@@ -750,7 +750,7 @@ export function checkPoliciesSection(c: Checker, v: unknown): { policies: Policy
     if (m.name !== undefined) c.str(m.name, [...p, 'name']);
     if (m.selector !== undefined) {
       const sm = c.map(m.selector, [...p, 'selector'], POLICY_SHAPE.selector);
-      if (sm?.listeners !== undefined) c.list(sm.listeners, [...p, 'selector', 'listeners'])?.forEach((l, k) => {
+      if (sm?.listeners !== undefined) c.list(sm.listeners, [...p, 'selector', 'listeners'], { min: 1 })?.forEach((l, k) => {
         const s = c.str(l, [...p, 'selector', 'listeners', k]);
         if (s !== undefined) selectorRefs.push({ name: s, path: [...p, 'selector', 'listeners', k] });
       });

@@ -242,3 +242,16 @@ export class TlsContextManager extends EventEmitter implements TlsContextSource 
     return { pem: { cert, key, ca }, context, identity, notAfter, bundleTrustDomains };
   }
 }
+
+/**
+ * Reloads every manager when the process gets `signal` (SIGHUP by default),
+ * the way nginx and Envoy's hot-restart wrappers are driven. Returns a
+ * function that removes the handler. Results arrive on each manager's
+ * 'reload' / 'reloadError' events.
+ */
+export function reloadOnSignal(managers: Iterable<TlsContextManager>, signal: NodeJS.Signals = 'SIGHUP'): () => void {
+  const list = [...managers];
+  const handler = () => { for (const m of list) m.reload(); };
+  process.on(signal, handler);
+  return () => { process.off(signal, handler); };
+}
