@@ -207,8 +207,10 @@ export class TcpConnection implements CcState {
     this.active = active;
     this.handler = handler;
     this.cc = cc;
-    this.sndBuf = new ByteRing(cfg.sendBuffer, Math.min(cfg.sendBuffer, 16384));
-    this.rcvBuf = new ByteRing(cfg.recvBuffer, Math.min(cfg.recvBuffer, 16384));
+    // Rings start at 4 KiB and grow with use up to the configured sizes, so
+    // ten thousand idle connections cost tens of megabytes, not gigabytes.
+    this.sndBuf = new ByteRing(cfg.sendBuffer, Math.min(cfg.sendBuffer, 4096));
+    this.rcvBuf = new ByteRing(cfg.recvBuffer, Math.min(cfg.recvBuffer, 4096));
     this.rto = cfg.rtoInitial;
     this.noDelay = cfg.noDelay;
     this.keepAlive = cfg.keepAlive;
@@ -476,7 +478,7 @@ export class TcpConnection implements CcState {
     // RFC 7323 §5.3 PAWS, before the sequence check: a timestamp older than
     // TS.Recent marks an old duplicate. RSTs are exempt (Linux does the same).
     if (this.tsOk && o.hasTimestamps && !(f & FLAG.RST) && this.state !== 'SYN-RECEIVED') {
-      if (seqLt(o.tsVal, this.tsRecent)) {
+      if (seqLt(o.tsVal, this.tsRecent) && !this.disorderedAck(seg)) {
         if (now - this.tsRecentAge > 24 * 86400_000) {
           this.tsRecent = o.tsVal; // §5.5: TS.Recent older than 24 days is invalid
         } else {
@@ -593,6 +595,7 @@ export class TcpConnection implements CcState {
         // A FIN queued by close() during SYN-RECEIVED already moved us to FIN-WAIT-1.
         this.setState('ESTABLISHED', now);
         if (this.listener !== null) this.listener.established(this, now);
+        if ((this.state as TcpState) === 'CLOSED') return; // the listener was closed meanwhile
         this.notifyConnect();
       } else {
         this.sendControl(seg.ack, 0, FLAG.RST, now);
@@ -622,6 +625,19 @@ export class TcpConnection implements CcState {
     // Sixth: URG — urgent data is not supported (RFC 6093 advises against its use); the pointer is ignored.
     // Seventh and eighth: segment text and FIN.
     this.receiveText(seg, now);
+  }
+
+  /**
+   * Linux's tcp_disordered_ack(): a pure duplicate ACK that was merely
+   * reordered behind a newer segment (same SEQ, same ACK, same window, a
+   * timestamp less than one RTO old) is let through PAWS, so reordering on
+   * the path does not turn duplicate ACKs into drops.
+   */
+  private disorderedAck(seg: Segment): boolean {
+    return (seg.flags & (FLAG.SYN | FLAG.FIN | FLAG.RST)) === 0 && (seg.flags & FLAG.ACK) !== 0 && seg.dataLen === 0
+      && seg.seq === this.rcvNxt && seg.ack === this.sndUna
+      && (seg.wnd << this.sndWscale) === this.sndWnd
+      && ((this.tsRecent - seg.opts.tsVal) | 0) <= this.rto;
   }
 
   /** TIME-WAIT (§3.10.7.4): only a retransmitted FIN is expected; ACK it and restart 2·MSL. */

@@ -25,8 +25,9 @@ export class TcpListener {
   ) {}
 
   /** A child reached ESTABLISHED: it moves from the SYN queue to the accept queue. */
-  established(c: TcpConnection, _now: number): void {
-    if (c.state !== 'CLOSED' && this.synQueued > 0 && !c.userData) this.synQueued--;
+  established(c: TcpConnection, now: number): void {
+    if (this.synQueued > 0 && !c.userData) this.synQueued--;
+    if (this.closed) { c.listener = null; c.reset(now); return; }
     this.enqueue(c);
   }
 

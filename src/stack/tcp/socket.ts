@@ -51,6 +51,9 @@ export class TcpSocket extends Duplex {
   bytesRead = 0;
   bytesWritten = 0;
   private readonly handler: TcpHandler;
+  // Idle timeout (node:net setTimeout). It lives on the event loop, not the
+  // stack's wheel: it is an application-level timer with no protocol effect.
+  private idleTimer: NodeJS.Timeout | null = null;
 
   constructor(readonly tcp: Tcp, opts: TcpSocketOptions = {}, conn?: TcpConnection) {
     super({ allowHalfOpen: opts.allowHalfOpen ?? false, highWaterMark: opts.highWaterMark, decodeStrings: true });
@@ -97,6 +100,7 @@ export class TcpSocket extends Duplex {
 
   private onData(buf: Uint8Array, off: number, len: number): number {
     if (this.readStopped || this.destroyed) return 0;
+    this.idleTimer?.refresh();
     const chunk = Buffer.allocUnsafe(len);
     chunk.set(buf.subarray(off, off + len));
     this.bytesRead += len;
@@ -116,6 +120,7 @@ export class TcpSocket extends Duplex {
     if (c === null) { cb(new TcpError('EPIPE', 'socket is not connected')); return; }
     const n = c.write(chunk, 0, chunk.length);
     this.bytesWritten += n;
+    this.idleTimer?.refresh();
     if (n === chunk.length) { cb(); return; }
     if (c.state === 'CLOSED' || c.finQueued) { cb(c.error ?? new TcpError('EPIPE', 'write after end')); return; }
     this.pendingChunk = chunk.subarray(n);
@@ -145,6 +150,7 @@ export class TcpSocket extends Duplex {
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     const c = this.conn;
+    if (this.idleTimer !== null) { clearTimeout(this.idleTimer); this.idleTimer = null; }
     if (this.pendingCb) { const p = this.pendingCb; this.pendingCb = null; this.pendingChunk = null; p(err ?? new TcpError('EPIPE', 'socket destroyed')); }
     if (c !== null && c.state !== 'CLOSED' && c.state !== 'TIME-WAIT') {
       c.handler = {};
@@ -182,7 +188,19 @@ export class TcpSocket extends Duplex {
     return this;
   }
 
-  /** node:net setTimeout is not implemented on the stack's clock; kept for API shape (no-op returning this). */
+  /** Emits 'timeout' after ms without reads or writes (node:net semantics: the socket stays open). 0 disables. */
+  setTimeout(ms: number, cb?: () => void): this {
+    if (this.idleTimer !== null) { clearTimeout(this.idleTimer); this.idleTimer = null; }
+    if (ms > 0) {
+      if (cb) this.once('timeout', cb);
+      this.idleTimer = setTimeout(() => this.emit('timeout'), ms);
+      this.idleTimer.unref();
+    } else if (cb) {
+      this.removeListener('timeout', cb);
+    }
+    return this;
+  }
+
   get connecting(): boolean { return this.conn !== null && !this.connected && this.conn.state === 'SYN-SENT'; }
   get pending(): boolean { return !this.connected; }
   get readyState(): string {
