@@ -8,6 +8,7 @@ import { Sim } from '../src/stack/sim.js';
 import { Stack, runStack } from '../src/stack/iface.js';
 import { DROP, registerStackMetrics } from '../src/stack/stats.js';
 import { Registry } from '../src/obs/metrics.js';
+import { Conntrack } from '../src/stack/conntrack/table.js';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { NUD } from '../src/stack/arp.js';
 import { CT_RESULT, IPPROTO, ip4FromString, type TransportDispatcher } from '../src/stack/registration.js';
@@ -592,6 +593,28 @@ describe('metrics', () => {
     expect(v('strata_stack_arp_replies_sent_total')).toBe(1);
     expect(fams.find((f) => f.name === 'strata_stack_drops_total')!.metrics.length).toBe(Object.keys(DROP).length);
     expect(fams.find((f) => f.name === 'strata_stack_rx_frames_total')!.metrics[0]!.labels!.stack).toBe('b');
+  });
+});
+
+describe('with the conntrack table', () => {
+  test('flows are tracked both ways, and the poll loop expires them (non-TCP: 60 s)', () => {
+    const ct = new Conntrack();
+    const sim = new Sim({ seed: 43, b: { conntrack: ct } });
+    echoServer(sim.b, 7);
+    const cli = sim.a.createUdpSocket();
+    let back = 0;
+    cli.on('message', () => { back++; });
+    cli.send('hi', 7, Sim.ADDR_B);
+    sim.runUntil(() => back === 1, 100);
+    const flows = ct.snapshot();
+    expect(flows.length).toBe(1);
+    expect(flows[0]).toMatchObject({ proto: 17, src: A, dst: B, sport: cli.address().port, dport: 7, replied: true, packets: [1, 1] });
+    expect(sim.b.pollAt()).toBeLessThanOrEqual(flows[0]!.expiresAt);
+    sim.run(59_000);
+    expect(ct.size).toBe(1);
+    sim.run(2_000);
+    expect(ct.size).toBe(0);
+    expect(ct.stats.expirations).toBe(1);
   });
 });
 

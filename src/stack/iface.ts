@@ -95,7 +95,10 @@ export interface StackOptions {
   arp?: ArpOptions;
   ipv4?: Ipv4Options;
   icmp?: IcmpOptions;
+  /** Connection tracking for every datagram in and out; its expiry is driven by poll(). */
   conntrack?: ConntrackHook;
+  /** Conntrack entries expired per poll at most. Default 1024. */
+  conntrackExpireBudget?: number;
 }
 
 export class Stack implements StackCore {
@@ -131,6 +134,7 @@ export class Stack implements StackCore {
   private loopNext: Burst;
   looping = false;
   private readonly maxBursts: number;
+  private readonly ctExpireBudget: number;
   private readonly bcasts: number[] = [];
   private consumed = false;
   private inPoll = false;
@@ -164,6 +168,7 @@ export class Stack implements StackCore {
     this.loop = new Burst(256);
     this.loopNext = new Burst(256);
     this.maxBursts = opts.maxBurstsPerPoll ?? 4;
+    this.ctExpireBudget = opts.conntrackExpireBudget ?? 1024;
     this.announceAtStart = opts.announce ?? true;
     if (opts.addrs.length === 0) throw new InvalidArgumentError('a stack needs at least one address');
     for (const a of opts.addrs) this.addAddress(a.addr, a.prefixLen);
@@ -294,8 +299,13 @@ export class Stack implements StackCore {
         this.started = true;
         if (this.announceAtStart) this.arp.announce();
       }
-      this.timers.advance(now);
       this.more = false;
+      this.timers.advance(now);
+      const ct = this.ipv4.conntrack;
+      if (ct !== null && ct.expire !== undefined) {
+        // A bounded budget keeps a mass expiry from stalling the packet path.
+        if (ct.expire(now, this.ctExpireBudget) === this.ctExpireBudget) this.more = true;
+      }
       for (let round = 0; round < this.maxBursts; round++) {
         const n = this.link.recv(rx);
         if (n === 0) break;
@@ -399,7 +409,11 @@ export class Stack implements StackCore {
   pollAt(): number | undefined {
     if (this.closed) return undefined;
     if (this.tx.count > 0 || this.more || this.loopNext.count > 0) return this.now;
-    return this.timers.nextExpiry();
+    const t = this.timers.nextExpiry();
+    const ct = this.ipv4.conntrack;
+    const c = ct !== null && ct.nextExpiry !== undefined ? ct.nextExpiry() : undefined;
+    if (c === undefined) return t;
+    return t === undefined || c < t ? c : t;
   }
 
   /** Frames the stack holds between polls (waiting on ARP or in the pool): for leak checks. */

@@ -41,6 +41,10 @@ import type { Icmp } from './icmp.js';
  */
 export interface ConntrackHook {
   track(buf: Uint8Array, ipOff: number, hook: number, now: number): number;
+  /** When present, poll() expires idle entries (at most `budget` per poll)… */
+  expire?(now: number, budget?: number): number;
+  /** …and pollAt() wakes up for the next expiry. */
+  nextExpiry?(): number | undefined;
 }
 
 export interface Ipv4Options {
