@@ -354,6 +354,21 @@ clusters:
     }
   });
 
+  it('supports YAML anchors and merge keys for repeated cluster settings', () => {
+    const r = parseConfig(`${MIN}  - <<: &defaults
+      lbPolicy: random
+      connectTimeout: 1s
+    name: a
+    endpoints: ["10.0.0.2:80"]
+  - <<: *defaults
+    name: b
+    endpoints: ["10.0.0.3:80"]
+    connectTimeout: 2s
+`, 'proxy.yaml');
+    expect(r.errors).toEqual([]);
+    expect(r.config!.clusters.map((c) => [c.name, c.lbPolicy, c.connectTimeoutMs])).toEqual([['web', 'round_robin', 5000], ['a', 'random', 1000], ['b', 'random', 2000]]);
+  });
+
   it('accepts a minimal file and fills in every default', () => {
     const r = parseConfig(MIN, 'proxy.yaml');
     expect(r.ok).toBe(true);

@@ -32,7 +32,7 @@ export function formatIssue(i: ConfigIssue): string {
 /** Validates YAML text; `file` is what messages call it, and relative TLS paths resolve against its directory. */
 export function parseConfig(text: string, file: string, opts: LoadOptions = {}): ParseResult {
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, strict: true });
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, strict: true, merge: true });
   const c = new Checker(doc, lc, file);
   if (doc.errors.length > 0) {
     for (const e of doc.errors) {
