@@ -7,6 +7,9 @@ type Command = { summary: string; load: () => Promise<{ main(argv: string[]): Pr
 
 const commands: Record<string, Command> = {
   topo: { summary: 'up|down|show [--json]   the two-namespace lab', load: () => import('./topo.js') },
+  xdp: { summary: 'status|attach|detach    the XDP steering program on an interface', load: () => import('./xdp.js') },
+  bench: { summary: '[--quick] [--transports …]  benchmarks: kernel vs TAP vs AF_XDP', load: () => import('./bench.js') },
+  serve: { summary: '--transport kernel|tap|afxdp --app hello|echo   HTTP or raw TCP server', load: () => import('./serve.js') },
   certs: { summary: 'ca|svid|dev             development CA and SPIFFE SVIDs', load: () => import('./certs.js') },
 };
 
