@@ -603,21 +603,25 @@ export class Tcp implements TransportDispatcher {
     w.commit(TCP.HEADER_LEN, now);
   }
 
-  // --- the demux table: key = remote address and port; chain by local address and port
+  // --- the demux table: a 48-bit key from the remote address mixed with the
+  // local port, and the remote port (exact for one local address, where
+  // almost all traffic is); chains resolve the rare collisions.
 
-  private static key(remote: number, rport: number): number { return remote * 65536 + rport; }
+  private static key(lport: number, remote: number, rport: number): number {
+    return ((remote ^ Math.imul(lport, 0x9e3779b1)) >>> 0) * 65536 + rport;
+  }
 
   lookup(local: number, lport: number, remote: number, rport: number): TcpConnection | null {
-    let c = this.table.get(Tcp.key(remote, rport)) ?? null;
+    let c = this.table.get(Tcp.key(lport, remote, rport)) ?? null;
     while (c !== null) {
-      if (c.localPort === lport && c.localAddr === local) return c;
+      if (c.localPort === lport && c.remotePort === rport && c.remoteAddr === remote && c.localAddr === local) return c;
       c = c.nextInBucket;
     }
     return null;
   }
 
   private insert(c: TcpConnection): void {
-    const k = Tcp.key(c.remoteAddr, c.remotePort);
+    const k = Tcp.key(c.localPort, c.remoteAddr, c.remotePort);
     c.nextInBucket = this.table.get(k) ?? null;
     this.table.set(k, c);
     c.inTable = true;
@@ -629,7 +633,7 @@ export class Tcp implements TransportDispatcher {
     if (!c.inTable) return;
     c.inTable = false;
     this.counters.connections--;
-    const k = Tcp.key(c.remoteAddr, c.remotePort);
+    const k = Tcp.key(c.localPort, c.remoteAddr, c.remotePort);
     let p = this.table.get(k) ?? null;
     if (p === c) {
       if (c.nextInBucket === null) this.table.delete(k); else this.table.set(k, c.nextInBucket);
