@@ -3,7 +3,10 @@
 //
 //   strata bench [--workloads raw] [--quick] [--duration S] [--transports afxdp,tap,kernel,cref]
 //                [--rate PPS] [--mode event|busy] [--burst N] [--flows N] [--payload BYTES]
-//                [--alloc-packets N] [--nice N] [--out DIR] [--json]
+//                [--alloc-packets N] [--nice N] [--repeat N] [--out DIR] [--json]
+//
+// --repeat N runs every workload N times and keeps every sample, so the table
+// shows median [min–max]: on a shared machine one run is not a measurement.
 //
 // The default lab (strata-client / strata-server) is brought up if it is not
 // already, and taken down again afterwards if this command made it. Ctrl-C
@@ -20,7 +23,7 @@ import { parseArgs, UsageError } from './args.js';
 
 const USAGE = `usage: strata bench [--workloads raw] [--quick] [--duration S] [--transports LIST]
                     [--rate PPS] [--mode event|busy] [--burst N] [--flows N] [--payload BYTES]
-                    [--alloc-packets N] [--nice N] [--out DIR] [--json]
+                    [--alloc-packets N] [--nice N] [--repeat N] [--out DIR] [--json]
 `;
 
 function list(v: string[] | undefined): string[] | null {
@@ -28,10 +31,25 @@ function list(v: string[] | undefined): string[] | null {
   return v.flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
 }
 
+/** Appends the samples of a repeated run to the rows of earlier runs (same workload, transport and point). */
+export function mergeRows(into: ResultRow[], more: readonly ResultRow[]): void {
+  for (const r of more) {
+    const prev = into.find((x) => x.workload === r.workload && x.transport === r.transport && x.point === r.point);
+    if (!prev) { into.push({ ...r, metrics: Object.fromEntries(Object.entries(r.metrics).map(([k, m]) => [k, { ...m, samples: [...m.samples] }])) }); continue; }
+    if (prev.unavailable && !r.unavailable) { prev.unavailable = undefined; }
+    for (const [k, m] of Object.entries(r.metrics)) {
+      const pm = prev.metrics[k];
+      if (pm) pm.samples.push(...m.samples);
+      else prev.metrics[k] = { ...m, samples: [...m.samples] };
+    }
+    if (r.note) prev.note = prev.note && prev.note !== r.note ? `${prev.note}; ${r.note}` : r.note;
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   const a = parseArgs(argv, {
     booleans: ['quick', 'json', 'help'],
-    strings: ['duration', 'out', 'rate', 'mode', 'burst', 'flows', 'payload', 'alloc-packets', 'nice'],
+    strings: ['duration', 'out', 'rate', 'mode', 'burst', 'flows', 'payload', 'alloc-packets', 'nice', 'repeat'],
     lists: ['workloads', 'transports'],
   });
   if (a.flags.has('help')) { process.stdout.write(USAGE); return 0; }
@@ -39,6 +57,8 @@ export async function main(argv: string[]): Promise<number> {
   const quick = a.flags.has('quick');
   const duration = a.values.has('duration') ? Number(a.values.get('duration')) : quick ? 3 : 10;
   if (!Number.isFinite(duration) || duration <= 0 || duration > 3600) throw new UsageError('--duration must be a number of seconds in (0, 3600]');
+  const repeat = Number(a.values.get('repeat') ?? 1);
+  if (!Number.isInteger(repeat) || repeat < 1 || repeat > 100) throw new UsageError('--repeat must be an integer in [1, 100]');
   const names = list(a.listValues.get('workloads')) ?? ['raw'];
   const workloads: Workload[] = [];
   for (const n of names) {
@@ -71,12 +91,14 @@ export async function main(argv: string[]): Promise<number> {
       madeLab = true;
     }
     for (const w of workloads) {
-      progress(`bench: workload ${w.name}: ${w.summary}; ${duration} s per point`);
-      const rows: ResultRow[] = await w.run({
-        lab, quick, duration, transports: list(a.listValues.get('transports')), options: a.values, progress,
-      });
+      const rows: ResultRow[] = [];
+      for (let i = 1; i <= repeat; i++) {
+        progress(`bench: workload ${w.name}${repeat > 1 ? ` (run ${i} of ${repeat})` : ''}: ${w.summary}; ${duration} s per point`);
+        const got = await w.run({ lab, quick, duration, transports: list(a.listValues.get('transports')), options: a.values, progress });
+        mergeRows(rows, got);
+      }
       rs.rows.push(...rows);
-      if (w.targets) targets.push(`### ${w.name}: targets`, '', ...w.targets(rows), '');
+      if (w.targets) targets.push(`### ${w.name}: targets${repeat > 1 ? ' (medians)' : ''}`, '', ...w.targets(rows), '');
     }
   } finally {
     process.off('SIGINT', onSignal);
