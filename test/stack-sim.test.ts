@@ -707,3 +707,28 @@ describe('robustness', () => {
     expectNoLeaks(sim);
   });
 });
+
+describe('UDP socket options', () => {
+  test('setTTL sets the IP TTL; broadcast needs setBroadcast (EACCES otherwise) and reaches wildcard sockets', async () => {
+    const { sim, recA } = recordingSim({ seed: 44 });
+    const got: string[] = [];
+    sim.b.createUdpSocket().bind(67).on('message', (m: Buffer) => got.push(m.toString()));
+    const cli = sim.a.createUdpSocket();
+    cli.setTTL(7);
+    cli.send('ttl', 67, Sim.ADDR_B);
+    sim.run(10);
+    const p = recA.ipPackets().filter((x) => ipv4Protocol(x, 0) === IPPROTO.UDP);
+    expect(p.map((x) => x[8])).toEqual([7]);
+    const errs: string[] = [];
+    cli.send('bcast', 67, '10.0.0.255', (e) => { if (e) errs.push((e as Error & { code: string }).code); });
+    await new Promise((r) => setImmediate(r));
+    expect(errs).toEqual(['EACCES']);
+    cli.setBroadcast(true);
+    cli.send('bcast', 67, '10.0.0.255');
+    cli.send('all-ones', 67, '255.255.255.255');
+    sim.run(10);
+    expect(got).toEqual(['ttl', 'bcast', 'all-ones']);
+    // Different destinations draw IP ids from different counters.
+    expect(() => cli.setTTL(0)).toThrow();
+  });
+});

@@ -77,7 +77,11 @@ export class Ipv4 implements NetworkWriter {
   icmp!: Icmp;
   private readonly transports: (TransportDispatcher | null)[] = new Array<TransportDispatcher | null>(256).fill(null);
   private readonly pmtu = new Map<number, PmtuEntry>();
-  private ident: number;
+  // IP ids: 2048 counters picked by a keyed hash of (dst, protocol), as
+  // Linux's ip_idents_reserve does, so ids are not one global sequence an
+  // observer could use to count our traffic (RFC 7739 §5.3).
+  private readonly idents = new Uint16Array(2048);
+  private readonly idKey: number;
   private readonly ttl: number;
   readonly pmtuExpiresMs: number;
   readonly minPmtu: number;
@@ -103,7 +107,8 @@ export class Ipv4 implements NetworkWriter {
     this.minPmtu = opts.minPmtu ?? 552;
     this.pmtuMax = opts.pmtuMaxEntries ?? 4096;
     this.verify = opts.verifyChecksum ?? true;
-    this.ident = s.random() & 0xffff;
+    for (let i = 0; i < this.idents.length; i++) this.idents[i] = s.random() & 0xffff;
+    this.idKey = s.random();
     this.reasm = new Reassembler(s.timers, s.stats, opts.reassembly ?? {}, (q, now) => this.reasmTimedOut(q, now));
   }
 
@@ -212,7 +217,7 @@ export class Ipv4 implements NetworkWriter {
     const df = opts?.dontFragment ?? fits;
     if (df && !fits) { s.stats.drop(DROP.FRAG_NEEDED_DF); s.releaseFrame(f); return false; }
     const ipOff = f + s.l2Len;
-    ipv4Emit(this.mem, ipOff, this.src, this.bDst, this.bProto, total, this.nextId(), df ? IP4_FLAG.DF : 0, ttl, opts?.tos ?? 0);
+    ipv4Emit(this.mem, ipOff, this.src, this.bDst, this.bProto, total, this.nextId(this.bDst, this.bProto), df ? IP4_FLAG.DF : 0, ttl, opts?.tos ?? 0);
     if (this.conntrack !== null && this.conntrack.track(this.mem, ipOff, CT_HOOK.OUT, now) === CT_RESULT.DROP) {
       s.stats.drop(DROP.CONNTRACK); s.releaseFrame(f); return false;
     }
@@ -253,7 +258,7 @@ export class Ipv4 implements NetworkWriter {
     if (df && !fits) { s.stats.drop(DROP.FRAG_NEEDED_DF); return false; }
     const ttl = opts?.ttl ?? this.ttl;
     const ipOff = off - IP4.HLEN;
-    ipv4Emit(buf, ipOff, src, dst, protocol, total, this.nextId(), df ? IP4_FLAG.DF : 0, ttl, opts?.tos ?? 0);
+    ipv4Emit(buf, ipOff, src, dst, protocol, total, this.nextId(dst, protocol), df ? IP4_FLAG.DF : 0, ttl, opts?.tos ?? 0);
     if (this.conntrack !== null && this.conntrack.track(buf, ipOff, CT_HOOK.OUT, now) === CT_RESULT.DROP) { s.stats.drop(DROP.CONNTRACK); return false; }
     s.stats.ipTxPackets++;
     if (fits) {
@@ -295,9 +300,11 @@ export class Ipv4 implements NetworkWriter {
     return true;
   }
 
-  private nextId(): number {
-    this.ident = (this.ident + 1) & 0xffff;
-    return this.ident;
+  private nextId(dst: number, protocol: number): number {
+    let h = Math.imul(dst ^ this.idKey, 0x9e3779b1);
+    h = Math.imul(h ^ (h >>> 15) ^ protocol, 0x85ebca6b);
+    const b = (h ^ (h >>> 13)) & 2047;
+    return this.idents[b]++;
   }
 
   // ---- path MTU ----

@@ -48,6 +48,14 @@ export class RouteTable {
   /** Longest-prefix match for dst; fills nextHop and src. Returns the route index or -1. */
   lookup(dst: number): number {
     const rs = this.routes;
+    if (dst === 0xffffffff) {
+      // The limited broadcast never goes to a gateway: it leaves on-link,
+      // through the first connected network (a Stack has one interface).
+      for (let i = 0; i < rs.length; i++) {
+        if (rs[i]!.gateway === 0) { this.nextHop = dst; this.src = rs[i]!.src; return i; }
+      }
+      return -1;
+    }
     for (let i = 0; i < rs.length; i++) {
       const r = rs[i]!;
       if (((dst & prefixMask(r.prefixLen)) >>> 0) === r.prefix) {

@@ -45,6 +45,8 @@ export class UdpLayer implements TransportDispatcher {
   private nextEphemeral: number;
   /** Scratch for datagrams larger than a frame: 20 bytes of IP headroom + UDP. */
   private scratch = new Uint8Array(IP4.HLEN + UDP.HLEN + 2048);
+  /** Reused send options (no object per datagram). */
+  private readonly ttlOpts = { ttl: 64 };
 
   constructor(readonly stack: Stack) {
     this.nextEphemeral = EPHEMERAL_LOW + (stack.random() % (EPHEMERAL_HIGH - EPHEMERAL_LOW + 1));
@@ -126,9 +128,13 @@ export class UdpLayer implements TransportDispatcher {
    * reason it was not sent. Small datagrams are written straight into a
    * frame; larger ones go through a scratch buffer and are fragmented.
    */
-  send(srcAddr: number, srcPort: number, dst: number, dstPort: number, data: Uint8Array, off: number, len: number, now: number): UdpSocketError | null {
+  send(srcAddr: number, srcPort: number, dst: number, dstPort: number, data: Uint8Array, off: number, len: number, now: number, ttl = 0, broadcast = true): UdpSocketError | null {
     const stack = this.stack;
     const ip = stack.ipv4;
+    // Linux: sending to a broadcast address needs SO_BROADCAST.
+    if (!broadcast && stack.isBroadcast(dst)) return new UdpSocketError('EACCES', `send EACCES ${ip4ToString(dst)}`, 'send');
+    const opts = ttl > 0 ? this.ttlOpts : undefined;
+    if (ttl > 0) this.ttlOpts.ttl = ttl;
     if (len > UDP_MAX_PAYLOAD) { stack.stats.drop(DROP.UDP_TOO_BIG); return new UdpSocketError('EMSGSIZE', 'send EMSGSIZE', 'send'); }
     const ulen = UDP.HLEN + len;
     const o = ip.begin(dst, IPPROTO.UDP, now);
@@ -138,7 +144,7 @@ export class UdpLayer implements TransportDispatcher {
       copyInto(stack.mem, o + UDP.HLEN, data, off, len);
       udpEmit(stack.mem, o, srcPort, dstPort, ulen, src, dst);
       stack.stats.udpTxDatagrams++;
-      ip.commit(ulen, now);
+      ip.commit(ulen, now, opts);
       return null;
     }
     ip.abort();
@@ -147,7 +153,7 @@ export class UdpLayer implements TransportDispatcher {
     b.set(data.subarray(off, off + len), IP4.HLEN + UDP.HLEN);
     udpEmit(b, IP4.HLEN, srcPort, dstPort, ulen, src, dst);
     stack.stats.udpTxDatagrams++;
-    ip.sendDatagram(dst, IPPROTO.UDP, b, IP4.HLEN, ulen, now);
+    ip.sendDatagram(dst, IPPROTO.UDP, b, IP4.HLEN, ulen, now, opts);
     return null;
   }
 }
@@ -162,6 +168,8 @@ export class UdpSocket extends EventEmitter {
   private bound = false;
   private closed = false;
   private handler: UdpReceiveHandler | null = null;
+  private ttl = 0;
+  private broadcast = false;
 
   constructor(private readonly layer: UdpLayer) { super(); }
 
@@ -230,7 +238,7 @@ export class UdpSocket extends EventEmitter {
     if (!(off >= 0 && len >= 0 && off + len <= data.length)) throw new InvalidArgumentError('offset/length out of range');
     if (!this.bound) this.bind(0);
     const stack = this.layer.stack;
-    const err = this.layer.send(this.localAddr, this.localPort, addr, port, data, off, len, stack.clock.now());
+    const err = this.layer.send(this.localAddr, this.localPort, addr, port, data, off, len, stack.clock.now(), this.ttl, this.broadcast);
     stack.kick();
     if (cb) process.nextTick(cb, err, err ? undefined : len);
     else if (err) process.nextTick(() => this.emit('error', err));
@@ -249,6 +257,16 @@ export class UdpSocket extends EventEmitter {
     process.nextTick(() => this.emit('close'));
     return this;
   }
+
+  /** IP TTL of datagrams sent (1..255), like dgram's setTTL. Returns ttl. */
+  setTTL(ttl: number): number {
+    if (!Number.isInteger(ttl) || ttl < 1 || ttl > 255) throw new InvalidArgumentError('ttl must be 1..255');
+    this.ttl = ttl;
+    return ttl;
+  }
+
+  /** Allows sending to broadcast addresses (SO_BROADCAST), like dgram's setBroadcast. */
+  setBroadcast(flag: boolean): void { this.broadcast = flag; }
 
   /** Replaces the 'message' event with a zero-copy callback (null restores events). */
   setReceiveHandler(fn: UdpReceiveHandler | null): void { this.handler = fn; }
