@@ -5,7 +5,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtempSync, rmSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseConfig, loadConfig, checkConfig, parseDuration, type ProxyConfig } from '../src/config/index.js';
+import { parseConfig, loadConfig, checkConfig, runCheck, parseDuration, type ProxyConfig } from '../src/config/index.js';
 import { ConfigError } from '../src/util/errors.js';
 import { main as certs } from '../src/cli/certs.js';
 import { compilePolicies } from '../src/l7/policy/index.js';
@@ -94,6 +94,13 @@ describe('the example config', () => {
       const ok = checkConfig(join(dir, 'proxy.yaml'));
       expect(ok.lines).toEqual([]);
       expect(ok.ok).toBe(true);
+      const printed: string[] = [];
+      expect(runCheck(join(dir, 'proxy.yaml'), { write: (x: string) => printed.push(x) }, quiet)).toBe(0);
+      expect(printed).toEqual([`${join(dir, 'proxy.yaml')}: OK (2 listeners, 2 routes, 5 clusters, 2 tls, 2 policies)\n`]);
+      writeFileSync(join(dir, 'bad.yaml'), 'listeners: []\n');
+      const errs: string[] = [];
+      expect(runCheck(join(dir, 'bad.yaml'), quiet, { write: (x: string) => errs.push(x) })).toBe(1);
+      expect(errs).toEqual([`${join(dir, 'bad.yaml')}:1: listeners: must have at least 1 item\n`, `${join(dir, 'bad.yaml')}: 1 error\n`]);
       expect(loadConfig(join(dir, 'proxy.yaml')).tls[1]!.certFile).toBe(join(dir, 'certs/client/cert.pem'));
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -136,3 +136,19 @@ export function checkConfig(path: string, opts: LoadOptions = { checkFiles: true
   const r = parseFile(path, opts);
   return { ok: r.ok, errors: r.errors, lines: r.errors.map(formatIssue) };
 }
+
+/**
+ * `strata proxy --config F --check`: prints every issue (one per line) to
+ * err, or a one-line summary to out; returns the exit status (0 valid, 1 not).
+ */
+export function runCheck(path: string, out: { write(s: string): unknown } = process.stdout, err: { write(s: string): unknown } = process.stderr): number {
+  const r = checkConfig(path);
+  if (!r.ok) {
+    for (const l of r.lines) err.write(`${l}\n`);
+    err.write(`${path}: ${r.errors.length} error${r.errors.length === 1 ? '' : 's'}\n`);
+    return 1;
+  }
+  const cfg = parseConfig(readFileSync(path, 'utf8'), path).config!;
+  out.write(`${path}: OK (${cfg.listeners.length} listeners, ${cfg.routes.length} routes, ${cfg.clusters.length} clusters, ${cfg.tls.length} tls, ${cfg.policies.length} policies)\n`);
+  return 0;
+}
