@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import type { RequestHead } from './decoder.js';
 import { statusLine, statusHasNoBody } from './status.js';
 import { StrataError } from '../../util/errors.js';
+import type { L7Socket } from '../transport/types.js';
 
 export class HttpServerError extends StrataError {}
 
@@ -24,6 +25,7 @@ export interface ExchangeOwner {
   abort(x: ServerResponse, err: Error): void;
   readonly remoteAddress: string;
   readonly remotePort: number;
+  readonly socket: L7Socket;
 }
 
 export class ServerRequest {
@@ -58,6 +60,8 @@ export class ServerRequest {
 
   get remoteAddress(): string { return this.owner.remoteAddress; }
   get remotePort(): number { return this.owner.remotePort; }
+  /** The connection's socket (a TLSSocket on TLS listeners). */
+  get socket(): L7Socket { return this.owner.socket; }
 
   /** Whether the request carries a body. */
   get hasBody(): boolean { return this.chunked || this.contentLength > 0; }
@@ -303,6 +307,13 @@ export class ServerResponse extends EventEmitter {
       return;
     }
     this.owner.output(this, this.chunkedOut && !this.noBody ? LAST_CHUNK : '', true);
+  }
+
+  /** Abandons the response: the connection is reset so the client cannot take a partial body for a whole one. */
+  destroy(err?: Error): void {
+    if (this._done) return;
+    this.finished = true;
+    this.owner.abort(this, err ?? new HttpServerError('ERR_STRATA_RESPONSE_ABORTED', 'response aborted'));
   }
 
   /** Sends a preserialized response (the fast path): one buffer, no allocation. */

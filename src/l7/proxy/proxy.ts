@@ -1,0 +1,503 @@
+// The routing proxy: an HttpServer handler that matches HTTPRoutes, applies
+// their filters and forwards to upstream clusters with retries, timeouts,
+// outlier detection and circuit breakers (Envoy's semantics and defaults).
+//
+// Request path:
+//   route (404 if none) → filters in order (RequestHeaderModifier, URLRewrite,
+//   RequestRedirect answers at once, RequestMirror is fire-and-forget) →
+//   weighted backendRef (all weights 0 → 500) → body buffered (so a retry can
+//   replay it; larger than maxBodyBytes → 413) → hop-by-hop headers removed,
+//   X-Forwarded-For / Forwarded (RFC 7239) / X-Forwarded-Proto added →
+//   tries: host from the LB, connection from the host's pool, per-try
+//   timeout; retry on connect failure, reset before a response, and
+//   502/503/504, within num_retries, the retry budget and the request
+//   timeout (default 15 s, covering every try and backoff), after a
+//   jittered backoff → the response streams back with backpressure, its
+//   hop-by-hop headers removed and ResponseHeaderModifier applied.
+//
+// Failures the client sees: 503 when no host is available or a breaker
+// overflows or the last try could not connect, 502 for a reset or a bad
+// response, 504 for a timeout. Each is counted by reason.
+import type { Clock } from '../../util/clock.js';
+import { monotonicClock } from '../../util/clock.js';
+import { Prng } from '../../util/prng.js';
+import type { Handler, ServerRequest, ServerResponse } from '../server/index.js';
+import { FixedResponse } from '../server/index.js';
+import { Router, normaliseHost, type RouteRequest } from './router.js';
+import { applyHeaderFilter, headerGet, headerRemove, headerSet, modifyPath, pickBackend, redirectTarget, type HeaderList } from './filters.js';
+import type { HTTPHeaderFilter, HTTPRoute, HTTPRouteRule } from './types.js';
+import type { Cluster } from './cluster.js';
+import { retryBackoff } from './breakers.js';
+import { UpstreamError, type UpstreamConnection, type UpstreamExchange } from './upstream.js';
+import type { Host } from './hosts.js';
+
+export interface ProxyOptions {
+  routes: HTTPRoute[];
+  clusters: Cluster[];
+  clock?: Clock;
+  rng?: Prng;
+  /** Request bodies are buffered for retries up to this size; larger → 413 (default 8 MiB). */
+  maxBodyBytes?: number;
+  /** Whole-request timeout when the rule names none (default 15 000 ms, Envoy's route timeout). */
+  defaultRequestTimeoutMs?: number;
+  /** The scheme clients used to reach us ('http' or 'https'), for redirects and forwarding headers. */
+  scheme?: 'http' | 'https';
+  /** Our listener port, for redirects that keep the port. */
+  listenerPort?: number;
+  /** L7 policy: false denies the request with 403 before routing. */
+  policy?: PolicyHook | null;
+  /** Called once per request with what happened (access log). */
+  onLog?: (e: AccessLogEntry) => void;
+}
+
+export type PolicyHook = (req: ServerRequest) => boolean;
+
+export interface AccessLogEntry {
+  method: string; url: string; status: number; cluster: string | null; host: string | null; tries: number; reason: string | null; client: string;
+}
+
+export interface ProxyStats {
+  requests: number;
+  denied: number;
+  noRoute: number;
+  redirects: number;
+  mirrored: number;
+  retries: number;
+  /** Final failures by reason: no_healthy_host, overflow, connect_failure, reset, timeout, protocol, no_backend, body_too_large, retry_budget_exhausted. */
+  failures: Record<string, number>;
+}
+
+/** Hop-by-hop fields (RFC 9110 §7.6.1) plus those the proxy re-frames or handles itself. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'content-length', 'expect']);
+
+/** Removes hop-by-hop fields, including those the Connection header names. */
+export function stripHopByHop(h: HeaderList): void {
+  const conn: string[] = [];
+  for (let i = 0; i < h.length; i += 2) {
+    const l = h[i]!.toLowerCase();
+    if (l === 'connection' || l === 'proxy-connection') for (const t of h[i + 1]!.split(',')) { const n = t.trim().toLowerCase(); if (n) conn.push(n); }
+  }
+  let w = 0;
+  for (let r = 0; r < h.length; r += 2) {
+    const l = h[r]!.toLowerCase();
+    if (HOP_BY_HOP.has(l) || (conn.length > 0 && conn.includes(l))) continue;
+    if (w !== r) { h[w] = h[r]!; h[w + 1] = h[r + 1]!; }
+    w += 2;
+  }
+  h.length = w;
+}
+
+/** RFC 7239 node: IPv6 addresses are bracketed and quoted; ports are not known here. */
+function forwardedNode(addr: string): string {
+  if (addr.startsWith('::ffff:') && addr.includes('.')) return addr.slice(7);
+  return addr.includes(':') ? `"[${addr}]"` : addr;
+}
+
+function forwardedValue(v: string): string {
+  return /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(v) ? v : `"${v.replace(/["\\]/g, '\\$&')}"`;
+}
+
+/** Adds X-Forwarded-For, X-Forwarded-Proto and an RFC 7239 Forwarded element for this hop. */
+export function addForwardingHeaders(h: HeaderList, client: string, proto: string, host: string): void {
+  const ip = client.startsWith('::ffff:') && client.includes('.') ? client.slice(7) : client;
+  const xff = headerGet(h, 'x-forwarded-for');
+  headerSet(h, 'X-Forwarded-For', xff !== undefined ? `${xff}, ${ip}` : ip);
+  headerSet(h, 'X-Forwarded-Proto', proto);
+  const fwd = headerGet(h, 'forwarded');
+  const el = `for=${forwardedNode(client)};proto=${proto}${host ? `;host=${forwardedValue(host)}` : ''}`;
+  headerSet(h, 'Forwarded', fwd !== undefined ? `${fwd}, ${el}` : el);
+}
+
+function serializeHead(method: string, target: string, h: HeaderList, bodyLen: number): string {
+  let s = `${method} ${target} HTTP/1.1\r\n`;
+  for (let i = 0; i < h.length; i += 2) s += `${h[i]!}: ${h[i + 1]!}\r\n`;
+  if (bodyLen > 0 || method === 'POST' || method === 'PUT' || method === 'PATCH') s += `Content-Length: ${bodyLen}\r\n`;
+  return `${s}\r\n`;
+}
+
+const texts = (status: number, msg: string): FixedResponse => new FixedResponse(status, { 'Content-Type': 'text/plain' }, `${msg}\n`);
+const R404 = texts(404, 'no route');
+const R500_NO_BACKEND = texts(500, 'no backend');
+const R413 = texts(413, 'request body too large');
+const R403 = texts(403, 'denied by policy');
+
+/** The router's view of a ServerRequest; one per proxy, re-pointed per request. */
+class RouteView implements RouteRequest {
+  method = '';
+  path = '';
+  query = '';
+  host = '';
+  req: ServerRequest | null = null;
+  header(name: string): string | undefined { return this.req!.header(name); }
+}
+
+export class Proxy {
+  readonly router: Router;
+  readonly clusters = new Map<string, Cluster>();
+  readonly stats: ProxyStats = { requests: 0, denied: 0, noRoute: 0, redirects: 0, mirrored: 0, retries: 0, failures: {} };
+  private readonly clock: Clock;
+  private readonly rng: Prng;
+  private readonly maxBodyBytes: number;
+  private readonly defaultTimeoutMs: number;
+  private readonly scheme: 'http' | 'https';
+  private readonly listenerPort: number | null;
+  private readonly onLog: ((e: AccessLogEntry) => void) | null;
+  private readonly policy: PolicyHook | null;
+  private readonly view = new RouteView();
+
+  constructor(opts: ProxyOptions) {
+    this.router = new Router(opts.routes);
+    for (const c of opts.clusters) this.clusters.set(c.name, c);
+    this.clock = opts.clock ?? monotonicClock;
+    this.rng = opts.rng ?? new Prng((Math.random() * 2 ** 32) >>> 0);
+    this.maxBodyBytes = opts.maxBodyBytes ?? 8 * 1024 * 1024;
+    this.defaultTimeoutMs = opts.defaultRequestTimeoutMs ?? 15_000;
+    this.scheme = opts.scheme ?? 'http';
+    this.listenerPort = opts.listenerPort ?? null;
+    this.onLog = opts.onLog ?? null;
+    this.policy = opts.policy ?? null;
+  }
+
+  /** The server handler. */
+  readonly handler: Handler = (req, res) => { this.handle(req, res); };
+
+  private fail(reason: string): void { this.stats.failures[reason] = (this.stats.failures[reason] ?? 0) + 1; }
+
+  private log(req: ServerRequest, status: number, cluster: string | null, host: Host | null, tries: number, reason: string | null): void {
+    this.onLog?.({ method: req.method, url: req.url, status, cluster, host: host?.id ?? null, tries, reason, client: req.remoteAddress });
+  }
+
+  private handle(req: ServerRequest, res: ServerResponse): void {
+    this.stats.requests++;
+    if (this.policy !== null && !this.policy(req)) { this.stats.denied++; res.sendFixed(R403); this.log(req, 403, null, null, 0, 'policy_denied'); return; }
+    const v = this.view;
+    const target = req.url;
+    const qi = target.indexOf('?');
+    v.method = req.method;
+    v.path = qi < 0 ? target : target.slice(0, qi);
+    v.query = qi < 0 ? '' : target.slice(qi + 1);
+    const rawHost = req.header('host');
+    v.host = normaliseHost(rawHost);
+    v.req = req;
+    let m;
+    try { m = this.router.match(v); } finally { v.req = null; }
+    if (m === null) { this.stats.noRoute++; res.sendFixed(R404); this.log(req, 404, null, null, 0, 'no_route'); return; }
+    const rule = m.rule;
+    const headers = req.rawHeaders.slice();
+    let path = v.path;
+    const query = v.query;
+    let hostHeader = rawHost ?? '';
+    let respFilters: HTTPHeaderFilter[] | null = null;
+    const mirrors: string[] = [];
+    for (const f of rule.filters ?? []) {
+      switch (f.type) {
+        case 'RequestHeaderModifier': applyHeaderFilter(headers, f.requestHeaderModifier); break;
+        case 'ResponseHeaderModifier': (respFilters ??= []).push(f.responseHeaderModifier); break;
+        case 'URLRewrite':
+          if (f.urlRewrite.hostname) hostHeader = f.urlRewrite.hostname;
+          if (f.urlRewrite.path) path = modifyPath(path, f.urlRewrite.path, m.matchedPrefix);
+          break;
+        case 'RequestRedirect': {
+          const hostOnly = rawHost !== undefined ? normaliseHostKeepCase(rawHost) : '';
+          const r = redirectTarget({ scheme: this.scheme, host: hostOnly, port: this.listenerPort, path: v.path, query }, f.requestRedirect, m.matchedPrefix);
+          this.stats.redirects++;
+          res.statusCode = r.status;
+          res.setHeader('Location', r.location);
+          res.end();
+          this.log(req, r.status, null, null, 0, 'redirect');
+          return;
+        }
+        case 'RequestMirror': {
+          const pct = f.requestMirror.percent ?? 100;
+          if (pct >= 100 || this.rng.float() * 100 < pct) mirrors.push(f.requestMirror.backendRef.name);
+          break;
+        }
+      }
+    }
+    const refs = rule.backendRefs ?? [];
+    const ref = pickBackend(refs, this.rng.float());
+    const cluster = ref === null ? undefined : this.clusters.get(ref.name);
+    if (cluster === undefined) { this.fail('no_backend'); res.sendFixed(R500_NO_BACKEND); this.log(req, 500, ref?.name ?? null, null, 0, 'no_backend'); return; }
+    stripHopByHop(headers);
+    headerSet(headers, 'Host', hostHeader);
+    addForwardingHeaders(headers, req.remoteAddress, this.scheme, rawHost ?? '');
+    const upstreamTarget = query.length > 0 ? `${path}?${query}` : path;
+    const deadline = this.clock.now() + (ruleTimeout(rule) ?? this.defaultTimeoutMs);
+    const perTry = rule.timeouts?.backendRequest ?? cluster.retry.perTryTimeoutMs;
+
+    const go = (body: Buffer | null): void => {
+      const head = serializeHead(req.method, upstreamTarget, headers, body?.length ?? 0);
+      for (const name of mirrors) this.mirror(name, req.method, head, body);
+      new Forward(this, cluster, req, res, head, body, deadline, perTry, respFilters).start();
+    };
+    if (!req.hasBody) { go(null); return; }
+    const parts: Buffer[] = [];
+    let n = 0;
+    const body = req.body;
+    body.on('data', (c: Buffer) => {
+      n += c.length;
+      if (n > this.maxBodyBytes) {
+        body.destroy();
+        if (!res.headersSent) { this.fail('body_too_large'); res.sendFixed(R413); this.log(req, 413, cluster.name, null, 0, 'body_too_large'); }
+        return;
+      }
+      parts.push(c);
+    });
+    body.on('end', () => go(parts.length === 1 ? parts[0]! : Buffer.concat(parts, n)));
+    body.on('error', () => { /* the client went away; nothing to forward */ });
+  }
+
+  /** Fire-and-forget copy of the request; the response is read and dropped. */
+  private mirror(clusterName: string, method: string, head: string, body: Buffer | null): void {
+    const c = this.clusters.get(clusterName);
+    if (c === undefined) return;
+    const host = c.pick(null, this.clock.now());
+    if (host === null) return;
+    this.stats.mirrored++;
+    const pool = c.pool(host);
+    pool.acquire().then((conn) => {
+      conn.send(method, head, body, { onHead() {}, onBody: () => true, onEnd() {}, onError() {} });
+    }, () => { /* mirror failures never affect the request */ });
+  }
+
+  /** @internal */ noteRetry(): void { this.stats.retries++; }
+  /** @internal */ noteFailure(reason: string): void { this.fail(reason); }
+  /** @internal */ logFor(req: ServerRequest, status: number, cluster: string, host: Host | null, tries: number, reason: string | null): void { this.log(req, status, cluster, host, tries, reason); }
+  /** @internal */ now(): number { return this.clock.now(); }
+  /** @internal */ random(): Prng { return this.rng; }
+
+  close(): void { for (const c of this.clusters.values()) c.close(); }
+}
+
+function ruleTimeout(rule: HTTPRouteRule): number | undefined {
+  const t = rule.timeouts?.request;
+  return t === undefined || t === 0 ? undefined : t;
+}
+
+function normaliseHostKeepCase(h: string): string {
+  if (h.startsWith('[')) { const e = h.indexOf(']'); return e > 0 ? h.slice(0, e + 1) : h; }
+  const c = h.lastIndexOf(':');
+  return c >= 0 ? h.slice(0, c) : h;
+}
+
+/** Where a retried response's body goes. */
+const DISCARD: UpstreamExchange = { onHead() {}, onBody: () => true, onEnd() {}, onError() {} };
+
+const STATUS_FOR: Record<string, number> = { 'connect-failure': 503, reset: 502, protocol: 502, timeout: 504, overflow: 503 };
+
+/** One proxied request: its tries, its timers and the response stream. */
+class Forward implements UpstreamExchange {
+  private tries = 0;
+  private retries = 0;
+  private host: Host | null = null;
+  private conn: UpstreamConnection | null = null;
+  private tryTimer: NodeJS.Timeout | null = null;
+  private totalTimer: NodeJS.Timeout | null = null;
+  private done = false;
+  private retryPending = false;
+  private holdingRequest = false;
+  private holdingRetry = false;
+  private streaming = false;
+
+  constructor(
+    private readonly proxy: Proxy,
+    private readonly cluster: Cluster,
+    private readonly req: ServerRequest,
+    private readonly res: ServerResponse,
+    private readonly head: string,
+    private readonly body: Buffer | null,
+    private readonly deadline: number,
+    private readonly perTryMs: number,
+    private readonly respFilters: HTTPHeaderFilter[] | null,
+  ) {}
+
+  start(): void {
+    if (!this.cluster.breakers.tryRequest()) { this.finishError('overflow', 503); return; }
+    this.holdingRequest = true;
+    const left = this.deadline - this.proxy.now();
+    this.totalTimer = setTimeout(() => this.onTimeout(true), Math.max(0, left));
+    this.res.once('close', () => this.onClientGone());
+    this.attempt();
+  }
+
+  private attempt(): void {
+    if (this.done) return;
+    this.tries++;
+    const now = this.proxy.now();
+    const key = this.cluster.hashPolicy.length > 0 ? this.cluster.hashKey((n) => this.req.header(n), this.req.remoteAddress) : null;
+    const host = this.cluster.pick(key, now);
+    if (host === null) { this.finishError('no_healthy_host', 503); return; }
+    this.host = host;
+    host.active++;
+    host.requests++;
+    if (this.perTryMs > 0) this.tryTimer = setTimeout(() => this.onTimeout(false), this.perTryMs);
+    this.cluster.pool(host).acquire().then((conn) => {
+      if (this.done || this.host !== host) { this.cluster.pool(host).release(conn); return; }
+      this.conn = conn;
+      conn.send(this.req.method, this.head, this.body, this);
+    }, (e: UpstreamError) => this.onError(e instanceof UpstreamError ? e : new UpstreamError('connect-failure', String(e)), false));
+  }
+
+  private endTry(): void {
+    if (this.tryTimer !== null) { clearTimeout(this.tryTimer); this.tryTimer = null; }
+    if (this.host !== null) { this.host.active--; }
+  }
+
+  /** Retry if policy, budget and time allow; returns false when the caller must answer now. */
+  private maybeRetry(kind: string): boolean {
+    const p = this.cluster.retry;
+    const allowed = kind === 'connect-failure' ? p.connectFailure : kind === 'reset' ? p.reset : kind === 'timeout' ? true : kind.startsWith('status') ? true : false;
+    if (!allowed || this.retries >= p.numRetries) return false;
+    const now = this.proxy.now();
+    if (now >= this.deadline) return false;
+    if (!this.cluster.breakers.tryRetry()) { this.proxy.noteFailure('retry_budget_exhausted'); return false; }
+    if (this.holdingRetry) this.cluster.breakers.releaseRetry();
+    this.holdingRetry = true;
+    this.retries++;
+    this.proxy.noteRetry();
+    const wait = Math.min(retryBackoff(this.retries, this.proxy.random(), p.backoff.baseMs, p.backoff.maxMs), Math.max(0, this.deadline - now));
+    this.retryPending = true;
+    setTimeout(() => { this.retryPending = false; this.attempt(); }, wait);
+    return true;
+  }
+
+  // ---- upstream events -----------------------------------------------------
+
+  onHead(status: number, raw: string[], _keepAlive: boolean): void {
+    if (this.done) return;
+    const host = this.host!;
+    this.cluster.report(host, status, this.proxy.now());
+    if (this.cluster.retry.statusCodes.includes(status) && this.maybeRetryStatus(status)) {
+      // Read and drop this response's body; the connection goes back to the pool at its end.
+      this.conn?.setExchange(DISCARD);
+      this.conn = null;
+      return;
+    }
+    if (this.tryTimer !== null) { clearTimeout(this.tryTimer); this.tryTimer = null; }
+    const h = raw.slice();
+    stripHopByHop(h);
+    if (this.respFilters !== null) for (const f of this.respFilters) applyHeaderFilter(h, f);
+    const cl = headerGet(raw, 'content-length');
+    const res = this.res;
+    try {
+      res.statusCode = status;
+      for (let i = 0; i < h.length; i += 2) res.addHeader(h[i]!, h[i + 1]!);
+      if (cl !== undefined && headerGet(raw, 'transfer-encoding') === undefined) res.setHeader('Content-Length', cl);
+    } catch {
+      this.onError(new UpstreamError('protocol', 'invalid response header from upstream'), false);
+      return;
+    }
+    this.streaming = true;
+    res.on('drain', this.onDrain);
+  }
+
+  private maybeRetryStatus(status: number): boolean {
+    const ok = this.maybeRetry(`status-${status}`);
+    if (ok) this.endTry();
+    return ok;
+  }
+
+  private readonly onDrain = (): void => { this.conn?.resume(); };
+
+  onBody(chunk: Buffer): boolean {
+    if (this.done) return true;
+    return this.res.write(chunk);
+  }
+
+  onEnd(): void {
+    if (this.done) return;
+    this.endTry();
+    this.conn = null;
+    this.res.off('drain', this.onDrain);
+    this.res.end();
+    this.finish(this.res.statusCode, null);
+  }
+
+  onError(err: UpstreamError, responseStarted: boolean): void {
+    if (this.done) return;
+    const host = this.host;
+    this.endTry();
+    this.conn = null;
+    if (host !== null && err.kind !== 'overflow') this.cluster.report(host, 0, this.proxy.now());
+    if (responseStarted || this.streaming) {
+      // Too late to answer with an error: cut the client's response short.
+      this.proxy.noteFailure(err.kind);
+      this.done = true;
+      this.release();
+      this.abortClient(err);
+      return;
+    }
+    if (this.maybeRetry(err.kind)) return;
+    this.finishError(err.kind === 'connect-failure' ? 'connect_failure' : err.kind, STATUS_FOR[err.kind] ?? 502);
+  }
+
+  private onTimeout(total: boolean): void {
+    if (this.done) return;
+    if (total) {
+      this.conn?.abort();
+      this.conn = null;
+      if (this.streaming) { this.done = true; this.release(); this.abortClient(new UpstreamError('timeout', 'request timeout')); this.proxy.noteFailure('timeout'); return; }
+      this.endTryIfActive();
+      this.finishError('timeout', 504);
+      return;
+    }
+    // Per-try timeout: this try is abandoned and counts as a failure of the host.
+    this.tryTimer = null;
+    if (this.streaming) return; // the response has started: only the request timeout applies now
+    const c = this.conn;
+    this.conn = null;
+    c?.abort();
+    const host = this.host;
+    if (host !== null) { host.active--; this.cluster.report(host, 0, this.proxy.now()); this.host = null; }
+    if (this.retryPending || this.maybeRetry('timeout')) return;
+    this.finishError('timeout', 504);
+  }
+
+  private endTryIfActive(): void {
+    if (this.tryTimer !== null) { clearTimeout(this.tryTimer); this.tryTimer = null; }
+    if (this.host !== null) { this.host.active--; this.host = null; }
+  }
+
+  private onClientGone(): void {
+    if (this.done) return;
+    this.done = true;
+    this.conn?.abort();
+    this.conn = null;
+    this.endTryIfActive();
+    this.release();
+  }
+
+  /** The response cannot be completed: the client's connection is reset so it cannot mistake it for whole. */
+  private abortClient(err: Error): void {
+    this.res.destroy(err);
+  }
+
+  private finishError(reason: string, status: number): void {
+    if (this.done) return;
+    this.done = true;
+    this.proxy.noteFailure(reason);
+    this.release();
+    if (!this.res.headersSent) {
+      this.res.statusCode = status;
+      this.res.setHeader('Content-Type', 'text/plain');
+      this.res.setHeader('X-Strata-Failure', reason);
+      this.res.end(`${reason.replace(/_/g, ' ')}\n`);
+    }
+    this.proxy.logFor(this.req, status, this.cluster.name, this.host, this.tries, reason);
+  }
+
+  private finish(status: number, reason: string | null): void {
+    this.done = true;
+    this.release();
+    this.proxy.logFor(this.req, status, this.cluster.name, this.host, this.tries, reason);
+  }
+
+  private release(): void {
+    if (this.totalTimer !== null) { clearTimeout(this.totalTimer); this.totalTimer = null; }
+    if (this.tryTimer !== null) { clearTimeout(this.tryTimer); this.tryTimer = null; }
+    if (this.holdingRetry) { this.cluster.breakers.releaseRetry(); this.holdingRetry = false; }
+    if (this.holdingRequest) { this.cluster.breakers.releaseRequest(); this.holdingRequest = false; }
+  }
+}
+
+export { headerRemove };

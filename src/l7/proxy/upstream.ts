@@ -1,0 +1,241 @@
+// Upstream HTTP/1.1 connections and the per-host pool that keeps them alive.
+//
+// An UpstreamConnection carries one exchange at a time (no upstream
+// pipelining: a failed pipelined request cannot be told apart from the ones
+// behind it, so retries would be unsafe). Responses are parsed by the
+// project's parser in response mode; the body is handed to the exchange
+// chunk by chunk and the socket pauses when the exchange says so
+// (downstream backpressure reaches the upstream's TCP window).
+//
+// The pool keeps idle connections per host (LIFO, so a few stay warm and the
+// rest age out), opens new ones within the cluster's max_connections
+// breaker, and queues waiters within max_pending_requests.
+import { Http1Parser, type Http1Handler } from '../http1/parser.js';
+import { Errno, Method, ParserType } from '../http1/constants.js';
+import { StrataError } from '../../util/errors.js';
+import type { L7Socket, L7Transport } from '../transport/types.js';
+import type { Host } from './hosts.js';
+import type { CircuitBreakers } from './breakers.js';
+
+/** Why an upstream try failed before a usable response arrived. */
+export type UpstreamFailure = 'connect-failure' | 'reset' | 'timeout' | 'overflow' | 'protocol';
+
+export class UpstreamError extends StrataError {
+  constructor(readonly kind: UpstreamFailure, message: string, options?: { cause?: unknown }) {
+    super(`ERR_STRATA_UPSTREAM_${kind.toUpperCase().replace('-', '_')}`, message, options);
+  }
+}
+
+/** What the proxy supplies for one upstream try. */
+export interface UpstreamExchange {
+  onHead(status: number, rawHeaders: string[], keepAlive: boolean): void;
+  /** Return false to pause the upstream socket until resume(). */
+  onBody(chunk: Buffer): boolean;
+  onEnd(): void;
+  onError(err: UpstreamError, responseStarted: boolean): void;
+}
+
+function latin1(b: Uint8Array, s: number, e: number): string {
+  return Buffer.isBuffer(b) ? b.toString('latin1', s, e) : Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1', s, e);
+}
+
+export class UpstreamConnection implements Http1Handler {
+  private readonly parser = new Http1Parser(ParserType.RESPONSE, this);
+  private ex: UpstreamExchange | null = null;
+  private raw: string[] = [];
+  private started = false;
+  /** Requests completed on this connection (0: fresh). */
+  uses = 0;
+  dead = false;
+  private keepAlive = false;
+
+  constructor(readonly socket: L7Socket, readonly pool: HostPool) {
+    socket.on('data', this.onData);
+    socket.on('end', this.onEndOfStream);
+    socket.on('error', this.onSocketError);
+    socket.on('close', this.onClose);
+  }
+
+  /** Sends a request; the exchange hears the outcome. */
+  send(method: string, head: string, body: Buffer | null, ex: UpstreamExchange): void {
+    this.ex = ex;
+    this.started = false;
+    this.raw = [];
+    const m = (Method as Record<string, number>)[method];
+    this.parser.expectResponseTo(m ?? Method.GET);
+    if (body !== null && body.length > 0) {
+      this.socket.cork();
+      this.socket.write(head);
+      this.socket.write(body);
+      this.socket.uncork();
+    } else this.socket.write(head);
+  }
+
+  resume(): void { if (!this.dead) this.socket.resume(); }
+
+  /** Hands the rest of the current response to another sink (e.g. to drain a response being retried). */
+  setExchange(ex: UpstreamExchange): void { this.ex = ex; this.socket.resume(); }
+
+  /** Abandons the exchange (timeout, client gone): the connection cannot be reused. */
+  abort(): void {
+    this.ex = null;
+    this.destroy();
+  }
+
+  destroy(): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.socket.destroy();
+  }
+
+  // ---- parser events -------------------------------------------------------
+  onMessageBegin(): void { this.raw = []; }
+  onHeader(n: Uint8Array, ns: number, ne: number, v: Uint8Array, vs: number, ve: number): void {
+    this.raw.push(latin1(n, ns, ne), latin1(v, vs, ve));
+  }
+  onHeadersComplete(): void {
+    const st = this.parser.statusCode;
+    if (st >= 100 && st < 200) return; // interim: the final response follows
+    this.started = true;
+    this.keepAlive = this.parser.keepAlive;
+    this.ex?.onHead(st, this.raw, this.keepAlive);
+  }
+  onBody(b: Uint8Array, s: number, e: number): void {
+    const ex = this.ex;
+    if (ex === null) return;
+    const chunk = Buffer.isBuffer(b) ? b.subarray(s, e) : Buffer.from(b.subarray(s, e));
+    if (!ex.onBody(chunk)) this.socket.pause();
+  }
+  onMessageComplete(): void {
+    const st = this.parser.statusCode;
+    if (st >= 100 && st < 200) return;
+    const ex = this.ex;
+    this.ex = null;
+    this.uses++;
+    const reusable = this.keepAlive && !this.dead;
+    if (reusable) this.pool.release(this);
+    else this.pool.forget(this);
+    ex?.onEnd();
+    if (!reusable) this.destroy();
+  }
+
+  private readonly onData = (buf: Buffer): void => {
+    if (this.ex === null) {
+      // Bytes with no request outstanding: the upstream is confused; drop the connection.
+      this.destroy();
+      return;
+    }
+    this.parser.feed(buf, 0, buf.length);
+    const e = this.parser.errno;
+    if (e !== Errno.OK && e !== Errno.PAUSED) {
+      const ex = this.ex;
+      this.ex = null;
+      this.destroy();
+      ex?.onError(new UpstreamError('protocol', `bad response from ${this.pool.host.id}: ${this.parser.reason}`), this.started);
+    }
+  };
+
+  private readonly onEndOfStream = (): void => {
+    if (this.ex !== null) {
+      this.parser.finish(); // completes a read-until-close body
+      if (this.ex !== null) {
+        const ex = this.ex;
+        this.ex = null;
+        ex.onError(new UpstreamError('reset', `${this.pool.host.id} closed the connection`), this.started);
+      }
+    }
+    this.destroy();
+  };
+
+  private readonly onSocketError = (e: Error): void => {
+    const ex = this.ex;
+    this.ex = null;
+    this.destroy();
+    ex?.onError(new UpstreamError('reset', `${this.pool.host.id}: ${(e as NodeJS.ErrnoException).code ?? e.message}`, { cause: e }), this.started);
+  };
+
+  private readonly onClose = (): void => {
+    this.dead = true;
+    this.pool.forget(this);
+    const ex = this.ex;
+    this.ex = null;
+    ex?.onError(new UpstreamError('reset', `${this.pool.host.id} closed the connection`), this.started);
+  };
+}
+
+export interface PoolOptions {
+  maxIdle: number;
+  connectTimeoutMs: number;
+  /** Wraps a fresh socket (upstream mTLS); default none. */
+  wrap?: ((s: L7Socket) => Promise<L7Socket>) | null;
+}
+
+interface Waiter { resolve(c: UpstreamConnection): void; reject(e: Error): void; settled: boolean }
+
+export class HostPool {
+  private readonly idle: UpstreamConnection[] = [];
+  private readonly all = new Set<UpstreamConnection>();
+  private readonly waiters: Waiter[] = [];
+  private closed = false;
+
+  constructor(readonly host: Host, private readonly transport: L7Transport, private readonly breakers: CircuitBreakers, private readonly opts: PoolOptions) {}
+
+  get size(): number { return this.all.size; }
+  get idleCount(): number { return this.idle.length; }
+
+  /** A connection for one exchange: idle, new, or the next one released. */
+  acquire(): Promise<UpstreamConnection> {
+    while (this.idle.length > 0) {
+      const c = this.idle.pop()!;
+      if (!c.dead) return Promise.resolve(c);
+    }
+    if (this.breakers.canConnect()) return this.connect();
+    this.breakers.noteConnectionOverflow();
+    if (!this.breakers.tryPending()) return Promise.reject(new UpstreamError('overflow', `cluster pending requests overflow (${this.breakers.maxPendingRequests})`));
+    return new Promise((resolve, reject) => { this.waiters.push({ resolve, reject, settled: false }); });
+  }
+
+  private async connect(): Promise<UpstreamConnection> {
+    this.breakers.connectionOpened();
+    let sock: L7Socket;
+    try {
+      sock = await this.transport.connect(this.host.port, this.host.address);
+      if (this.opts.wrap) sock = await this.opts.wrap(sock);
+    } catch (e) {
+      this.breakers.connectionClosed();
+      throw new UpstreamError('connect-failure', `connect ${this.host.id}: ${(e as Error).message}`, { cause: e });
+    }
+    const c = new UpstreamConnection(sock, this);
+    this.all.add(c);
+    return c;
+  }
+
+  /** A finished, reusable connection comes back. */
+  release(c: UpstreamConnection): void {
+    if (c.dead) { this.forget(c); return; }
+    const w = this.waiters.shift();
+    if (w !== undefined) { this.breakers.releasePending(); w.resolve(c); return; }
+    if (this.closed || this.idle.length >= this.opts.maxIdle) { this.forget(c); c.destroy(); return; }
+    this.idle.push(c);
+  }
+
+  /** A connection is gone (closed or not reusable). */
+  forget(c: UpstreamConnection): void {
+    if (!this.all.delete(c)) return;
+    this.breakers.connectionClosed();
+    const i = this.idle.indexOf(c);
+    if (i >= 0) this.idle.splice(i, 1);
+    // A slot freed up: a waiter may open a new connection.
+    const w = this.waiters.shift();
+    if (w !== undefined) {
+      this.breakers.releasePending();
+      this.connect().then(w.resolve, w.reject);
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const c of [...this.all]) c.destroy();
+    for (const w of this.waiters.splice(0)) { this.breakers.releasePending(); w.reject(new UpstreamError('overflow', 'pool closed')); }
+  }
+}
