@@ -196,7 +196,6 @@ export class Tcp implements TransportDispatcher {
   /** Called when connections have work that only a poll() will do (the driver schedules one). */
   onWork: (() => void) | null = null;
   private readonly ownsTimers: boolean;
-  private readonly table = new Map<number, TcpConnection>();
   private readonly listeners = new Map<number, TcpListener[]>();
   private dirtyList: TcpConnection[] = [];
   private spare: TcpConnection[] = [];
@@ -603,16 +602,23 @@ export class Tcp implements TransportDispatcher {
     w.commit(TCP.HEADER_LEN, now);
   }
 
-  // --- the demux table: a 48-bit key from the remote address mixed with the
-  // local port, and the remote port (exact for one local address, where
-  // almost all traffic is); chains resolve the rare collisions.
+  // --- the demux table: an open hash table of chains over the 4-tuple,
+  // with integer hashing only (a Map keyed by a >31-bit number would box a
+  // heap number on every lookup, i.e. allocate per segment). Doubles when
+  // the load passes 1.
 
-  private static key(lport: number, remote: number, rport: number): number {
-    return ((remote ^ Math.imul(lport, 0x9e3779b1)) >>> 0) * 65536 + rport;
+  private buckets: (TcpConnection | null)[] = new Array<TcpConnection | null>(256).fill(null);
+  private bucketMask = 255;
+
+  private static hash(local: number, lport: number, remote: number, rport: number): number {
+    let h = Math.imul(remote ^ 0x2545f491, 0x9e3779b1);
+    h = Math.imul(h ^ ((lport << 16) | rport) ^ (h >>> 15), 0x85ebca77);
+    h = Math.imul(h ^ local ^ (h >>> 13), 0xc2b2ae3d);
+    return (h ^ (h >>> 16)) >>> 0;
   }
 
   lookup(local: number, lport: number, remote: number, rport: number): TcpConnection | null {
-    let c = this.table.get(Tcp.key(lport, remote, rport)) ?? null;
+    let c: TcpConnection | null = this.buckets[Tcp.hash(local, lport, remote, rport) & this.bucketMask]!;
     while (c !== null) {
       if (c.localPort === lport && c.remotePort === rport && c.remoteAddr === remote && c.localAddr === local) return c;
       c = c.nextInBucket;
@@ -621,11 +627,28 @@ export class Tcp implements TransportDispatcher {
   }
 
   private insert(c: TcpConnection): void {
-    const k = Tcp.key(c.localPort, c.remoteAddr, c.remotePort);
-    c.nextInBucket = this.table.get(k) ?? null;
-    this.table.set(k, c);
+    if (this.counters.connections >= this.buckets.length) this.rehash(this.buckets.length * 2);
+    const i = Tcp.hash(c.localAddr, c.localPort, c.remoteAddr, c.remotePort) & this.bucketMask;
+    c.nextInBucket = this.buckets[i]!;
+    this.buckets[i] = c;
     c.inTable = true;
     this.counters.connections++;
+  }
+
+  private rehash(size: number): void {
+    const old = this.buckets;
+    this.buckets = new Array<TcpConnection | null>(size).fill(null);
+    this.bucketMask = size - 1;
+    for (let i = 0; i < old.length; i++) {
+      let c: TcpConnection | null = old[i]!;
+      while (c !== null) {
+        const nx: TcpConnection | null = c.nextInBucket;
+        const j = Tcp.hash(c.localAddr, c.localPort, c.remoteAddr, c.remotePort) & this.bucketMask;
+        c.nextInBucket = this.buckets[j]!;
+        this.buckets[j] = c;
+        c = nx;
+      }
+    }
   }
 
   /** Unlinks a CLOSED connection (called from its setState). */
@@ -633,10 +656,10 @@ export class Tcp implements TransportDispatcher {
     if (!c.inTable) return;
     c.inTable = false;
     this.counters.connections--;
-    const k = Tcp.key(c.localPort, c.remoteAddr, c.remotePort);
-    let p = this.table.get(k) ?? null;
+    const i = Tcp.hash(c.localAddr, c.localPort, c.remoteAddr, c.remotePort) & this.bucketMask;
+    let p: TcpConnection | null = this.buckets[i]!;
     if (p === c) {
-      if (c.nextInBucket === null) this.table.delete(k); else this.table.set(k, c.nextInBucket);
+      this.buckets[i] = c.nextInBucket;
     } else {
       while (p !== null && p.nextInBucket !== c) p = p.nextInBucket;
       if (p !== null) p.nextInBucket = c.nextInBucket;
@@ -679,7 +702,7 @@ export class Tcp implements TransportDispatcher {
   /** Every connection in the table (for observability; allocates). */
   connections(): TcpConnection[] {
     const r: TcpConnection[] = [];
-    for (const head of this.table.values()) for (let c: TcpConnection | null = head; c !== null; c = c.nextInBucket) r.push(c);
+    for (const head of this.buckets) for (let c: TcpConnection | null = head; c !== null; c = c.nextInBucket) r.push(c);
     return r;
   }
 }
