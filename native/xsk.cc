@@ -122,16 +122,30 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
       if (!ns.ok()) { CloseNative(); ThrowSystemMsg(env, "setns", ns.err(), "cannot enter " + netns + ": " + strerror(ns.err())); return; }
       ifindex_ = if_nametoindex(ifname.c_str());
       if (ifindex_ == 0) { int e = errno; CloseNative(); ThrowSystemMsg(env, "if_nametoindex", e, "no interface " + ifname); return; }
-      r = xsk_umem__create(&umem_, p, size, &fill_, &comp_, &ucfg);
-      if (r) { CloseNative(); ThrowSystem(env, "xsk_umem__create", r); return; }
-      r = xsk_socket__create(&xsk_, ifname.c_str(), queue_, umem_, &rx_, &tx_, &scfg);
+      // The kernel releases a closed socket's hold on its queue from a
+      // workqueue, so binding right after a close (a restart, a test) can
+      // see EBUSY for a few milliseconds: retry EBUSY briefly, from a fresh
+      // UMEM registration each time, before reporting the queue as taken.
+      for (int attempt = 0;; attempt++) {
+        r = xsk_umem__create(&umem_, p, size, &fill_, &comp_, &ucfg);
+        if (r) { CloseNative(); ThrowSystem(env, "xsk_umem__create", r); return; }
+        r = xsk_socket__create(&xsk_, ifname.c_str(), queue_, umem_, &rx_, &tx_, &scfg);
+        if (r != -EBUSY || attempt >= kBusyRetries) break;
+        xsk_umem__delete(umem_);
+        umem_ = nullptr;
+        fill_ = {}; comp_ = {}; rx_ = {}; tx_ = {};
+        usleep(kBusyRetryUsec);
+      }
     }
     if (r) {
       CloseNative();
-      if (r == -EOPNOTSUPP || r == -EAFNOSUPPORT)
+      if (r == -EOPNOTSUPP && bind == "zerocopy")
+        ThrowUnavailable(env, "afxdp zero-copy", "the driver of " + ifname + " cannot bind AF_XDP in zero-copy mode (use mode 'auto' or 'copy')");
+      else if (r == -EOPNOTSUPP || r == -EAFNOSUPPORT)
         ThrowUnavailable(env, "afxdp", std::string("AF_XDP socket on ") + ifname + ": " + strerror(-r));
       else
-        ThrowSystemMsg(env, "xsk_socket__create", -r, ifname + " queue " + std::to_string(queue_) + ": " + strerror(-r));
+        ThrowSystemMsg(env, "xsk_socket__create", -r, ifname + " queue " + std::to_string(queue_) + ": " + strerror(-r) +
+                       (r == -EBUSY ? " (another AF_XDP socket is bound to this queue)" : ""));
       return;
     }
     fd_ = xsk_socket__fd(xsk_);
@@ -496,6 +510,8 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
   uint64_t frameMask_ = 4095;
   uint32_t fillTarget_ = 0, fillOutstanding_ = 0, txOutstanding_ = 0;
   static constexpr uint32_t compBatch_ = 4096;
+  static constexpr int kBusyRetries = 100;        // x 5 ms: half a second at most
+  static constexpr useconds_t kBusyRetryUsec = 5000;
   uv_poll_t *poll_ = nullptr;
   Napi::FunctionReference onReady_;
   std::unique_ptr<Napi::AsyncContext> asyncCtx_;

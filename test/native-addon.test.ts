@@ -8,7 +8,7 @@ import { AfXdpLink } from '../src/link/afxdp.js';
 import { TapLink } from '../src/link/tap.js';
 import { Burst } from '../src/link/types.js';
 import { BpfMap } from '../src/xdp/maps.js';
-import { InvalidArgumentError, StrataError, SystemError } from '../src/util/errors.js';
+import { InvalidArgumentError, StrataError, SystemError, UnavailableError } from '../src/util/errors.js';
 import { isRoot, run, tryRun } from '../src/util/run.js';
 import type { Lab } from '../src/lab/topo.js';
 
@@ -61,6 +61,18 @@ describe.skipIf(skip !== null)(`native addon errors and checks${skip ? ` (skippe
     try { (n.xdpAttach as (o: unknown) => unknown)({ ifname: 's0', mode: 'fast', objPath: 'x', pinRoot: '/x' }); } catch (x) { e = x; }
     expect(e).toBeInstanceOf(InvalidArgumentError);
     expect((e as InvalidArgumentError).code).toBe('ERR_STRATA_INVALID_ARG');
+  });
+
+  it('says plainly when the driver cannot do zero-copy', () => {
+    let e: unknown;
+    try { AfXdpLink.open({ iface: lab.serverIface, netns: lab.serverNs, mode: 'zerocopy', frameCount: 64 }); } catch (x) { e = x; }
+    expect(e).toBeInstanceOf(UnavailableError);
+    expect((e as UnavailableError).code).toBe('ERR_STRATA_UNAVAILABLE');
+    expect((e as Error).message).toMatch(/zero-copy/);
+    // and 'auto' on the same device falls back to copy mode by itself
+    const l = AfXdpLink.open({ iface: lab.serverIface, netns: lab.serverNs, mode: 'auto', frameCount: 64 });
+    expect(l.info.zerocopy).toBe(false);
+    l.close();
   });
 
   it('refuses a second socket on a taken queue, and a burst that does not fit', () => {

@@ -126,13 +126,15 @@ export class XdpProgram {
   /** Why native mode was not used, when mode is 'generic' after 'auto'. */
   readonly fallbackReason: string | undefined;
   readonly recovered: Recovery;
+  /** libbpf/libxdp messages from loading (e.g. why the multi-program dispatcher was not used). */
+  readonly loadLog: string;
   private readonly n: NativeAddon;
   private readonly maps: Record<keyof typeof MAP, BpfMap>;
   private attached = true;
 
   private constructor(n: NativeAddon, o: {
     iface: string; netns?: string; pinDir: string; id: number; ifindex: number; mode: XdpMode;
-    fallbackReason?: string; recovered: Recovery;
+    fallbackReason?: string; recovered: Recovery; loadLog?: string;
   }) {
     this.n = n;
     this.iface = o.iface;
@@ -143,6 +145,7 @@ export class XdpProgram {
     this.mode = o.mode;
     this.fallbackReason = o.fallbackReason;
     this.recovered = o.recovered;
+    this.loadLog = o.loadLog ?? '';
     const maps = {} as Record<keyof typeof MAP, BpfMap>;
     try {
       for (const k of Object.keys(MAP) as (keyof typeof MAP)[]) maps[k] = BpfMap.open(join(o.pinDir, MAP[k]));
@@ -198,7 +201,7 @@ export class XdpProgram {
     try {
       prog = new XdpProgram(n, {
         iface: o.iface, netns: o.netns, pinDir, id: res.id, ifindex: res.ifindex,
-        mode: res.mode === 'native' ? 'native' : 'generic', fallbackReason, recovered,
+        mode: res.mode === 'native' ? 'native' : 'generic', fallbackReason, recovered, loadLog: res.log,
       });
     } catch (e) {
       n.xdpDetach({ ifname: o.iface, netns: o.netns, id: res.id });
