@@ -159,6 +159,25 @@ describe('ARP', () => {
     expectNoLeaks(sim);
   });
 
+  test('a failed resolution is reported to the sending transport as host unreachable (Linux arp_error_report)', async () => {
+    const sim = new Sim({ seed: 45 });
+    const errors: number[][] = [];
+    sim.a.attach({ protocol: 99, deliver: () => {}, deliverError: (type, code, mtu, src, dst) => errors.push([type, code, mtu, src, dst]) });
+    const net = sim.a.network;
+    const off = net.begin(ip4FromString('10.0.0.9'), 99, sim.now);
+    net.mem.fill(0, off, off + 8);
+    net.commit(8, sim.now);
+    const cli = sim.a.createUdpSocket();
+    const codes: string[] = [];
+    cli.on('error', (e: Error & { code: string }) => codes.push(e.code));
+    cli.connect(53, '10.0.0.9');
+    await new Promise((r) => setImmediate(r));
+    cli.send('q');
+    sim.run(5000);
+    expect(errors).toEqual([[3, 1, 0, A, ip4FromString('10.0.0.9')]]);
+    expect(codes).toEqual(['EHOSTUNREACH']);
+  });
+
   test('REACHABLE ages to STALE; use moves it through DELAY and PROBE back to REACHABLE; a silent peer is forgotten', () => {
     const sim = new Sim({ seed: 4, a: { arp: { reachableMs: 1000, delayFirstProbeMs: 200, retransMs: 100, gcStaleMs: 60_000 } } });
     let replies = 0;

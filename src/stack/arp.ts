@@ -280,7 +280,13 @@ export class ArpCache {
 
   private remove(e: ArpEntry, reason: number): void {
     const s = this.s;
-    for (let i = 0; i < e.queued; i++) { s.stats.drop(reason); s.releaseFrame(e.queue[2 * i]!); }
+    for (let i = 0; i < e.queued; i++) {
+      s.stats.drop(reason);
+      const off = e.queue[2 * i]!;
+      // Like Linux's arp_error_report: the sender learns the host is unreachable.
+      if (reason === DROP.ARP_FAILED) s.hostUnreachable(off, e.queue[2 * i + 1]!);
+      s.releaseFrame(off);
+    }
     e.queued = 0;
     s.timers.cancel(e.timer);
     this.entries.delete(e.ip);

@@ -29,6 +29,7 @@ import { RouteTable, prefixMask } from './route.js';
 import { DROP, StackStats } from './stats.js';
 import { TimerWheel } from './timers.js';
 import { UdpLayer, type UdpSocket } from './udp.js';
+import { ICMP_TYPE, ICMP_UNREACH } from './wire/icmp.js';
 import { ETH, ETHERTYPE, ethEmit, ethHeaderLen, ethIsBroadcast, ethType, ethVlanId, macEquals } from './wire/ethernet.js';
 
 /** What the layers (arp, ipv4, icmp) use of the Stack. */
@@ -65,6 +66,8 @@ export interface StackCore {
   reuseCurrentFrame(len: number): void;
   /** Queues a frame the stack owns for its own input (a packet to one of our addresses). */
   loopFrame(off: number, len: number): void;
+  /** Tells the transport that sent the IPv4 packet in frame off that its next hop did not resolve. */
+  hostUnreachable(off: number, len: number): void;
   /** Writes our link header (source MAC, tag, type) with destination dst. Returns its length. */
   writeL2(off: number, dst: Uint8Array, type: number): number;
 }
@@ -269,6 +272,10 @@ export class Stack implements StackCore {
     if (!this.loopNext.push(off, len)) { this.stats.drop(DROP.LOOPBACK_FULL); this.releaseFrame(off); return; }
     this.stats.loopedFrames++;
     if (!this.inPoll) this.kick();
+  }
+
+  hostUnreachable(off: number, len: number): void {
+    this.ipv4.localError(this.mem, off + this.l2Len, len - this.l2Len, ICMP_TYPE.DEST_UNREACHABLE, ICMP_UNREACH.HOST, this.now);
   }
 
   writeL2(off: number, dst: Uint8Array, type: number): number {

@@ -27,7 +27,7 @@ import type { StackCore } from './iface.js';
 import { Reassembler, type FragQueue, type ReassemblyOptions } from './ipv4-reasm.js';
 import { ETHERTYPE, MAC_BROADCAST } from './wire/ethernet.js';
 import {
-  IP4, IP4_FLAG, WIRE_OK, ipv4Check, ipv4Dst, ipv4Emit, ipv4HeaderLen, ipv4IsFragment, ipv4IsMartianSource, ipv4Protocol, ipv4Src, ipv4TotalLen,
+  IP4, IP4_FLAG, WIRE_OK, ipv4Check, ipv4Dst, ipv4Emit, ipv4FragOffset, ipv4HeaderLen, ipv4IsFragment, ipv4IsMartianSource, ipv4Protocol, ipv4Src, ipv4TotalLen,
 } from './wire/ipv4.js';
 import { InvalidArgumentError } from '../util/errors.js';
 import type { Icmp } from './icmp.js';
@@ -175,6 +175,20 @@ export class Ipv4 implements NetworkWriter {
     } finally {
       this.curBuf = null;
     }
+  }
+
+  /**
+   * Reports an error about a packet we sent, without a wire ICMP message
+   * (the next hop failed to resolve): the quoted transport's deliverError()
+   * is called as if ICMP type/code had arrived. buf[ipOff, ipOff+len) is our
+   * IPv4 packet; only a first fragment carries the transport header.
+   */
+  localError(buf: Uint8Array, ipOff: number, len: number, type: number, code: number, now: number): void {
+    const hl = ipv4HeaderLen(buf, ipOff);
+    if (len < hl + 8 || ipv4FragOffset(buf, ipOff) !== 0) return;
+    const t = this.transports[ipv4Protocol(buf, ipOff)];
+    if (t == null) return;
+    t.deliverError(type, code, 0, ipv4Src(buf, ipOff), ipv4Dst(buf, ipOff), buf, ipOff + hl, len - hl, now);
   }
 
   private reasmTimedOut(q: FragQueue, now: number): void {
