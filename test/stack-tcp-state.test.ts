@@ -692,3 +692,45 @@ describe('SYN cookies', () => {
     expect(f.tcp.counters.cookiesFailed).toBe(1);
   });
 });
+
+describe('ICMP errors and configuration', () => {
+  /** An ICMP error quoting our segment: the quoted TCP header starts with ports and SEQ. */
+  function quoted(f: Fixture, seq: number): Uint8Array {
+    return buildSegment({ src: LOCAL, dst: REMOTE, sport: LPORT, dport: RPORT, seq, flags: ACK });
+  }
+
+  it('port unreachable during SYN-SENT refuses the connection (RFC 1122 hard error)', () => {
+    const f = socketSynSent();
+    const q = quoted(f, f.iss);
+    f.tcp.deliverError(3, 3, 0, LOCAL, REMOTE, q, 0, 8, f.now);
+    expect(f.conn!.state).toBe('CLOSED');
+    expect(f.closeErr?.code).toBe('ECONNREFUSED');
+  });
+
+  it('an ICMP error quoting a sequence number not in flight is ignored (RFC 5927)', () => {
+    const f = socketSynSent();
+    f.tcp.deliverError(3, 3, 0, LOCAL, REMOTE, quoted(f, f.iss + 100_000), 0, 8, f.now);
+    expect(f.conn!.state).toBe('SYN-SENT');
+  });
+
+  it('fragmentation needed lowers the MSS and resends smaller segments', () => {
+    const f = socketEstablished({ noDelay: true });
+    const mss0 = f.conn!.mss;
+    f.conn!.write(Buffer.alloc(mss0, 1));
+    f.advance(0);
+    const big = f.recv();
+    expect(big.payload.length).toBe(mss0);
+    f.tcp.deliverError(3, 4, 1000, LOCAL, REMOTE, quoted(f, big.seq), 0, 8, f.now);
+    f.advance(0);
+    const again = f.recvAll();
+    expect(f.conn!.mss).toBe(1000 - 40 - 12);
+    expect(again[0]!.seq).toBe(big.seq);
+    expect(again[0]!.payload.length).toBe(1000 - 40 - 12);
+  });
+
+  it('rejects configurations that break RFC MUSTs', () => {
+    expect(() => new Tcp(new CaptureWriter(LOCAL), { config: { delayedAckMs: 600 } })).toThrow(/RFC 1122/);
+    expect(() => new Tcp(new CaptureWriter(LOCAL), { config: { rtoMin: 5000, rtoMax: 1000 } })).toThrow(/rtoMax/);
+    expect(() => new Tcp(new CaptureWriter(LOCAL), { config: { recvBuffer: 0 } })).toThrow(/recvBuffer/);
+  });
+});

@@ -181,6 +181,22 @@ export interface ConnectOptions {
   config?: Partial<TcpConfig>;
 }
 
+/** Rejects configurations that break an RFC MUST or cannot work. */
+export function validateConfig(c: TcpConfig): void {
+  const bad = (m: string): never => { throw new InvalidArgumentError(`tcp config: ${m}`); };
+  for (const k of ['sendBuffer', 'recvBuffer', 'mss', 'rtoMin', 'rtoMax', 'rtoInitial', 'timeWaitMs', 'delayedAckMs', 'dupThresh',
+    'keepAliveIdle', 'keepAliveInterval', 'keepAliveCount', 'synBacklog', 'initialCwndSegments', 'challengeAckLimit'] as const) {
+    if (!(Number.isFinite(c[k]) && c[k] > 0)) bad(`${k} must be a positive number`);
+  }
+  if (c.recvBuffer > (65535 << 14)) bad('recvBuffer exceeds what window scaling can advertise (2^30)');
+  if (c.sendBuffer < 1024 || c.recvBuffer < 1024) bad('buffers must be at least 1024 bytes');
+  if (c.delayedAckMs > 500) bad('delayedAckMs must be at most 500 (RFC 1122 §4.2.3.2)');
+  if (c.rtoMin > c.rtoMax || c.rtoInitial > c.rtoMax) bad('rtoMin and rtoInitial must not exceed rtoMax');
+  if (c.mss < 64) bad('mss must be at least 64');
+  if (!(c.ephemeralLow >= 1 && c.ephemeralHigh <= 65535 && c.ephemeralLow <= c.ephemeralHigh)) bad('bad ephemeral port range');
+  if (c.congestionControl !== 'newreno' && c.congestionControl !== 'cubic') bad(`unknown congestion control ${String(c.congestionControl)}`);
+}
+
 const COOKIE_MSS = [536, 1300, 1440, 1460] as const; // Linux msstab
 const COOKIE_PERIOD_MS = 64_000; // Linux: the counter ticks every 64 s
 const COOKIE_MAX_AGE = 2;
@@ -220,6 +236,7 @@ export class Tcp implements TransportDispatcher {
 
   constructor(readonly writer: NetworkWriter, init: TcpOptionsInit = {}) {
     this.config = { ...DEFAULT_TCP_CONFIG, ...init.config };
+    validateConfig(this.config);
     this.ownsTimers = init.timers === undefined;
     this.clock = init.clock ?? null;
     this.flushTimer = new Timer((now) => this.flush(now));
@@ -297,7 +314,7 @@ export class Tcp implements TransportDispatcher {
     if (type === 3 && code === 4) {
       // Fragmentation needed: lower the MSS to the path MTU and resend (RFC 1191).
       if (mtu >= 68) {
-        const mss = Math.max(mtu - 40, 48);
+        const mss = Math.max(mtu - 40 - (c.tsOk ? 12 : 0), 48);
         if (mss < c.mss) { c.mss = mss; c.sndNxt = c.sndUna; this.markDirty(c); }
       }
       return;
@@ -697,6 +714,19 @@ export class Tcp implements TransportDispatcher {
       if (!this.listeners.has(p)) return p;
     }
     throw new TcpError('EADDRNOTAVAIL', 'no port available');
+  }
+
+  /** Counters and drops by reason as a plain object (for metrics; allocates). */
+  snapshot(): Record<string, number | Record<string, number>> {
+    const k = this.counters;
+    return {
+      segsIn: k.segsIn, segsOut: k.segsOut, retransSegs: k.retransSegs, rstsSent: k.rstsSent, activeOpens: k.activeOpens,
+      passiveOpens: k.passiveOpens, currEstab: k.currEstab, estabResets: k.estabResets, attemptFails: k.attemptFails,
+      cookiesSent: k.cookiesSent, cookiesValidated: k.cookiesValidated, cookiesFailed: k.cookiesFailed,
+      challengeAcks: k.challengeAcks, challengeAcksLimited: k.challengeAcksLimited, keepAlivesSent: k.keepAlivesSent,
+      zeroWindowAdvertised: k.zeroWindowAdvertised, timeWaitReused: k.timeWaitReused, txNoFrame: k.txNoFrame,
+      connections: k.connections, drops: k.dropsByReason(),
+    };
   }
 
   /** Every connection in the table (for observability; allocates). */
