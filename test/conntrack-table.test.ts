@@ -108,6 +108,27 @@ describe('timeouts on a virtual clock', () => {
     expect(short.size).toBe(0);
   });
 
+  it('expire() honours its budget; lookup() treats an entry past its timeout as absent', () => {
+    const ct = mk();
+    for (let i = 0; i < 10; i++) udp(ct, C, S, 5000 + i, 53, i);
+    expect(ct.lookup(IPPROTO.UDP, C, S, 5000, 53)).not.toBe(0);
+    expect(ct.expire(60_005, 3)).toBe(3);
+    expect(ct.size).toBe(7);
+    expect(ct.lookup(IPPROTO.UDP, C, S, 5005, 53)).toBe(0); // expired at 60 005, not yet swept
+    expect(ct.lookup(IPPROTO.UDP, C, S, 5006, 53)).not.toBe(0);
+    expect(ct.expire(60_005)).toBe(3);
+    expect(ct.nextExpiry()).toBe(60_006);
+  });
+
+  it('an onRemove callback that throws does not corrupt the table', () => {
+    const ct = mk({ onRemove: () => { throw new Error('observer bug'); } });
+    udp(ct, C, S, 5000, 53, 0);
+    expect(() => ct.expire(60_000)).toThrow('observer bug');
+    expect(ct.size).toBe(0);
+    expect(udp(ct, C, S, 5000, 53, 60_001)).toBe(CT_RESULT.CONNECTING);
+    expect(ct.size).toBe(1);
+  });
+
   it('an expired entry found by a lookup is removed and the packet starts a new flow', () => {
     const ct = mk();
     udp(ct, C, S, 5000, 53, 0);
@@ -369,10 +390,14 @@ describe('randomized against a reference model', () => {
         } else if (op < 4 && model.size > 0) {
           const victims = [...model.values()];
           const v = victims[rng.int(victims.length)]!;
-          const id = ct.lookup(IPPROTO.UDP, v.src, v.dst, v.sp, v.dp);
-          expect(id).not.toBe(0);
-          expect(ct.delete(id)).toBe(true);
-          model.delete(key(v.src, v.dst, v.sp, v.dp));
+          const id = ct.lookup(IPPROTO.UDP, v.src, v.dst, v.sp, v.dp, now);
+          if (v.expires <= now) {
+            expect(id).toBe(0); // past its timeout: absent to lookups, still held until swept
+          } else {
+            expect(id).not.toBe(0);
+            expect(ct.delete(id)).toBe(true);
+            model.delete(key(v.src, v.dst, v.sp, v.dp));
+          }
         } else {
           const a = addrs[rng.int(4)]!;
           let b = addrs[rng.int(4)]!;

@@ -427,11 +427,19 @@ export class Conntrack {
   }
 
   private remove(i: number, cause: number): void {
-    if (this.onRemove !== undefined) {
-      this.view.index = i;
-      this.onRemove(this.view, cause);
+    try {
+      if (this.onRemove !== undefined) {
+        this.view.index = i;
+        this.onRemove(this.view, cause);
+      }
+      if (conntrackEndEvents.active) conntrackEndEvents.publish({ entry: this.infoOf(i), cause: CT_END_NAMES[cause]! });
+    } finally {
+      this.unlinkEntry(i);
     }
-    if (conntrackEndEvents.active) conntrackEndEvents.publish({ entry: this.infoOf(i), cause: CT_END_NAMES[cause]! });
+  }
+
+  /** Takes entry i out of the index, its class list and use; its slot goes back to the free stack. */
+  private unlinkEntry(i: number): void {
     this.removeKey(i << 1);
     this.removeKey((i << 1) | 1);
     this.unlinkClass(i);
@@ -707,11 +715,16 @@ export class Conntrack {
 
   // ---- lookups, policy and hooks by id ----------------------------------------
 
-  /** The id of the entry holding this tuple (either direction), or 0. No state changes; sets lastDir. */
-  lookup(proto: number, src: number, dst: number, sport: number, dport: number): number {
+  /**
+   * The id of the live entry holding this tuple (either direction), or 0.
+   * Changes no state (an entry past its timeout counts as absent but stays
+   * until expire() or a packet removes it), judged at `now` (default: the
+   * latest time the table has seen); sets lastDir.
+   */
+  lookup(proto: number, src: number, dst: number, sport: number, dport: number, now: number = this.clock): number {
     this.stats.lookups++;
     const k = this.find(proto, src, dst, sport, dport);
-    if (k < 0) { this.stats.misses++; return 0; }
+    if (k < 0 || this.f64[(k >> 1) * 16 + 4]! <= Math.max(now, this.clock)) { this.stats.misses++; return 0; }
     this.stats.hits++;
     this.lastDir = k & 1;
     return this.idOf(k >> 1);
