@@ -6,7 +6,7 @@ import { describe, expect, test } from 'vitest';
 import { createHash } from 'node:crypto';
 import { Sim } from '../src/stack/sim.js';
 import { Stack, runStack } from '../src/stack/iface.js';
-import { DROP, registerStackMetrics } from '../src/stack/stats.js';
+import { DROP, registerStackMetrics, stackDropEvents, type StackDropEvent } from '../src/stack/stats.js';
 import { Registry } from '../src/obs/metrics.js';
 import { Conntrack } from '../src/stack/conntrack/table.js';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
@@ -595,6 +595,26 @@ describe('corruption', () => {
       expectNoLeaks(sim);
     });
   }
+});
+
+describe('drop events', () => {
+  test('drops are published on strata:stack:drop only while subscribed', () => {
+    const sim = new Sim({ seed: 46 });
+    const seen: StackDropEvent[] = [];
+    const fn = (e: StackDropEvent): void => { seen.push(e); };
+    const cli = sim.a.createUdpSocket();
+    cli.send('x', 4000, Sim.ADDR_B);
+    sim.run(10);
+    expect(seen).toEqual([]);
+    stackDropEvents.subscribe(fn);
+    try {
+      cli.send('x', 4001, Sim.ADDR_B);
+      sim.run(10);
+    } finally {
+      stackDropEvents.unsubscribe(fn);
+    }
+    expect(seen).toEqual([{ link: 'simB', reason: 'UDP_NO_SOCKET' }]);
+  });
 });
 
 describe('metrics', () => {

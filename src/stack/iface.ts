@@ -153,6 +153,7 @@ export class Stack implements StackCore {
     this.link = link;
     this.mem = link.mem;
     this.mac = link.mac;
+    this.stats.label = link.name;
     this.clock = opts.clock ?? monotonicClock;
     this.timers = opts.timers ?? new TimerWheel();
     this.vlan = opts.vlan ?? -1;
@@ -390,7 +391,7 @@ export class Stack implements StackCore {
     const n = this.tx.count;
     if (n === 0) return;
     const queued = this.link.send(this.tx);
-    if (queued < n) this.stats.drops[DROP.TX_RING_FULL]! += n - queued;
+    for (let k = queued; k < n; k++) this.stats.drop(DROP.TX_RING_FULL);
   }
 
   /** One received frame: Ethernet demux. */

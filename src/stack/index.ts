@@ -1,7 +1,7 @@
 // The L2-L4 stack's public surface.
 export { Stack, runStack, type StackOptions, type StackAddress, type StackDriver, type StackCore } from './iface.js';
 export { Sim, SimStalledError, type SimOptions } from './sim.js';
-export { StackStats, DROP, DROP_NAMES, type DropReason, type StackStatsSnapshot } from './stats.js';
+export { StackStats, DROP, DROP_NAMES, stackDropEvents, registerStackMetrics, type DropReason, type StackStatsSnapshot, type StackDropEvent } from './stats.js';
 export { ArpCache, NUD, type ArpOptions, type ArpEntryInfo } from './arp.js';
 export { Ipv4, type ConntrackHook, type Ipv4Options, type SendOptions } from './ipv4.js';
 export { Reassembler, type ReassemblyOptions } from './ipv4-reasm.js';

@@ -4,6 +4,10 @@
 // snapshot is one copy; the other counters are plain number fields.
 //
 // The numbers in DROP are stable: append new reasons, never renumber.
+//
+// Each drop is also published on the diagnostics channel "strata:stack:drop"
+// ({ link, reason }) when, and only when, someone subscribes.
+import { EventPublisher } from '../obs/events.js';
 
 export const DROP = {
   // Ethernet
@@ -82,8 +86,13 @@ export interface StackStatsSnapshot {
   dropsTotal: number;
 }
 
+export interface StackDropEvent { link: string; reason: DropReason }
+export const stackDropEvents = new EventPublisher<StackDropEvent>('strata:stack:drop');
+
 export class StackStats {
   readonly drops = new Float64Array(DROP_COUNT);
+  /** Names the stack in drop events (the link's name). */
+  label = '';
   rxFrames = 0; rxBytes = 0; txFrames = 0; txBytes = 0;
   arpRequestsSent = 0; arpRepliesSent = 0; arpRequestsReceived = 0; arpRepliesReceived = 0;
   ipRxPackets = 0; ipTxPackets = 0; ipRxDelivered = 0;
@@ -96,7 +105,10 @@ export class StackStats {
   polls = 0;
 
   /** Counts one drop. */
-  drop(reason: number): void { this.drops[reason]!++; }
+  drop(reason: number): void {
+    this.drops[reason]!++;
+    if (stackDropEvents.channel.hasSubscribers) stackDropEvents.channel.publish({ link: this.label, reason: DROP_NAMES[reason]! } satisfies StackDropEvent);
+  }
 
   dropsOf(reason: DropReason): number { return this.drops[DROP[reason]]!; }
 
