@@ -137,7 +137,21 @@ async function stopEcho(p: EchoProc): Promise<Record<string, unknown> | null> {
     clearTimeout(t);
   }
   const last = p.out().trim().split('\n').filter((l) => l.startsWith('{')).pop();
-  try { return last ? JSON.parse(last) as Record<string, unknown> : null; } catch { return null; }
+  let stats: Record<string, unknown> | null = null;
+  try { stats = last ? JSON.parse(last) as Record<string, unknown> : null; } catch { /* no stats */ }
+  const gc = gcAfterReady(p.out());
+  if (stats && gc) stats.gcAfterReady = gc;
+  return stats;
+}
+
+/** Counts the GCs a node echo (run with --trace-gc) did after it printed READY; null if it was not traced. */
+export function gcAfterReady(out: string): { scavenges: number; markCompacts: number } | null {
+  if (!/\[\d+:0x[0-9a-f]+\]/.test(out)) return null;
+  const after = out.slice(Math.max(0, out.indexOf('READY\n')));
+  return {
+    scavenges: (after.match(/: (Scavenge|Minor Mark-Sweep)/g) ?? []).length,
+    markCompacts: (after.match(/: Mark-Compact/g) ?? []).length,
+  };
 }
 
 export interface PointResult {
@@ -206,8 +220,10 @@ interface Version {
 /** How to run one of our TypeScript entry points as a separate process: compiled JS under dist/, or the TS source through tsx. */
 function nodeScript(name: string): string[] {
   const here = fileURLToPath(import.meta.url);
-  if (here.endsWith('.js')) return [process.execPath, join(here, '..', `${name}.js`)];
-  return [process.execPath, '--import', 'tsx', join(here, '..', `${name}.ts`)];
+  // --trace-gc: every GC the echo runs is printed, so the run can show that
+  // the real links, too, move packets without allocating (see gcAfterReady).
+  if (here.endsWith('.js')) return [process.execPath, '--trace-gc', join(here, '..', `${name}.js`)];
+  return [process.execPath, '--trace-gc', '--import', 'tsx', join(here, '..', `${name}.ts`)];
 }
 
 function commonUnavailable(): string | null {
@@ -411,6 +427,8 @@ function summarizeEchoStats(s: Record<string, unknown>): string {
     const k = ['rxDropped', 'rxRingFull', 'rxFillRingEmptyDescs', 'txRingFull', 'txRingEmptyDescs'].filter((n) => typeof x[n] === 'number' && (x[n] as number) > 0);
     parts.push(k.length ? `socket: ${k.map((n) => `${n} ${x[n]}`).join(', ')}` : 'socket: no ring drops');
   }
+  const gc = s.gcAfterReady as { scavenges: number; markCompacts: number } | undefined;
+  if (gc) parts.push(`GCs in the echo process while serving: ${gc.scavenges} scavenges, ${gc.markCompacts} mark-compacts`);
   return `echo counters over the whole run: ${parts.join(', ')}`;
 }
 

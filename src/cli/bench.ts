@@ -42,7 +42,7 @@ export function mergeRows(into: ResultRow[], more: readonly ResultRow[]): void {
       if (pm) pm.samples.push(...m.samples);
       else prev.metrics[k] = { ...m, samples: [...m.samples] };
     }
-    if (r.note) prev.note = prev.note && prev.note !== r.note ? `${prev.note}; ${r.note}` : r.note;
+    if (r.note) prev.note = r.note; // the last run's counters
   }
 }
 
