@@ -287,11 +287,12 @@ describe('pipelining, bodies and trailers', () => {
     expect(r.p.flags & Flags.TRAILING).toBeTruthy();
   });
 
-  it('trailers never drive framing: Content-Length in a trailer is just a field', () => {
-    const r = everySplit(REQ, 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nContent-Length: 5\r\n\r\nGET / HTTP/1.1\r\n\r\n');
-    expect(r.errno).toBe(Errno.OK);
-    expect(r.c.msgs.length).toBe(2);
-    expect(r.c.msgs[0]!.trailers).toEqual([['Content-Length', '5']]);
+  it('framing fields are refused in trailers (RFC 9110 §6.5.1)', () => {
+    const cl = everySplit(REQ, 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nContent-Length: 5\r\n\r\nGET / HTTP/1.1\r\n\r\n');
+    expect(cl.errno).toBe(Errno.INVALID_CONTENT_LENGTH);
+    const te = everySplit(REQ, 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n');
+    expect(te.errno).toBe(Errno.INVALID_TRANSFER_ENCODING);
+    expect([cl, te].flatMap((r) => r.c.msgs.filter((m) => m.complete))).toEqual([]);
   });
 
   it('a long chunk extension is bounded', () => {

@@ -63,6 +63,10 @@ export function headerName(b: Uint8Array, s: number, e: number): string {
 export const TargetForm = { INVALID: -1, ORIGIN: 0, ABSOLUTE: 1, AUTHORITY: 2, ASTERISK: 3 } as const;
 export type TargetForm = (typeof TargetForm)[keyof typeof TargetForm];
 
+// RFC 3986 authority characters: unreserved / pct-encoded / sub-delims / ":" / "@" / "[" / "]".
+const AUTHORITY = new Uint8Array(256);
+for (const ch of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~%!$&'()*+,;=:@[]") AUTHORITY[ch.charCodeAt(0)] = 1;
+
 const isAlpha = (c: number): boolean => (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
 const isDigit = (c: number): boolean => c >= 0x30 && c <= 0x39;
 
@@ -80,7 +84,7 @@ export function requestTargetForm(method: number, b: Uint8Array, s: number, e: n
     let colon = -1;
     for (let i = s; i < e; i++) {
       const c = b[i]!;
-      if (c === 0x2f || c === 0x3f || c === 0x23 || c === 0x40) return TargetForm.INVALID;
+      if (c === 0x40 || !AUTHORITY[c]) return TargetForm.INVALID; // no userinfo, path, query or fragment
       if (c === 0x3a) colon = i;
     }
     if (colon <= s || colon === e - 1) return TargetForm.INVALID;
@@ -89,14 +93,18 @@ export function requestTargetForm(method: number, b: Uint8Array, s: number, e: n
   }
   if (c0 === 0x2f) return TargetForm.ORIGIN;
   if (c0 === 0x2a && e - s === 1) return method === Method.OPTIONS ? TargetForm.ASTERISK : TargetForm.INVALID;
-  // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":"  then "//" authority for http(s)
+  // absolute-form: scheme "://" ... . RFC 3986 lets a scheme hold digits, '+',
+  // '-' and '.', but HTTP's are "http" and "https" (RFC 9110 §4.2); like llhttp
+  // we take letters only, which keeps us in step with node:http's parser.
   if (!isAlpha(c0)) return TargetForm.INVALID;
   let i = s + 1;
-  while (i < e) {
+  while (i < e && isAlpha(b[i]!)) i++;
+  if (!(i + 2 < e && b[i] === 0x3a && b[i + 1] === 0x2f && b[i + 2] === 0x2f)) return TargetForm.INVALID;
+  // The authority ends at "/", "?" or "#"; what is before must be authority characters.
+  for (i += 3; i < e; i++) {
     const c = b[i]!;
-    if (isAlpha(c) || isDigit(c) || c === 0x2b || c === 0x2d || c === 0x2e) { i++; continue; }
-    break;
+    if (c === 0x2f || c === 0x3f || c === 0x23) break;
+    if (!AUTHORITY[c]) return TargetForm.INVALID;
   }
-  if (i + 2 < e && b[i] === 0x3a && b[i + 1] === 0x2f && b[i + 2] === 0x2f) return TargetForm.ABSOLUTE;
-  return TargetForm.INVALID;
+  return TargetForm.ABSOLUTE;
 }

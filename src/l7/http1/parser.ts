@@ -24,6 +24,7 @@ import {
   Cb, Errno, Flags, Lenient, LENIENT_IMPLEMENTED, Method, METHOD_NAMES, METHODS_HTTP, METHODS_RTSP, ParserType, Protocol,
 } from './constants.js';
 import { InvalidArgumentError } from '../../util/errors.js';
+import { requestTargetForm, TargetForm } from './names.js';
 
 /** Events. Every callback may return Cb.PAUSE; any other non-zero value fails with HPE_USER. */
 export interface Http1Handler {
@@ -330,6 +331,7 @@ export class Http1Parser {
   private protoLen = 0;
   private statusDigits = 0;
   private chunkExtBytes = 0;
+  private teCodings = 0; // transfer codings named across Transfer-Encoding lines
   private inTrailer = false;
   private sawHeaderLine = false;
   private buf: Uint8Array = EMPTY;
@@ -461,6 +463,7 @@ export class Http1Parser {
     this.upgrade = false;
     this.headerCount = 0;
     this.hostCount = 0;
+    this.teCodings = 0;
     this.remaining = 0;
     this.headBytes = 0;
     this.protoCode = 0;
@@ -555,6 +558,8 @@ export class Http1Parser {
         }
 
         case State.CLOSED: {
+          // Stray CR/LF after the last message are tolerated like between messages (llhttp does too).
+          if (buf[p] === CR || buf[p] === LF) { p++; break; }
           if (this.lenient & (Lenient.KEEP_ALIVE | Lenient.DATA_AFTER_CLOSE)) { this.state = State.START; break; }
           return this.fail(Errno.CLOSED_CONNECTION, 'Data after `Connection: close`', p);
         }
@@ -583,7 +588,13 @@ export class Http1Parser {
         }
 
         case State.REQ_URL_START: {
-          if (!URL[buf[p]!]) return this.fail(Errno.INVALID_URL, 'Invalid char in url', p);
+          const c = buf[p]!;
+          if (!URL[c]) {
+            // llhttp skips extra spaces and takes an empty target for CONNECT; RFC 9112 §3 does not.
+            if (c === SP) return this.fail(Errno.INVALID_URL, 'Unexpected space before request-target', p);
+            if (c === CR || c === LF) return this.fail(Errno.INVALID_URL, 'Empty request-target', p);
+            return this.fail(Errno.INVALID_URL, 'Invalid char in url', p);
+          }
           this.a.begin(p);
           this.state = State.REQ_URL;
           break;
@@ -593,9 +604,22 @@ export class Http1Parser {
           while (p < end && URL[buf[p]!]) p++;
           if (p === end) return p;
           const c = buf[p]!;
+          if (c === LF) {
+            // llhttp takes a bare LF here as the end of an HTTP/0.9 request line
+            // and parses what follows as headers; RFC 9112 §2.2 lets us refuse.
+            return this.fail(Errno.INVALID_URL, 'Bare LF after request-target', p);
+          }
           if (c !== SP && c !== CR) return this.fail(Errno.INVALID_URL, 'Invalid char in url path', p);
           this.a.finish(buf, p);
           const u = this.a;
+          // RFC 9112 §3.2: origin-form or absolute-form; authority-form only
+          // for CONNECT. Asterisk-form is accepted for any method here, as
+          // llhttp does (PRI's HTTP/2 preface and SSDP's M-SEARCH use it); a
+          // server wanting RFC 9112's OPTIONS-only rule applies requestTargetForm().
+          if (requestTargetForm(this.method, u.vb, u.vs, u.ve) === TargetForm.INVALID &&
+              !(u.ve - u.vs === 1 && u.vb[u.vs] === 0x2a)) {
+            return this.fail(Errno.INVALID_URL, this.method === Method.CONNECT ? 'CONNECT needs authority-form host:port' : 'Invalid request-target form', p);
+          }
           const rr = h.onUrl?.(u.vb, u.vs, u.ve);
           this.a.clear();
           if (c === SP) {
@@ -630,6 +654,10 @@ export class Http1Parser {
             break;
           }
           const c = buf[p]!;
+          if (c === SP && this.protoLen === 0) {
+            // llhttp skips extra spaces here; RFC 9112 §3 has exactly one SP.
+            return this.fail(Errno.INVALID_CONSTANT, 'Unexpected space before HTTP-version', p);
+          }
           if (c === SLASH) {
             let proto = -1;
             if (this.protoLen === 4 && this.protoCode === 0x48545450) proto = Protocol.HTTP;
@@ -928,7 +956,12 @@ export class Http1Parser {
         // Like llhttp we take BWS as empty: whitespace there is a known desync vector.
         case State.CHUNK_EXT_NAME_START: {
           if (++this.chunkExtBytes > this.maxChunkExtensionSize) return this.fail(Errno.CHUNK_EXTENSIONS_OVERFLOW, 'Chunk extensions too large', p);
-          if (!TOKEN[buf[p]!]) return this.fail(Errno.STRICT, 'Invalid character in chunk extensions', p);
+          if (!TOKEN[buf[p]!]) {
+            const c = buf[p]!;
+            // chunk-ext-name is a token: ";;" or ";=" has an empty one (llhttp lets it pass)
+            if (c === SEMI || c === EQ) return this.fail(Errno.STRICT, 'Empty chunk extension name', p);
+            return this.fail(Errno.STRICT, 'Invalid character in chunk extensions', p);
+          }
           this.a.begin(p);
           p++;
           this.state = State.CHUNK_EXT_NAME;
@@ -963,6 +996,8 @@ export class Http1Parser {
           if (++this.chunkExtBytes > this.maxChunkExtensionSize) return this.fail(Errno.CHUNK_EXTENSIONS_OVERFLOW, 'Chunk extensions too large', p);
           if (c === DQUOTE) { this.b.begin(p); p++; this.state = State.CHUNK_EXT_QUOTED; break; }
           if (TOKEN[c]) { this.b.begin(p); p++; this.state = State.CHUNK_EXT_VALUE; break; }
+          // chunk-ext-val = token / quoted-string: never empty (llhttp allows "name=")
+          if (c === CR || c === SEMI) return this.fail(Errno.STRICT, 'Empty chunk extension value', p);
           return this.fail(Errno.STRICT, 'Invalid character in chunk extensions value', p);
         }
 
@@ -1065,6 +1100,11 @@ export class Http1Parser {
     while (ve > vs && (vb[ve - 1] === SP || vb[ve - 1] === HTAB)) ve--;
     let rr: number | void;
     if (this.inTrailer) {
+      // RFC 9110 §6.5.1: framing fields are never allowed as trailers. A proxy
+      // that merged one into the header section would reframe the message.
+      const kind = headerKind(nb, ns, ne);
+      if (kind === H_CONTENT_LENGTH) { a.clear(); b.clear(); return this.fail(Errno.INVALID_CONTENT_LENGTH, 'Content-Length in trailer section', p); }
+      if (kind === H_TRANSFER_ENCODING) { a.clear(); b.clear(); return this.fail(Errno.INVALID_TRANSFER_ENCODING, 'Transfer-Encoding in trailer section', p); }
       rr = this.handler.onTrailer?.(nb, ns, ne, vb, vs, ve);
     } else {
       const kind = headerKind(nb, ns, ne);
@@ -1104,7 +1144,12 @@ export class Http1Parser {
           return this.fail(Errno.INVALID_TRANSFER_ENCODING, "Transfer-Encoding can't be present with Content-Length", p);
         }
         this.flags |= Flags.TRANSFER_ENCODING;
-        // #transfer-coding list; each element is a token with optional ;params.
+        // #transfer-coding list (RFC 9110 §5.6.1, RFC 9112 §6.1):
+        //   transfer-coding = token *( OWS ";" OWS transfer-parameter )
+        // An element that is not that shape is an unknown coding: a request
+        // with one is refused (its length cannot be trusted), a response with
+        // one is read until close. "chunked" takes no parameters.
+        const isReq = this.type === ParserType.REQUEST;
         let i = s;
         while (i < e) {
           while (i < e && (v[i] === SP || v[i] === HTAB || v[i] === 0x2c)) i++;
@@ -1112,10 +1157,20 @@ export class Http1Parser {
           const ts = i;
           while (i < e && TOKEN[v[i]!]) i++;
           const te = i;
-          if (te === ts) return this.fail(Errno.INVALID_TRANSFER_ENCODING, 'Invalid `Transfer-Encoding` header value', p);
-          // skip parameters up to the next comma (quoted strings may not contain a comma here)
-          while (i < e && v[i] !== 0x2c) i++;
-          const isChunked = ieq(v, ts, te, T_CHUNKED);
+          while (i < e && (v[i] === SP || v[i] === HTAB)) i++;
+          let valid = te > ts;
+          let plain = true; // no parameters
+          if (i < e && v[i] !== 0x2c) {
+            plain = false;
+            if (v[i] !== SEMI) valid = false;
+            // Skip to the next comma; a quoted parameter value is not worth the
+            // risk of disagreeing with another parser about where it ends.
+            while (i < e && v[i] !== 0x2c) { if (v[i] === DQUOTE) valid = false; i++; }
+          }
+          if (!valid && isReq && !(this.lenient & Lenient.TRANSFER_ENCODING)) {
+            return this.fail(Errno.INVALID_TRANSFER_ENCODING, 'Invalid transfer-coding in `Transfer-Encoding`', p);
+          }
+          const isChunked = valid && plain && ieq(v, ts, te, T_CHUNKED);
           if (this.flags & Flags.CHUNKED) {
             // chunked must be the final coding and applied once (RFC 9112 §6.1)
             if (this.type === ParserType.REQUEST && !(this.lenient & Lenient.TRANSFER_ENCODING)) {
@@ -1124,6 +1179,20 @@ export class Http1Parser {
             this.flags &= ~Flags.CHUNKED;
           }
           if (isChunked) this.flags |= Flags.CHUNKED;
+          this.teCodings++;
+        }
+        // "chunked," ends with an empty element. RFC 9110 §5.6.1 would ignore
+        // it; llhttp counts it as a coding after chunked. We side with llhttp:
+        // two parsers must never disagree on where a request body ends.
+        if (this.flags & Flags.CHUNKED) {
+          let j = e;
+          while (j > s && (v[j - 1] === SP || v[j - 1] === HTAB)) j--;
+          if (j > s && v[j - 1] === 0x2c) {
+            if (isReq && !(this.lenient & Lenient.TRANSFER_ENCODING)) {
+              return this.fail(Errno.INVALID_TRANSFER_ENCODING, 'Invalid `Transfer-Encoding` header value', p);
+            }
+            this.flags &= ~Flags.CHUNKED;
+          }
         }
         return -1;
       }
@@ -1142,7 +1211,8 @@ export class Http1Parser {
         return -1;
       }
       case H_UPGRADE:
-        this.flags |= Flags.UPGRADE;
+        // An empty Upgrade offers no protocol (llhttp agrees): no upgrade.
+        if (e > s) this.flags |= Flags.UPGRADE;
         return -1;
       case H_HOST:
         this.hostCount++;
@@ -1183,8 +1253,12 @@ export class Http1Parser {
     }
     // Upgrade (RFC 9110 §7.8): needs both the Upgrade header and the "upgrade"
     // connection option; for a response only a 101 switches.
-    if (this.flags & Flags.UPGRADE && this.flags & Flags.CONNECTION_UPGRADE) {
-      this.upgrade = isReq || this.statusCode === 101;
+    if (!isReq && this.statusCode === 101) {
+      // 101 always switches (RFC 9110 §15.2.2); without an Upgrade header it is
+      // malformed, but the bytes after it are not HTTP/1.1 either way.
+      this.upgrade = true;
+    } else if (this.flags & Flags.UPGRADE && this.flags & Flags.CONNECTION_UPGRADE) {
+      this.upgrade = isReq;
     } else {
       this.upgrade = isReq ? this.method === Method.CONNECT : reqMethod === Method.CONNECT && this.statusCode >= 200 && this.statusCode < 300;
     }
@@ -1216,7 +1290,9 @@ export class Http1Parser {
     } else if (this.flags & Flags.TRANSFER_ENCODING) {
       if (isReq && !(this.lenient & (Lenient.CHUNKED_LENGTH | Lenient.TRANSFER_ENCODING))) {
         // RFC 9112 §6.3 rule 4: the request body length cannot be determined.
-        return this.fail(Errno.INVALID_TRANSFER_ENCODING, 'Request has invalid `Transfer-Encoding`', p);
+        // (An empty Transfer-Encoding is refused too: llhttp ignores it, and a
+        // front end that ignores it while a back end does not is a desync.)
+        return this.fail(Errno.INVALID_TRANSFER_ENCODING, this.teCodings === 0 ? 'Empty `Transfer-Encoding`' : 'Request has invalid `Transfer-Encoding`', p);
       }
       this.state = State.BODY_EOF; // response: read until close
     } else if (!(this.flags & Flags.CONTENT_LENGTH)) {
@@ -1248,7 +1324,10 @@ export class Http1Parser {
     const interim = isResp && this.statusCode >= 100 && this.statusCode < 200 && this.statusCode !== 101;
     const upgrade = this.upgrade && !interim;
     if (upgrade) this.state = State.DEAD;
-    else if (interim || this.keepAlive) this.state = State.START;
+    // An interim response with "Connection: close" closes like a final one
+    // (llhttp does the same; the final response would be read on a connection
+    // the server announced it is closing).
+    else if (this.keepAlive) this.state = State.START;
     else this.state = State.CLOSED;
     const rr = this.handler.onMessageComplete?.();
     if (upgrade) {
