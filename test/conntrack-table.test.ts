@@ -6,7 +6,7 @@ import { describe, it, expect } from 'vitest';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { CT_RESULT, IPPROTO } from '../src/stack/registration.js';
 import {
-  Conntrack, CT_END, CT_HOOK, CT_UNTRACKED, TCPF, registerConntrackMetrics, conntrackNewEvents, conntrackEndEvents,
+  Conntrack, CT_END, CT_HOOK, CT_UNTRACKED, TCPF, registerConntrackMetrics, conntrackNewEvents, conntrackEndEvents, ctDenyPolicy,
   type ConntrackOptions, type CtEntryInfo,
 } from '../src/stack/conntrack/index.js';
 import { Registry } from '../src/obs/metrics.js';
@@ -250,6 +250,29 @@ describe('policy', () => {
     expect(ct.invalid.get('policy')).toBe(3);
     const denied = ct.snapshot().find((e) => e.dport === 23)!;
     expect([denied.denied, denied.packets]).toEqual([true, [0, 0]]);
+  });
+
+  it('L4 deny rules: source prefix, optional port, TCP or any protocol, ingress only; setPolicy re-judges live flows', () => {
+    const rules = ctDenyPolicy([
+      { prefix: '10.200.0.0/24', family: 4, prefixLen: 24, port: 22, protocol: 'TCP' },
+      { prefix: '192.0.2.0/25', family: 4, prefixLen: 25, protocol: 'ANY' },
+      { prefix: '2001:db8::/32', family: 6, prefixLen: 32, protocol: 'ANY' },
+    ]);
+    expect([rules.rules, rules.skipped]).toEqual([2, 1]);
+    const ct = mk();
+    expect(tcp(ct, C, S, 1000, 22, SYN, 1, 0, 0)).toBe(CT_RESULT.CONNECTING); // before the policy exists
+    open(ct, 1001, 0);
+    expect(udp(ct, 0xc0000205, S, 5000, 53, 0)).toBe(CT_RESULT.CONNECTING); // 192.0.2.5
+    expect(ct.setPolicy(rules.policy)).toBe(2);
+    expect(tcp(ct, C, S, 1000, 22, SYN, 1, 0, 1)).toBe(CT_RESULT.DROP);
+    expect(tcp(ct, C, S, 1001, 80, ACK, 101, 501, 1)).toBe(CT_RESULT.ALIVE);
+    expect(udp(ct, 0xc0000205, S, 5000, 53, 1)).toBe(CT_RESULT.DROP);
+    expect(udp(ct, 0xc0000285, S, 5000, 53, 1)).toBe(CT_RESULT.CONNECTING); // 192.0.2.133: outside /25
+    expect(udp(ct, C, S, 5000, 22, 1)).toBe(CT_RESULT.CONNECTING); // port 22 but UDP, rule is TCP only
+    expect(udp(ct, S, 0xc0000206, 5000, 53, 1, 10, CT_HOOK.OUT)).toBe(CT_RESULT.CONNECTING); // we originate: not ingress
+    expect(ct.setPolicy(undefined)).toBe(0);
+    expect(udp(ct, 0xc0000205, S, 5000, 53, 2)).toBe(CT_RESULT.CONNECTING);
+    expect(() => ctDenyPolicy([{ prefix: '10.0.0.300/8', family: 4, prefixLen: 8, protocol: 'ANY' }])).toThrow();
   });
 
   it('deny(id) marks an existing flow; allow(id) lifts it', () => {

@@ -8,6 +8,7 @@ export * from './types.js';
 export { Conntrack, ConntrackStats, CtEntryView, conntrackNewEvents, conntrackEndEvents } from './table.js';
 export type { ConntrackOptions, CtEntryInfo } from './table.js';
 export { tcpEvent, tcpValidFlags, TCP_EV } from './tcp.js';
+export { ctDenyPolicy, type CtDenyRule, type CtDenyPolicy } from './policy.js';
 
 /**
  * Registers the table's counters and gauges (read at scrape time: nothing on

@@ -187,7 +187,7 @@ export class Conntrack {
   private readonly liberal: boolean;
   private readonly dropInvalid: boolean;
   private readonly evictLru: boolean;
-  private readonly policy: ConntrackOptions['policy'];
+  private policy: ConntrackOptions['policy'];
   private readonly onRemove: ConntrackOptions['onRemove'];
   private readonly classTimeout: Float64Array;
 
@@ -734,6 +734,33 @@ export class Conntrack {
   get(id: number): CtEntryInfo | undefined {
     const i = this.indexOf(id);
     return i < 0 ? undefined : this.infoOf(i);
+  }
+
+  /**
+   * Replaces the policy (e.g. on a config reload) and re-judges every entry
+   * with it, as if each flow's first packet arrived again: flows it now
+   * denies drop from their next packet, flows it now allows pass (a deny()
+   * made by hand is judged again too). Returns
+   * how many entries are denied afterwards.
+   */
+  setPolicy(policy: ConntrackOptions['policy']): number {
+    this.policy = policy;
+    const p = new CtPacket();
+    let denied = 0;
+    for (let c = 0; c < 4; c++) {
+      for (let i = this.classHead[c]!; i >= 0; i = this.i32[i * 32 + 5]!) {
+        p.proto = this.u8[i * 128 + 12]!;
+        p.src = this.u32[i * 32 + 0]!;
+        p.dst = this.u32[i * 32 + 1]!;
+        p.sport = this.u16[i * 64 + 4]!;
+        p.dport = this.u16[i * 64 + 5]!;
+        p.icmpType = p.proto === IPPROTO.ICMP ? 8 : -1;
+        const hook = this.u8[i * 128 + 14]! & EF.ORIGIN_OUT ? CT_HOOK.OUT : CT_HOOK.IN;
+        if (policy !== undefined && !policy(p, hook)) { this.u8[i * 128 + 14]! |= EF.DENIED; denied++; }
+        else this.u8[i * 128 + 14]! &= ~EF.DENIED;
+      }
+    }
+    return denied;
   }
 
   /** Marks the flow denied: its later packets drop with reason "policy". */
