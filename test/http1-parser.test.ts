@@ -208,6 +208,28 @@ describe('request smuggling payloads are rejected at parse level', () => {
   });
 });
 
+describe('request-target and list syntax', () => {
+  it('refuses request-targets that are not origin, absolute, authority (CONNECT) or asterisk form', () => {
+    for (const bad of ['GET foo HTTP/1.1', 'GET http:/x HTTP/1.1', 'GET http://a"b/ HTTP/1.1', 'CONNECT example.com HTTP/1.1',
+      'CONNECT /x HTTP/1.1', 'GET  / HTTP/1.1', 'GET / HTTP/1.1 ']) {
+      const r = everySplit(REQ, `${bad}\r\nHost: a\r\n\r\n`);
+      expect(r.errno, bad).not.toBe(Errno.OK);
+      expect(r.c.msgs.filter((m) => m.complete), bad).toEqual([]);
+    }
+    for (const good of ['GET /a?b#c HTTP/1.1', 'GET http://user@h:8080/p?q HTTP/1.1', 'OPTIONS * HTTP/1.1', 'CONNECT [::1]:443 HTTP/1.1']) {
+      const r = run(REQ, `${good}\r\nHost: a\r\n\r\n`, [100]);
+      expect([Errno.OK, Errno.PAUSED_UPGRADE], good).toContain(r.errno);
+    }
+  });
+
+  it('a Transfer-Encoding list may not end in an empty element after chunked (llhttp agrees)', () => {
+    expect(everySplit(REQ, 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked,\r\n\r\n0\r\n\r\n').errno).toBe(Errno.INVALID_TRANSFER_ENCODING);
+    expect(everySplit(REQ, 'POST / HTTP/1.1\r\nTransfer-Encoding: gzip , chunked\r\n\r\n0\r\n\r\n').errno).toBe(Errno.OK);
+    expect(everySplit(REQ, 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked;q=1\r\n\r\n0\r\n\r\n').errno).toBe(Errno.INVALID_TRANSFER_ENCODING);
+    expect(everySplit(REQ, 'POST / HTTP/1.1\r\nTransfer-Encoding:\r\n\r\n').errno).toBe(Errno.INVALID_TRANSFER_ENCODING);
+  });
+});
+
 describe('header section limits', () => {
   const head = (n: number, valueLen = 10): string =>
     'GET / HTTP/1.1\r\n' + Array.from({ length: n }, (_, i) => `X-H${i}: ${'v'.repeat(valueLen)}\r\n`).join('') + '\r\n';
@@ -432,6 +454,20 @@ describe('responses', () => {
     const r2 = everySplit(RES, sw + '\x81\x00');
     expect(r2.errno).toBe(Errno.PAUSED_UPGRADE);
     expect(r2.consumed).toBe(sw.length);
+  });
+
+  it('an interim response that announces close ends the connection, as llhttp does', () => {
+    const r = everySplit(RES, 'HTTP/1.1 103 Early Hints\r\nConnection: close\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n');
+    expect(r.errno).toBe(Errno.CLOSED_CONNECTION);
+  });
+
+  it('finish() completes a message whose completion was held by a pause', () => {
+    const p = new Http1Parser(REQ, { onBody: () => Cb.PAUSE });
+    p.feed(enc('POST / HTTP/1.1\r\nContent-Length: 1\r\n\r\nx'));
+    expect(p.errno).toBe(Errno.PAUSED);
+    p.resume();
+    expect(p.finish()).toBe(Errno.OK);
+    expect(p.messages).toBe(1);
   });
 
   it('a body without framing runs until close; EOF inside a framed body is an error', () => {

@@ -430,6 +430,12 @@ export class Http1Parser {
       case State.START:
       case State.CLOSED:
         return Errno.OK;
+      case State.MESSAGE_DONE: // paused right before onMessageComplete
+      {
+        this.messageComplete(-1);
+        const e: number = this.errno; // set by messageComplete (upgrade, pause, user error)
+        return e === Errno.PAUSED_UPGRADE || e === Errno.PAUSED ? Errno.OK : e;
+      }
       case State.BODY_EOF: {
         this.state = State.CLOSED;
         this.messages++;
