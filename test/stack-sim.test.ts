@@ -204,6 +204,27 @@ describe('ARP', () => {
     expect(sim.linkA.outstanding()).toBe(0);
   });
 
+  test('another host claiming our address is counted and the address defended, at most once per 10 s', () => {
+    const sim = new Sim({ seed: 47 });
+    sim.pollNow();
+    const sent0 = sim.b.stats.arpRequestsSent;
+    // A gratuitous ARP from a stranger's MAC for 10.0.0.2 (B's address).
+    const f = new Uint8Array(42);
+    ethEmit(f, 0, new Uint8Array(6).fill(0xff), 0, Uint8Array.of(2, 7, 7, 7, 7, 7), 0, ETHERTYPE.ARP);
+    f.set([0, 1, 8, 0, 6, 4, 0, 1, 2, 7, 7, 7, 7, 7, 10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 10, 0, 0, 2], 14);
+    inject(sim.linkA, f);
+    inject(sim.linkA, f);
+    sim.run(10);
+    expect(sim.b.stats.arpConflicts).toBe(2);
+    expect(sim.b.stats.arpRequestsSent - sent0).toBe(1);
+    sim.run(10_000);
+    inject(sim.linkA, f);
+    sim.run(10);
+    expect(sim.b.stats.arpRequestsSent - sent0).toBe(2);
+    // Nobody learned the stranger as 10.0.0.2.
+    expect(sim.a.arp.lookup(B)).toBeUndefined();
+  });
+
   test('requests for other addresses are not answered', () => {
     const sim = new Sim({ seed: 5 });
     sim.pollNow();

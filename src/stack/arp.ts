@@ -18,7 +18,9 @@
 // and their sender is learned (Linux creates a STALE entry). Any ARP from an
 // address already in the cache updates it (RFC 826's merge flag); replies and
 // gratuitous ARP for unknown addresses create nothing (Linux's arp_accept=0).
-// announce() sends a gratuitous request for each of our addresses at start.
+// announce() sends a gratuitous request for each of our addresses at start;
+// an ARP from another host claiming one of them is counted (arpConflicts)
+// and answered by a rate-limited defending announcement (RFC 5227 §2.4 (b)).
 //
 // Every timer is a Timer on the stack's one wheel, allocated once per entry.
 import { Timer } from './timers.js';
@@ -51,6 +53,8 @@ export interface ArpOptions {
   maxEntries?: number;
   /** Gratuitous requests sent per address by announce(). */
   announce?: number;
+  /** At most one defending announcement per this many ms when another host claims our address. RFC 5227 DEFEND_INTERVAL: 10 s. */
+  defendIntervalMs?: number;
 }
 
 export class ArpEntry {
@@ -77,12 +81,14 @@ export class ArpCache {
   private readonly entries = new Map<number, ArpEntry>();
   private readonly o: Required<ArpOptions>;
   private readonly onTimer = (e: ArpEntry, now: number): void => this.expire(e, now);
+  private lastDefend = -Infinity;
 
   constructor(private readonly s: StackCore, opts: ArpOptions = {}) {
     this.o = {
       reachableMs: opts.reachableMs ?? 30_000, gcStaleMs: opts.gcStaleMs ?? 60_000, delayFirstProbeMs: opts.delayFirstProbeMs ?? 5_000,
       retransMs: opts.retransMs ?? 1_000, mcastProbes: opts.mcastProbes ?? 3, ucastProbes: opts.ucastProbes ?? 3,
       queueLen: opts.queueLen ?? 64, maxEntries: opts.maxEntries ?? 1024, announce: opts.announce ?? 1,
+      defendIntervalMs: opts.defendIntervalMs ?? 10_000,
     };
   }
 
@@ -174,6 +180,12 @@ export class ArpCache {
     if (op === ARP_OP.REQUEST) s.stats.arpRequestsReceived++;
     else if (op === ARP_OP.REPLY) s.stats.arpRepliesReceived++;
     else { s.stats.drop(DROP.ARP_MALFORMED); return; }
+    // Another host using one of our addresses (RFC 5227 §2.4): count it and
+    // defend the address with one announcement per defendIntervalMs.
+    if (s.isLocal(spa) && !macEquals(buf, off + ARP.SHA, s.mac, 0)) {
+      s.stats.arpConflicts++;
+      if (now - this.lastDefend >= this.o.defendIntervalMs) { this.lastDefend = now; this.sendRequest(spa, spa, null); }
+    }
     // A sender claiming one of our addresses (or a martian) teaches nothing.
     const learnable = spa !== 0 && !s.isLocal(spa) && !s.isBroadcast(spa);
     let e = learnable ? this.entries.get(spa) : undefined;

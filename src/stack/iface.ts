@@ -28,7 +28,7 @@ import { ip4FromString, type TransportDispatcher } from './registration.js';
 import { RouteTable, prefixMask } from './route.js';
 import { DROP, StackStats } from './stats.js';
 import { TimerWheel } from './timers.js';
-import { UdpLayer, type UdpSocket } from './udp.js';
+import { UdpLayer, type RemoteInfo, type UdpSocket } from './udp.js';
 import { ICMP_TYPE, ICMP_UNREACH } from './wire/icmp.js';
 import { ETH, ETHERTYPE, ethEmit, ethHeaderLen, ethIsBroadcast, ethType, ethVlanId, macEquals } from './wire/ethernet.js';
 
@@ -212,7 +212,12 @@ export class Stack implements StackCore {
   /** The NetworkWriter transports write through. */
   get network(): Ipv4 { return this.ipv4; }
 
-  createUdpSocket(): UdpSocket { return this.udp.createSocket(); }
+  /** A UDP socket, like dgram.createSocket('udp4', onMessage). */
+  createUdpSocket(onMessage?: (msg: Buffer, rinfo: RemoteInfo) => void): UdpSocket {
+    const s = this.udp.createSocket();
+    if (onMessage) s.on('message', onMessage);
+    return s;
+  }
 
   /** Sends an ICMP echo request (ping). Replies arrive through icmp.onEchoReply. */
   ping(dst: string, id: number, seq: number, payload: Uint8Array, now = this.clock.now()): boolean {

@@ -74,7 +74,7 @@ const DROP_COUNT = DROP_NAMES.length;
 /** A plain-object copy of the counters, for observability and tests. */
 export interface StackStatsSnapshot {
   rxFrames: number; rxBytes: number; txFrames: number; txBytes: number;
-  arpRequestsSent: number; arpRepliesSent: number; arpRequestsReceived: number; arpRepliesReceived: number;
+  arpRequestsSent: number; arpRepliesSent: number; arpRequestsReceived: number; arpRepliesReceived: number; arpConflicts: number;
   ipRxPackets: number; ipTxPackets: number; ipRxDelivered: number;
   fragmentsReceived: number; reassembled: number; fragmentsSent: number; fragmentedPackets: number;
   icmpEchoRequests: number; icmpEchoReplies: number; icmpErrorsSent: number; icmpErrorsReceived: number;
@@ -95,6 +95,8 @@ export class StackStats {
   label = '';
   rxFrames = 0; rxBytes = 0; txFrames = 0; txBytes = 0;
   arpRequestsSent = 0; arpRepliesSent = 0; arpRequestsReceived = 0; arpRepliesReceived = 0;
+  /** ARP packets from another host claiming one of our addresses. */
+  arpConflicts = 0;
   ipRxPackets = 0; ipTxPackets = 0; ipRxDelivered = 0;
   fragmentsReceived = 0; reassembled = 0; fragmentsSent = 0; fragmentedPackets = 0;
   icmpEchoRequests = 0; icmpEchoReplies = 0; icmpErrorsSent = 0; icmpErrorsReceived = 0;
@@ -119,7 +121,7 @@ export class StackStats {
     return {
       rxFrames: this.rxFrames, rxBytes: this.rxBytes, txFrames: this.txFrames, txBytes: this.txBytes,
       arpRequestsSent: this.arpRequestsSent, arpRepliesSent: this.arpRepliesSent,
-      arpRequestsReceived: this.arpRequestsReceived, arpRepliesReceived: this.arpRepliesReceived,
+      arpRequestsReceived: this.arpRequestsReceived, arpRepliesReceived: this.arpRepliesReceived, arpConflicts: this.arpConflicts,
       ipRxPackets: this.ipRxPackets, ipTxPackets: this.ipTxPackets, ipRxDelivered: this.ipRxDelivered,
       fragmentsReceived: this.fragmentsReceived, reassembled: this.reassembled,
       fragmentsSent: this.fragmentsSent, fragmentedPackets: this.fragmentedPackets,
@@ -141,6 +143,7 @@ const COUNTER_METRICS: readonly [keyof Omit<StackStatsSnapshot, 'drops' | 'drops
   ['txBytes', 'strata_stack_tx_bytes_total', 'Bytes queued to the link.'],
   ['arpRequestsSent', 'strata_stack_arp_requests_sent_total', 'ARP requests sent (resolution, probes, announcements).'],
   ['arpRepliesSent', 'strata_stack_arp_replies_sent_total', 'ARP replies sent for our addresses.'],
+  ['arpConflicts', 'strata_stack_arp_conflicts_total', 'ARP from other hosts claiming one of our addresses.'],
   ['ipRxPackets', 'strata_stack_ip_rx_packets_total', 'IPv4 packets received.'],
   ['ipTxPackets', 'strata_stack_ip_tx_packets_total', 'IPv4 datagrams sent (before fragmentation).'],
   ['ipRxDelivered', 'strata_stack_ip_delivered_total', 'IPv4 datagrams delivered to ICMP or a transport.'],
