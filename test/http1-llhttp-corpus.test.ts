@@ -293,6 +293,7 @@ describe('llhttp corpus', () => {
       `error-code agreement on rejected cases: ${strict.length - codeMismatch.length}/${strict.length}` +
         (codeMismatch.length ? ` (differing codes: ${codeMismatch.join('; ')})` : ''),
       ...Object.entries(EXCLUDED).map(([k, why]) => `  excluded: ${k} — ${why}`),
+      ...lenient.filter((r) => r.skipped).map((r) => `  skipped: ${r.key} — ${r.skipped}`),
       ...counted.filter((r) => r.diff !== null).map((r) => `  DISAGREE: ${r.key}: ${r.diff}`),
       ...lenientRun.filter((r) => r.diff !== null).map((r) => `  lenient differs: ${r.key}: ${r.diff}`),
     ];

@@ -504,6 +504,7 @@ describe('pause and resume (backpressure)', () => {
     expect(p.errno).toBe(Errno.PAUSED);
     expect(n).toBe(headEnd + 2);
     expect(bodies).toEqual(['ab']);
+    expect(p.bodyRemaining).toBe(4);
     expect(p.feed(input, n, 1)).toBe(0); // refused while paused
     p.resume();
     const m = p.feed(input, n, input.length - n);

@@ -1,6 +1,24 @@
 // HTTP/1.1 wire format: the incremental parser, its constant tables, and the
 // serializer. The server (src/l7/server) and the proxy (src/l7/proxy) build on
 // these; nothing here does I/O.
+//
+// Typical use on a connection (one parser and one handler per connection,
+// both made once):
+//
+//   const p = new Http1Parser(ParserType.REQUEST, handler, { maxHeaderSize, maxHeaders });
+//   onData(buf):  let off = 0;
+//                 while (off < buf.length) {
+//                   off += p.feed(buf, off, buf.length - off);
+//                   if (p.errno === Errno.OK) break;
+//                   if (p.errno === Errno.PAUSED) { keep buf[off..]; stop reading; on drain: p.resume(), feed the rest }
+//                   else if (p.errno === Errno.PAUSED_UPGRADE) { hand buf[off..] and the socket to the new protocol }
+//                   else { answer statusForErrno(p.errno) with Connection: close; destroy with new Http1ParseError(...) }
+//                 }
+//   onEnd():      p.finish() (completes a read-until-close response; an error means a truncated message)
+//
+// Handler callbacks return Cb.PAUSE to apply backpressure (e.g. onBody when
+// the upstream is full), Cb.SKIP_BODY / Cb.UPGRADE from onHeadersComplete.
+// Spans passed to callbacks are only valid during the callback.
 
 import { StrataError } from '../../util/errors.js';
 import { Errno, ErrnoName } from './constants.js';

@@ -414,6 +414,15 @@ export class Http1Parser {
     return this.state === State.START || this.state === State.CLOSED;
   }
 
+  /**
+   * Body bytes still expected: of the Content-Length body, or of the current
+   * chunk. 0 outside a body; -1 for a body that runs until close.
+   */
+  get bodyRemaining(): number {
+    if (this.state === State.BODY_IDENTITY || this.state === State.CHUNK_DATA) return this.remaining;
+    return this.state === State.BODY_EOF ? -1 : 0;
+  }
+
   /** True when the current message's body runs until the connection closes (RFC 9112 §6.3 rule 8). */
   get bodyUntilEof(): boolean {
     return this.state === State.BODY_EOF;
