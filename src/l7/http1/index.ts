@@ -10,7 +10,7 @@
 //                 while (off < buf.length) {
 //                   off += p.feed(buf, off, buf.length - off);
 //                   if (p.errno === Errno.OK) break;
-//                   if (p.errno === Errno.PAUSED) { keep buf[off..]; stop reading; on drain: p.resume(), feed the rest }
+//                   if (p.errno === Errno.PAUSED) { keep buf[off..]; stop reading; on drain: p.resume(), feed the rest, even if empty }
 //                   else if (p.errno === Errno.PAUSED_UPGRADE) { hand buf[off..] and the socket to the new protocol }
 //                   else { answer statusForErrno(p.errno) with Connection: close; destroy with new Http1ParseError(...) }
 //                 }

@@ -389,7 +389,11 @@ export class Http1Parser {
     this.reqCount++;
   }
 
-  /** Clear a PAUSED state; feed the unconsumed bytes afterwards. */
+  /**
+   * Clear a PAUSED state; then call feed() with the unconsumed bytes, even
+   * when there are none: an event held back by the pause (onMessageComplete
+   * after the last body byte) is delivered by that call.
+   */
   resume(): void {
     if (this.errno === Errno.PAUSED) {
       this.errno = Errno.OK;
