@@ -49,7 +49,16 @@ export async function main(argv: string[]): Promise<number> {
   const transports = new Map<TransportKind, L7Transport>();
   const transportFor = async (kind: TransportKind): Promise<L7Transport> => {
     let t = transports.get(kind);
-    if (t === undefined) { t = await openTransport(kind); transports.set(kind, t); }
+    if (t === undefined) {
+      const lab = where.lab;
+      // A stack transport's address is the listener's when it names one, else the lab's target.
+      const l = cfg.listeners.find((x) => x.transport === kind && x.address !== '0.0.0.0');
+      t = await openTransport(kind, kind === 'kernel' ? {} : {
+        addr: l?.address ?? defaultHost(kind, lab),
+        ...(lab !== null ? { netns: lab.serverNs, pinDir: lab.pinDir, ...(kind === 'tap' ? { gateway: lab.tapKernelAddr } : {}) } : {}),
+      });
+      transports.set(kind, t);
+    }
     return t;
   };
 

@@ -38,7 +38,10 @@ export async function main(argv: string[]): Promise<number> {
 
   let transport: L7Transport;
   try {
-    transport = await openTransport(kind);
+    transport = await openTransport(kind, kind === 'kernel' ? {} : {
+      addr: host,
+      ...(where.lab !== null ? { netns: where.lab.serverNs, pinDir: where.lab.pinDir, gateway: kind === 'tap' ? where.lab.tapKernelAddr : undefined } : {}),
+    });
   } catch (e) {
     if (e instanceof UnavailableError) { process.stderr.write(`strata serve: ${e.message}\n`); return 3; }
     throw e;

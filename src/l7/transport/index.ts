@@ -9,7 +9,7 @@ import { openStackTransport, type StackTransportOptions } from './stack.js';
 export * from './types.js';
 export { ConnectError } from './errors.js';
 export { KernelTransport, type KernelTransportOptions } from './kernel.js';
-export { openStackTransport, type StackTransportOptions } from './stack.js';
+export { openStackTransport, StackTransport, type StackTransportOptions } from './stack.js';
 
 export interface OpenTransportOptions extends KernelTransportOptions, StackTransportOptions {}
 

@@ -1,35 +1,136 @@
-// Stack transports: the userspace TCP (src/stack/tcp) on a TAP device or an
-// AF_XDP socket. The stack is loaded on demand so the kernel path never pays
-// for it; when it is not present (or cannot run here) the transport reports
-// itself unavailable with the reason.
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+// Stack transports: strata's userspace TCP (src/stack/tcp) on a TAP device
+// or an AF_XDP socket, behind the same L7Transport seam as node:net. The
+// stack, link and XDP program are loaded on demand so the kernel path never
+// pays for them; when they cannot run here (no root, no addon, no XDP
+// object, no /dev/net/tun) the transport reports itself unavailable with the
+// reason instead of pretending.
+//
+// One transport owns one Stack on one Link, driven by runStack() (one timer
+// for the whole stack). Listeners are TcpServers, connections TcpSockets,
+// both node:net-shaped, so the HTTP server and the proxy's upstream pools run
+// on them unchanged.
 import { UnavailableError } from '../../util/errors.js';
 import { isRoot } from '../../util/run.js';
-import type { L7Transport } from './types.js';
+import type { ConnectionHandler, L7Listener, L7Socket, L7Transport } from './types.js';
+import { ConnectError } from './errors.js';
+import type { Link } from '../../link/types.js';
+import type { Stack, StackDriver } from '../../stack/iface.js';
+import type { Tcp } from '../../stack/tcp/tcp.js';
+import type { XdpProgram } from '../../xdp/program.js';
 
 export interface StackTransportOptions {
   /** Interface the stack drives: the TAP device (default tap0) or the veth for AF_XDP (default s0). */
   iface?: string;
-  /** The stack's own IPv4 address (default: the lab's tap/afxdp address). */
+  /** The stack's own IPv4 address (default: the lab's tap or afxdp address). */
   addr?: string;
   /** Prefix length for addr (default 24). */
   prefixLen?: number;
-  /** Default gateway for the stack. */
+  /** Default gateway for the stack (TAP default: the kernel side, 10.201.0.1). */
   gateway?: string;
+  /** Network namespace holding iface (default: the current one). */
+  netns?: string;
+  /** bpffs directory for the XDP program's pins (AF_XDP). */
+  pinDir?: string;
+  /** AF_XDP queue (default 0). */
+  queue?: number;
 }
 
-function stackModulePresent(): boolean {
-  const here = fileURLToPath(new URL('.', import.meta.url));
-  for (const ext of ['ts', 'js']) {
-    if (existsSync(`${here}../../stack/tcp/index.${ext}`) && existsSync(`${here}../../stack/iface.${ext}`)) return true;
+const DEFAULTS = {
+  tap: { iface: 'tap0', addr: '10.201.0.2', gateway: '10.201.0.1' },
+  afxdp: { iface: 's0', addr: '10.200.0.3', gateway: undefined as string | undefined },
+} as const;
+
+export class StackTransport implements L7Transport {
+  private closed = false;
+  private readonly servers = new Set<{ close(cb?: () => void): unknown }>();
+
+  private constructor(
+    readonly kind: 'tap' | 'afxdp',
+    readonly link: Link,
+    readonly stack: Stack,
+    readonly tcp: Tcp,
+    private readonly driver: StackDriver,
+    private readonly prog: XdpProgram | null,
+    private readonly socketMod: typeof import('../../stack/tcp/socket.js'),
+  ) {}
+
+  static async open(kind: 'tap' | 'afxdp', opts: StackTransportOptions = {}): Promise<StackTransport> {
+    const feature = `${kind} transport`;
+    if (!isRoot()) throw new UnavailableError(feature, `needs root (${kind === 'tap' ? '/dev/net/tun' : 'AF_XDP sockets and XDP attach'})`);
+    const native = await import('../../link/native.js');
+    const st = native.probeTransports()[kind];
+    if (!st.available) throw new UnavailableError(feature, st.reason ?? 'not available on this host');
+    const [{ Stack, runStack }, { Tcp }, socketMod] = await Promise.all([
+      import('../../stack/iface.js'), import('../../stack/tcp/tcp.js'), import('../../stack/tcp/socket.js'),
+    ]);
+    const d = DEFAULTS[kind];
+    const iface = opts.iface ?? d.iface;
+    const addr = opts.addr ?? d.addr;
+    const gateway = opts.gateway ?? d.gateway;
+    let link: Link;
+    let prog: XdpProgram | null = null;
+    try {
+      if (kind === 'tap') {
+        const { TapLink } = await import('../../link/tap.js');
+        link = TapLink.open({ name: iface, ...(opts.netns ? { netns: opts.netns } : {}) });
+      } else {
+        const [{ AfXdpLink }, { XdpProgram }] = await Promise.all([import('../../link/afxdp.js'), import('../../xdp/program.js')]);
+        prog = XdpProgram.attach({ iface, ...(opts.netns ? { netns: opts.netns } : {}), ...(opts.pinDir ? { pinDir: opts.pinDir } : {}), mode: 'auto' });
+        prog.steer({ addr });
+        link = AfXdpLink.open({ iface, queue: opts.queue ?? 0, xdp: prog, ...(opts.netns ? { netns: opts.netns } : {}) });
+      }
+    } catch (e) {
+      prog?.detach();
+      throw new UnavailableError(feature, `cannot open ${iface}: ${(e as Error).message}`, { cause: e });
+    }
+    const stack = new Stack({ link, addrs: [{ addr, prefixLen: opts.prefixLen ?? 24 }], ...(gateway ? { gateway } : {}) });
+    const tcp = Tcp.attach(stack);
+    const driver = runStack(stack);
+    return new StackTransport(kind, link, stack, tcp, driver, prog, socketMod);
   }
-  return false;
+
+  listen(port: number, host: string, onConnection: ConnectionHandler): Promise<L7Listener> {
+    const server = new this.socketMod.TcpServer(this.tcp, { noDelay: true }, (s) => onConnection(s as unknown as L7Socket));
+    this.servers.add(server);
+    return new Promise((resolve, reject) => {
+      server.once('error', (e: Error) => { this.servers.delete(server); reject(e); });
+      server.listen(port, host, () => {
+        const a = server.address()!;
+        resolve({
+          host: a.address,
+          port: a.port,
+          close: () => new Promise<void>((res) => {
+            this.servers.delete(server);
+            // node:net semantics: 'close' waits for every connection; the owners close those.
+            server.close();
+            res();
+          }),
+        });
+      });
+    });
+  }
+
+  connect(port: number, host: string): Promise<L7Socket> {
+    return new Promise((resolve, reject) => {
+      const s = this.socketMod.connect(this.tcp, port, host, undefined, { noDelay: true });
+      const onErr = (e: Error & { code?: string }): void => { reject(new ConnectError(host, port, e.code ?? e.message, { cause: e })); };
+      s.once('error', onErr);
+      s.once('connect', () => { s.off('error', onErr); resolve(s as unknown as L7Socket); });
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const s of this.servers) s.close();
+    this.servers.clear();
+    this.driver.stop();
+    this.stack.close();
+    this.link.close();
+    this.prog?.detach();
+  }
 }
 
-export async function openStackTransport(kind: 'tap' | 'afxdp', _opts: StackTransportOptions = {}): Promise<L7Transport> {
-  const feature = `${kind} transport`;
-  if (!stackModulePresent()) throw new UnavailableError(feature, 'the userspace TCP stack (src/stack/tcp, src/stack/iface) is not in this build yet');
-  if (!isRoot()) throw new UnavailableError(feature, `needs root (${kind === 'tap' ? '/dev/net/tun' : 'AF_XDP sockets and XDP attach'})`);
-  throw new UnavailableError(feature, 'the userspace TCP stack is present but its L7 binding is not wired yet');
+export async function openStackTransport(kind: 'tap' | 'afxdp', opts: StackTransportOptions = {}): Promise<L7Transport> {
+  return StackTransport.open(kind, opts);
 }
