@@ -27,10 +27,11 @@ import type { StackCore } from './iface.js';
 import { Reassembler, type FragQueue, type ReassemblyOptions } from './ipv4-reasm.js';
 import { ETHERTYPE, MAC_BROADCAST } from './wire/ethernet.js';
 import {
-  IP4, IP4_FLAG, WIRE_OK, ipv4Check, ipv4Dst, ipv4Emit, ipv4FragOffset, ipv4HeaderLen, ipv4IsFragment, ipv4IsMartianSource, ipv4Protocol, ipv4Src, ipv4TotalLen,
+  IP4, IP4_FLAG, WIRE_OK, ipv4BadOptionOffset, ipv4Check, ipv4Dst, ipv4Emit, ipv4FragOffset, ipv4HeaderLen, ipv4IsFragment, ipv4IsMartianSource, ipv4Protocol, ipv4Src, ipv4TotalLen,
 } from './wire/ipv4.js';
 import { InvalidArgumentError } from '../util/errors.js';
 import type { Icmp } from './icmp.js';
+import { ICMP_TYPE } from './wire/icmp.js';
 
 /**
  * The optional connection-tracking hook: called for every IPv4 datagram in
@@ -128,7 +129,11 @@ export class Ipv4 implements NetworkWriter {
     const s = this.s;
     s.stats.ipRxPackets++;
     const r = ipv4Check(buf, ipOff, len, this.verify);
-    if (r !== WIRE_OK) { s.stats.drop(r); return; }
+    if (r !== WIRE_OK) {
+      s.stats.drop(r);
+      if (r === DROP.IP_BAD_OPTIONS) this.badOptions(buf, ipOff, linkBroadcast, now);
+      return;
+    }
     const src = ipv4Src(buf, ipOff);
     const dst = ipv4Dst(buf, ipOff);
     const bcast = s.isBroadcast(dst);
@@ -147,6 +152,20 @@ export class Ipv4 implements NetworkWriter {
       return;
     }
     this.deliver(buf, ipOff, ipv4TotalLen(buf, ipOff), bcast || linkBroadcast, true, now);
+  }
+
+  /**
+   * ICMP parameter problem pointing at the malformed option (RFC 792, RFC
+   * 1122 §3.2.1.8; Linux does the same from ip_options_compile). The header
+   * passed every other check, so its lengths and checksum can be trusted.
+   */
+  private badOptions(buf: Uint8Array, ipOff: number, linkBroadcast: boolean, now: number): void {
+    const s = this.s;
+    const dst = ipv4Dst(buf, ipOff), src = ipv4Src(buf, ipOff);
+    if (!s.isLocal(dst) || ipv4IsMartianSource(src) || s.isLocal(src)) return;
+    const ptr = ipv4BadOptionOffset(buf, ipOff);
+    if (ptr < 0) return;
+    this.icmp.sendError(ICMP_TYPE.PARAMETER_PROBLEM, 0, (ptr << 24) >>> 0, buf, ipOff, ipv4TotalLen(buf, ipOff), linkBroadcast, now);
   }
 
   /** Delivers a whole datagram buf[ipOff, ipOff+total) to ICMP or a transport. */

@@ -57,6 +57,26 @@ export function ipv4Check(buf: Uint8Array, off: number, len: number, verifyCheck
   return WIRE_OK;
 }
 
+/**
+ * Offset (from off) of the first malformed option of a header that
+ * ipv4Check refused with IP_BAD_OPTIONS, for ICMP parameter problem's
+ * pointer (RFC 792); -1 when the options are fine. Slow path only.
+ */
+export function ipv4BadOptionOffset(buf: Uint8Array, off: number): number {
+  const end = off + ipv4HeaderLen(buf, off);
+  let i = off + IP4.HLEN;
+  while (i < end) {
+    const t = buf[i]!;
+    if (t === IP4_OPT.EOL) return -1;
+    if (t === IP4_OPT.NOP) { i++; continue; }
+    if (i + 1 >= end) return i - off;
+    const ol = buf[i + 1]!;
+    if (ol < 2 || i + ol > end) return i - off; // Linux points at the option itself
+    i += ol;
+  }
+  return -1;
+}
+
 export function ipv4HeaderLen(buf: Uint8Array, off: number): number { return (buf[off]! & 15) << 2; }
 export function ipv4Tos(buf: Uint8Array, off: number): number { return buf[off + IP4.TOS]!; }
 export function ipv4TotalLen(buf: Uint8Array, off: number): number { return u16(buf, off + IP4.TOTAL_LEN); }
