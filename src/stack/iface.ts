@@ -5,7 +5,8 @@
 // between polls).
 //
 // poll(now), batch-first:
-//   1. fire due timers (ARP, reassembly, transports' timers) on the one wheel;
+//   1. fire due timers (ARP, reassembly, transports' timers) on the one wheel,
+//      and expire conntrack entries (bounded per poll) when a table is attached;
 //   2. recv() up to maxBurstsPerPoll bursts; each frame goes through
 //      Ethernet -> ARP / IPv4 -> ICMP / transports, then back to the link:
 //      freed (one free() per burst) or reused in place for a reply;
@@ -13,7 +14,9 @@
 //      the same input path, as Linux's lo would carry them;
 //   4. ONE send() of everything queued for transmission (a full tx burst is
 //      flushed early), and unused pre-allocated frames go back.
-// Frames owned by the stack between polls: those waiting on ARP only.
+// Frames owned by the stack between polls: those waiting on ARP, and those
+// sent by user code since the last poll (tx queue, loopback queue, the small
+// pre-allocated pool): framesHeld() counts them, close() returns them all.
 //
 // runStack() drives a Stack on the real event loop with one setTimeout for
 // the whole stack; Sim (sim.ts) drives stacks on a virtual clock.
