@@ -734,3 +734,20 @@ describe('ICMP errors and configuration', () => {
     expect(() => new Tcp(new CaptureWriter(LOCAL), { config: { recvBuffer: 0 } })).toThrow(/recvBuffer/);
   });
 });
+
+describe('persist timer', () => {
+  it('gives up with ETIMEDOUT when zero-window probes go unanswered', () => {
+    const f = socketSynReceived({ maxRetries: 3 });
+    f.send({ flags: ACK, wnd: 0 });
+    f.conn!.write(Buffer.from('blocked'));
+    f.advance(0);
+    let probes = 0;
+    for (let i = 0; i < 2000 && f.conn!.state !== 'CLOSED'; i++) {
+      f.advance(100);
+      probes += f.recvAll().length; // the peer never answers
+    }
+    expect(probes).toBeGreaterThanOrEqual(3);
+    expect(f.conn!.state).toBe('CLOSED');
+    expect(f.closeErr?.code).toBe('ETIMEDOUT');
+  });
+});

@@ -155,6 +155,8 @@ export class TcpConnection implements CcState {
   private ackNow = false;
   private ackPending = 0; // bytes received since the last ACK
   private persistBackoff = 0;
+  private probesUnanswered = 0;
+  private lastProbeAt = 0;
   private keepaliveProbes = 0;
   private lastRecv = 0;
   // --- application side
@@ -1166,7 +1168,7 @@ export class TcpConnection implements CcState {
         if (e !== -1) { this.sndNxt = e; continue; }
       }
       const wndEdge = seqAdd(this.sndUna, this.sndWnd);
-      const cwndEdge = seqAdd(this.sndUna, this.inRecovery && this.sackOk ? this.cwnd : this.cwnd);
+      const cwndEdge = seqAdd(this.sndUna, this.cwnd);
       let avail = seqDiff(dataEnd, this.sndNxt);
       if (avail < 0) avail = 0;
       const finPending = this.finQueued && seqLe(this.sndNxt, dataEnd) && !(this.finAcked);
@@ -1431,6 +1433,18 @@ export class TcpConnection implements CcState {
   private onPersistTimer(now: number): void {
     if (!(this.state === 'ESTABLISHED' || this.state === 'CLOSE-WAIT' || this.state === 'FIN-WAIT-1' || this.state === 'LAST-ACK' || this.state === 'CLOSING')) return;
     if (this.sndWnd > 0) { this.output(now); return; }
+    // A peer that stops answering probes is dead, not just busy: give up
+    // after maxRetries unanswered probes (Linux tcp_probe_timer). A peer that
+    // answers with a zero window is probed forever (RFC 9293 §3.8.6.1).
+    if (this.zeroWindowProbes > 0 && this.lastRecv < this.lastProbeAt) {
+      if (++this.probesUnanswered >= this.cfg.maxRetries) {
+        this.abort(now, 'ETIMEDOUT', 'zero-window probes unanswered', false);
+        return;
+      }
+    } else {
+      this.probesUnanswered = 0;
+    }
+    this.lastProbeAt = now;
     // Zero-window probe as Linux sends it: an old sequence number (SND.UNA-1),
     // no data, which any receiver answers with an ACK carrying its window.
     this.zeroWindowProbes++;
