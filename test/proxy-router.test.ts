@@ -96,6 +96,17 @@ describe('router precedence (Gateway API)', () => {
     expect(router.match(req('GET', '/zzz'))?.matchedPrefix).toBe('');
     expect(router.match(req('GET', '/foo'))?.matchedPrefix).toBeNull();
   });
+  it('regular expressions: alternation and quantifiers on the leading text', () => {
+    const rr = new Router([r('re', [
+      { name: 'alt', matches: [{ path: { type: 'RegularExpression', value: '/a/x|/b/x' } }] },
+      { name: 'q', matches: [{ path: { type: 'RegularExpression', value: '/cd?/y' } }] },
+    ])]);
+    expect(rr.match(req('GET', '/b/x'))?.rule.name).toBe('alt');
+    expect(rr.match(req('GET', '/a/x'))?.rule.name).toBe('alt');
+    expect(rr.match(req('GET', '/c/y'))?.rule.name).toBe('q');
+    expect(rr.match(req('GET', '/cd/y'))?.rule.name).toBe('q');
+    expect(rr.match(req('GET', '/cdd/y'))).toBeNull();
+  });
   it('rejects invalid routes', () => {
     expect(() => new Router([r('bad', [{ matches: [{ path: { type: 'RegularExpression', value: '(' } }] }])])).toThrow(/regular expression/);
     expect(() => new Router([r('bad', [{ matches: [{ path: { type: 'PathPrefix', value: 'x' } }] }])])).toThrow(/start with/);

@@ -56,6 +56,8 @@ class Entry implements RouteMatchResult {
   readonly pathValue: string;
   readonly prefix: string; // normalised PathPrefix: no trailing slash, "" for "/"
   readonly pathRe: RegExp | null;
+  /** A regex's literal leading text: a cheap startsWith() before running it. */
+  readonly literal: string = '';
   readonly method: string | null;
   readonly headers: ValueCond[];
   readonly queries: ValueCond[];
@@ -79,6 +81,7 @@ class Entry implements RouteMatchResult {
       if (!this.pathValue.startsWith('/')) throw new InvalidArgumentError(`route ${route.name}: Exact path must start with '/': ${this.pathValue}`);
     } else if (this.pathType === 'RegularExpression') {
       this.pathRe = compileFull(this.pathValue, `route ${route.name} path`);
+      this.literal = literalPrefix(this.pathValue);
     } else throw new InvalidArgumentError(`route ${route.name}: unknown path match type ${String(this.pathType)}`);
     this.method = match.method ?? null;
     this.headers = (match.headers ?? []).map((h) => cond(h.name.toLowerCase(), h.type, h.value, `route ${route.name} header ${h.name}`));
@@ -98,7 +101,7 @@ class Entry implements RouteMatchResult {
         }
         break;
       }
-      default: if (!this.pathRe!.test(path)) return false;
+      default: if (!path.startsWith(this.literal) || !this.pathRe!.test(path)) return false;
     }
     if (this.method !== null && req.method !== this.method) return false;
     for (let i = 0; i < this.headers.length; i++) {
@@ -116,6 +119,16 @@ class Entry implements RouteMatchResult {
     }
     return true;
   }
+}
+
+/** The text every match of the pattern must start with (conservative: stops at any metacharacter). */
+function literalPrefix(src: string): string {
+  if (src.includes('|')) return ''; // an alternative may start anywhere
+  let i = 0;
+  while (i < src.length && /[A-Za-z0-9/_\-=&,;:@~]/.test(src[i]!)) i++;
+  // A quantifier applies to the character before it, which is then optional.
+  if (i < src.length && '*?{'.includes(src[i]!) && i > 0) i--;
+  return src.slice(0, i);
 }
 
 function compileFull(src: string, what: string): RegExp {
