@@ -751,3 +751,42 @@ describe('persist timer', () => {
     expect(f.closeErr?.code).toBe('ETIMEDOUT');
   });
 });
+
+describe('observability', () => {
+  it('publishes every state change on strata:tcp:state and counts drops by reason', async () => {
+    const { tcpStateChannel } = await import('../src/stack/tcp/tcp.js');
+    const seen: string[] = [];
+    const sub = (m: unknown): void => { const e = m as { from: string; to: string }; seen.push(`${e.from}>${e.to}`); };
+    tcpStateChannel.subscribe(sub);
+    try {
+      const f = socketEstablished();
+      f.send({ flags: RST, seq: f.seq });
+      expect(seen).toEqual(['CLOSED>SYN-RECEIVED', 'SYN-RECEIVED>ESTABLISHED', 'ESTABLISHED>CLOSED']);
+      const snap = f.tcp.snapshot();
+      expect(snap.passiveOpens).toBe(1);
+      expect(snap.estabResets).toBe(1);
+      expect(snap.connections).toBe(0);
+    } finally {
+      tcpStateChannel.unsubscribe(sub);
+    }
+  });
+
+  it('per-connection facts: RTT, RTO, cwnd, bytes, state', () => {
+    const f = socketEstablished({ noDelay: true });
+    f.conn!.write(Buffer.from('0123456789'));
+    f.advance(0);
+    const s = f.recv();
+    f.advance(30);
+    f.send({ flags: ACK, ack: s.seq + 10, ts: [f.tsVal, s.ts![0]] });
+    const i = f.conn!.info();
+    expect(i.state).toBe('ESTABLISHED');
+    // RFC 6298: the handshake gave a first sample of ~0 (virtual time stood
+    // still), then 30 ms: SRTT = 7/8·0.1 + 1/8·30, RTTVAR = 1/4·|0.1 − 30|.
+    expect(i.srtt).toBeCloseTo(0.875 * 0.1 + 0.125 * 30, 6);
+    expect(i.rttvar).toBeCloseTo(0.25 * 29.9, 6);
+    expect(i.rto).toBe(200); // SRTT + 4·RTTVAR ≈ 34 ms, clamped to rtoMin
+    expect(i.bytesOut).toBe(10);
+    expect(i.cwnd).toBeGreaterThanOrEqual(10 * i.mss);
+    expect(i.timestamps).toBe(true);
+  });
+});

@@ -1,7 +1,7 @@
 // strata's TCP: the endpoint table (Tcp), connections with the callback fast
 // path (TcpConnection + TcpHandler), node:net-shaped sockets (TcpServer,
 // TcpSocket), congestion control, and the test/simulation harness.
-export { Tcp, DEFAULT_TCP_CONFIG, TCP_DROP, TcpCounters } from './tcp.js';
+export { Tcp, DEFAULT_TCP_CONFIG, TCP_DROP, TcpCounters, validateConfig, tcpStateChannel } from './tcp.js';
 export type { TcpConfig, TcpDropReason, TcpOptionsInit, ConnectOptions } from './tcp.js';
 export { TcpConnection } from './connection.js';
 export type { TcpHandler, TcpInfo, TcpState } from './connection.js';

@@ -14,6 +14,7 @@
 //   - one timer wheel for every connection timer.
 // Time is an input: deliver(…, now), poll(now), pollAt().
 import { randomFillSync } from 'node:crypto';
+import diagnostics_channel from 'node:diagnostics_channel';
 import type { NetworkWriter, TransportDispatcher } from '../registration.js';
 import { Timer, TimerWheel } from '../timers.js';
 import type { Clock } from '../../util/clock.js';
@@ -196,6 +197,12 @@ export function validateConfig(c: TcpConfig): void {
   if (!(c.ephemeralLow >= 1 && c.ephemeralHigh <= 65535 && c.ephemeralLow <= c.ephemeralHigh)) bad('bad ephemeral port range');
   if (c.congestionControl !== 'newreno' && c.congestionControl !== 'cubic') bad(`unknown congestion control ${String(c.congestionControl)}`);
 }
+
+/**
+ * State transitions are published here ({ conn, from, to, now }) — built
+ * only when someone subscribes, so tracing costs nothing when off.
+ */
+export const tcpStateChannel = diagnostics_channel.channel('strata:tcp:state');
 
 const COOKIE_MSS = [536, 1300, 1440, 1460] as const; // Linux msstab
 const COOKIE_PERIOD_MS = 64_000; // Linux: the counter ticks every 64 s
@@ -590,7 +597,8 @@ export class Tcp implements TransportDispatcher {
 
   drop(reason: TcpDropReason): void { this.counters.drops[TCP_DROP[reason]]!++; }
 
-  onStateChange(_c: TcpConnection, from: TcpState, to: TcpState, _now: number): void {
+  onStateChange(c: TcpConnection, from: TcpState, to: TcpState, now: number): void {
+    if (tcpStateChannel.hasSubscribers) tcpStateChannel.publish({ conn: c, from, to, now });
     // CurrEstab as in RFC 4022 / Linux: ESTABLISHED or CLOSE-WAIT.
     const wasEstab = from === 'ESTABLISHED' || from === 'CLOSE-WAIT';
     const isEstab = to === 'ESTABLISHED' || to === 'CLOSE-WAIT';
