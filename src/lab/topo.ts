@@ -79,6 +79,12 @@ export class Lab {
     this.ensureAddr(this.clientNs, this.clientIface, `${this.clientAddr}/${this.vethPrefixLen}`);
     this.ensureAddr(this.serverNs, this.serverIface, `${this.kernelAddr}/${this.vethPrefixLen}`);
     run(['ip', '-n', this.clientNs, 'link', 'set', this.clientIface, 'up']);
+    // The client must put finished checksums on the wire: with TX checksum
+    // offload, veth hands CHECKSUM_PARTIAL packets to the peer, and copy-mode
+    // AF_XDP (and TAP) pass them up unfinished, so a userspace stack would
+    // drop them as corrupt. (This also turns off TSO on c0; benchmarks that
+    // measure the kernel with TSO turn it back on for their run.)
+    run(inNetns(this.clientNs, ['ethtool', '-K', this.clientIface, 'tx', 'off']));
     run(['ip', '-n', this.serverNs, 'link', 'set', this.serverIface, 'up']);
     if (tryRun(['ip', '-n', this.serverNs, 'link', 'show', this.tapIface]).status !== 0) {
       run(['ip', '-n', this.serverNs, 'tuntap', 'add', 'mode', 'tap', 'name', this.tapIface]);

@@ -194,7 +194,10 @@ export class MemLink implements Link {
     for (let c = 0; c < copies; c++) {
       const off = this.take();
       if (off < 0) { this.st.rxDropped++; continue; }
-      this.mem.set(src.subarray(srcOff, srcOff + len), off);
+      // A byte loop, not set(subarray(...)): a busy test link must not make a
+      // view per frame, or allocation checks over MemLink would see its garbage.
+      const dst = this.mem;
+      for (let k = 0; k < len; k++) dst[off + k] = src[srcOff + k]!;
       if (flipBit >= 0) this.mem[off + (flipBit >> 3)]! ^= 1 << (flipBit & 7);
       let due = now + imp.delay + (imp.jitter > 0 ? rng.float() * imp.jitter : 0);
       if (rng.chance(imp.reorder)) { due += imp.reorderDelay; this.st.reordered++; }
