@@ -611,6 +611,38 @@ describe('closing states', () => {
     expect(f.closeErr).toBeNull();
   });
 
+  it('FIN on the ACK that completes the handshake: SYN-RECEIVED -> ESTABLISHED -> CLOSE-WAIT', () => {
+    const f = socketSynReceived();
+    f.send({ flags: FIN | ACK });
+    f.seq++;
+    expect(f.recv().ack).toBe(f.seq);
+    expect(f.conn!.state).toBe('CLOSE-WAIT');
+    expect(f.ended).toBe(true);
+  });
+
+  it('a retransmitted FIN in CLOSE-WAIT is ACKed again and changes nothing', () => {
+    const f = socketEstablished();
+    f.send({ flags: FIN | ACK });
+    f.seq++;
+    f.recv();
+    f.send({ flags: FIN | ACK, seq: f.seq - 1 });
+    expect(f.recv().ack).toBe(f.seq);
+    expect(f.conn!.state).toBe('CLOSE-WAIT');
+  });
+
+  it('FIN in CLOSING (retransmitted) is ACKed; FIN-WAIT-2 also takes data before the FIN', () => {
+    const f = finWait1();
+    f.send({ flags: ACK, ack: f.ack + 1 });
+    expect(f.conn!.state).toBe('FIN-WAIT-2');
+    data(f, 'late data', { ack: f.ack + 1 });
+    f.send({ flags: FIN | ACK, ack: f.ack + 1 });
+    f.seq++;
+    const acks = f.recvAll();
+    expect(acks[acks.length - 1]!.ack).toBe(f.seq);
+    expect(f.data).toBe('late data');
+    expect(f.conn!.state).toBe('TIME-WAIT');
+  });
+
   it('abortive close sends RST and frees the connection at once', () => {
     const f = socketEstablished();
     f.conn!.reset();
@@ -749,6 +781,35 @@ describe('persist timer', () => {
     expect(probes).toBeGreaterThanOrEqual(3);
     expect(f.conn!.state).toBe('CLOSED');
     expect(f.closeErr?.code).toBe('ETIMEDOUT');
+  });
+});
+
+describe('pluggable congestion control', () => {
+  it('uses a caller-supplied algorithm for every connection', () => {
+    const calls: string[] = [];
+    const w = new CaptureWriter(LOCAL);
+    const tcp = new Tcp(w, {
+      seed: 1,
+      congestionControl: () => ({
+        name: 'fixed',
+        init: (s) => { s.cwnd = 3 * s.mss; s.ssthresh = 3 * s.mss; calls.push('init'); },
+        onAck: () => { calls.push('ack'); },
+        ssthresh: (s) => s.cwnd,
+        onRto: () => { calls.push('rto'); },
+        onRecoveryExit: () => {},
+      }),
+    });
+    const c = tcp.connect(REMOTE, RPORT, { localPort: LPORT }, 0);
+    const syn = w.take()[0]!;
+    const sa = buildSegment({ src: REMOTE, dst: LOCAL, sport: RPORT, dport: LPORT, seq: 1, ack: syn.seq + 1, flags: SYN | ACK, mss: 1000 });
+    tcp.deliver(REMOTE, LOCAL, sa, 0, sa.length, 0);
+    w.take();
+    c.setNoDelay(true);
+    c.write(Buffer.alloc(10_000));
+    tcp.poll(0);
+    expect(w.take().length).toBe(3); // the fixed window of 3 segments
+    expect(c.info().cc).toBe('fixed');
+    expect(calls[0]).toBe('init');
   });
 });
 

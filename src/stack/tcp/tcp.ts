@@ -29,7 +29,7 @@ import { InvalidArgumentError } from '../../util/errors.js';
 import { Segment, TcpConnection, type TcpHandler, type TcpState } from './connection.js';
 import { TcpListener } from './listener.js';
 import { hsiphash4 } from './hash.js';
-import { makeCongestionControl, type CongestionControlName } from './congestion/index.js';
+import { makeCongestionControl, type CongestionControl, type CongestionControlName } from './congestion/index.js';
 import { seqAdd, seqGt, seqGe, seqLe } from './seq.js';
 import { TcpError } from './errors.js';
 
@@ -173,6 +173,11 @@ export interface TcpOptionsInit {
   timers?: TimerWheel;
   /** Seed for ISN/cookie keys and ephemeral ports (deterministic simulations); crypto-random when absent. */
   seed?: number;
+  /**
+   * Makes the congestion controller for each new connection: plug in your
+   * own algorithm here. Default: config.congestionControl ('newreno' | 'cubic').
+   */
+  congestionControl?: (cfg: TcpConfig) => CongestionControl;
 }
 
 export interface ConnectOptions {
@@ -233,6 +238,7 @@ export class Tcp implements TransportDispatcher {
   private challengeWindow = -1;
   private challengeCount = 0;
   private readonly clock: Clock | null;
+  private readonly makeCc: (cfg: TcpConfig) => CongestionControl;
   /**
    * Work queued by the application between polls (writes, reads, closes) is
    * flushed by this timer, armed "now" on the shared wheel: the Stack's
@@ -246,6 +252,7 @@ export class Tcp implements TransportDispatcher {
     validateConfig(this.config);
     this.ownsTimers = init.timers === undefined;
     this.clock = init.clock ?? null;
+    this.makeCc = init.congestionControl ?? ((cfg) => makeCongestionControl(cfg.congestionControl, cfg.initialCwndSegments));
     this.flushTimer = new Timer((now) => this.flush(now));
     this.timers = init.timers ?? new TimerWheel();
     const key = new Uint32Array(5);
@@ -443,7 +450,7 @@ export class Tcp implements TransportDispatcher {
     if (port === 0) port = this.ephemeralPort(local, remoteAddr, remotePort);
     else if (this.lookup(local, port, remoteAddr, remotePort) !== null) throw new TcpError('EADDRINUSE', 'address in use');
     const cfg = opts.config ? { ...this.config, ...opts.config } : this.config;
-    const c = new TcpConnection(this, cfg, local, port, remoteAddr, remotePort, true, opts.handler ?? {}, makeCongestionControl(cfg.congestionControl, cfg.initialCwndSegments));
+    const c = new TcpConnection(this, cfg, local, port, remoteAddr, remotePort, true, opts.handler ?? {}, this.makeCc(cfg));
     this.insert(c);
     this.counters.activeOpens++;
     c.openActive(this.isn(local, port, remoteAddr, remotePort, now), now);
@@ -470,7 +477,7 @@ export class Tcp implements TransportDispatcher {
       return;
     }
     const cfg = this.config;
-    const c = new TcpConnection(this, cfg, dst, dport, src, sport, false, l.childHandler, makeCongestionControl(cfg.congestionControl, cfg.initialCwndSegments));
+    const c = new TcpConnection(this, cfg, dst, dport, src, sport, false, l.childHandler, this.makeCc(cfg));
     c.listener = l;
     l.synQueued++;
     this.insert(c);
@@ -545,7 +552,7 @@ export class Tcp implements TransportDispatcher {
     }
     this.counters.cookiesValidated++;
     const cfg = this.config;
-    const c = new TcpConnection(this, cfg, dst, dport, src, sport, false, l.childHandler, makeCongestionControl(cfg.congestionControl, cfg.initialCwndSegments));
+    const c = new TcpConnection(this, cfg, dst, dport, src, sport, false, l.childHandler, this.makeCc(cfg));
     c.listener = l;
     c.userData = 'queued';
     this.insert(c);
