@@ -303,7 +303,7 @@ describe('proxy: retries, breakers and failover', () => {
       // Every failed response is one the proxy gave up on: the retry budget
       // (or retry count) ran out; nothing else reaches the client.
       const f = p.proxy.stats.failures;
-      const gaveUp = (f.retry_budget_exhausted ?? 0) + (f.connect_failure ?? 0) + (f.reset ?? 0);
+      const gaveUp = (f.retry_budget_exhausted ?? 0) + (f.retries_exhausted ?? 0);
       expect(non2xx).toBeLessThanOrEqual(gaveUp);
       expect(ups[0]!.hits + ups[2]!.hits).toBeGreaterThan(0);
       // The kill was felt (resets and refused connects) and absorbed by retries.

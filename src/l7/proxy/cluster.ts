@@ -45,6 +45,8 @@ export interface ClusterOptions {
   outlier?: (OutlierOptions & { enabled?: boolean }) | null;
   circuitBreakers?: Omit<CircuitBreakerOptions, 'retryBudget'>;
   maxIdlePerEndpoint?: number;
+  /** Pooled connections idle longer than this are not reused (default 60 000 ms; 0: no limit). */
+  idleTimeoutMs?: number;
   /** Upstream TLS: wraps each new connection. */
   wrap?: ((s: L7Socket) => Promise<L7Socket>) | null;
   clock?: Clock;
@@ -83,6 +85,7 @@ export class Cluster {
       this.pools.set(h, new HostPool(h, this.transport, this.breakers, {
         maxIdle: opts.maxIdlePerEndpoint ?? 64,
         connectTimeoutMs: opts.connectTimeoutMs ?? 5000,
+        idleTimeoutMs: opts.idleTimeoutMs ?? 60_000,
         wrap: opts.wrap ?? null,
       }));
     }

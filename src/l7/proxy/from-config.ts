@@ -81,6 +81,7 @@ export async function clusterFromConfig(c: ClusterConfig, rt: ClusterRuntime): P
     outlier: c.outlierDetection.enabled ? { consecutive5xx: c.outlierDetection.consecutive5xx, intervalMs: c.outlierDetection.intervalMs, baseEjectionTimeMs: c.outlierDetection.baseEjectionTimeMs, maxEjectionPercent: c.outlierDetection.maxEjectionPercent } : null,
     circuitBreakers: c.circuitBreakers,
     maxIdlePerEndpoint: c.keepAlive.maxIdlePerEndpoint,
+    idleTimeoutMs: c.keepAlive.idleTimeoutMs,
     wrap: c.tls !== null && rt.wrapFor ? rt.wrapFor(c.tls, c.upstreamSpiffeId) : null,
     ...(rt.clock ? { clock: rt.clock } : {}),
     ...(rt.rng ? { rng: rt.rng } : {}),

@@ -63,7 +63,10 @@ export interface ProxyStats {
   redirects: number;
   mirrored: number;
   retries: number;
-  /** Final failures by reason: no_healthy_host, overflow, connect_failure, reset, timeout, protocol, no_backend, body_too_large, retry_budget_exhausted. */
+  /**
+   * Failures by reason. Final ones: no_healthy_host, overflow, connect_failure, reset, timeout, protocol, no_backend, body_too_large.
+   * Why a retriable failure was not retried: retry_budget_exhausted, retries_exhausted.
+   */
   failures: Record<string, number>;
 }
 
@@ -347,7 +350,8 @@ class Forward implements UpstreamExchange {
   private maybeRetry(kind: string): boolean {
     const p = this.cluster.retry;
     const allowed = kind === 'connect-failure' ? p.connectFailure : kind === 'reset' ? p.reset : kind === 'timeout' ? true : kind.startsWith('status') ? true : false;
-    if (!allowed || this.retries >= p.numRetries) return false;
+    if (!allowed) return false;
+    if (this.retries >= p.numRetries) { this.proxy.noteFailure('retries_exhausted'); return false; }
     const now = this.proxy.now();
     if (now >= this.deadline) return false;
     if (!this.cluster.breakers.tryRetry()) { this.proxy.noteFailure('retry_budget_exhausted'); return false; }

@@ -47,6 +47,8 @@ export class UpstreamConnection implements Http1Handler {
   /** Requests completed on this connection (0: fresh). */
   uses = 0;
   dead = false;
+  /** When it last went idle in the pool (ms, monotonic). */
+  idleSince = 0;
   private keepAlive = false;
 
   constructor(readonly socket: L7Socket, readonly pool: HostPool) {
@@ -166,6 +168,8 @@ export class UpstreamConnection implements Http1Handler {
 export interface PoolOptions {
   maxIdle: number;
   connectTimeoutMs: number;
+  /** Idle connections older than this are closed instead of reused (0: never). */
+  idleTimeoutMs: number;
   /** Wraps a fresh socket (upstream mTLS); default none. */
   wrap?: ((s: L7Socket) => Promise<L7Socket>) | null;
 }
@@ -184,10 +188,13 @@ export class HostPool {
   get idleCount(): number { return this.idle.length; }
 
   /** A connection for one exchange: idle, new, or the next one released. */
-  acquire(): Promise<UpstreamConnection> {
+  acquire(now = performance.now()): Promise<UpstreamConnection> {
     while (this.idle.length > 0) {
       const c = this.idle.pop()!;
-      if (!c.dead) return Promise.resolve(c);
+      if (c.dead) continue;
+      // Idle too long: the upstream may be about to close it; don't race it.
+      if (this.opts.idleTimeoutMs > 0 && now - c.idleSince > this.opts.idleTimeoutMs) { this.forget(c); c.destroy(); continue; }
+      return Promise.resolve(c);
     }
     if (this.breakers.canConnect()) return this.connect();
     this.breakers.noteConnectionOverflow();
@@ -199,8 +206,8 @@ export class HostPool {
     this.breakers.connectionOpened();
     let sock: L7Socket;
     try {
-      sock = await this.transport.connect(this.host.port, this.host.address);
-      if (this.opts.wrap) sock = await this.opts.wrap(sock);
+      sock = await this.withConnectTimeout(this.transport.connect(this.host.port, this.host.address));
+      if (this.opts.wrap) sock = await this.withConnectTimeout(this.opts.wrap(sock), sock);
     } catch (e) {
       this.breakers.connectionClosed();
       throw new UpstreamError('connect-failure', `connect ${this.host.id}: ${(e as Error).message}`, { cause: e });
@@ -210,12 +217,24 @@ export class HostPool {
     return c;
   }
 
+  /** The cluster's connect timeout over a connect (or TLS handshake); a late socket is destroyed. */
+  private withConnectTimeout(p: Promise<L7Socket>, owned?: L7Socket): Promise<L7Socket> {
+    const ms = this.opts.connectTimeoutMs;
+    if (!(ms > 0)) return p;
+    return new Promise((resolve, reject) => {
+      let late = false;
+      const t = setTimeout(() => { late = true; owned?.destroy(); reject(new Error(`timed out after ${ms} ms`)); }, ms);
+      p.then((s) => { clearTimeout(t); if (late) s.destroy(); else resolve(s); }, (e: unknown) => { clearTimeout(t); if (!late) reject(e as Error); });
+    });
+  }
+
   /** A finished, reusable connection comes back. */
   release(c: UpstreamConnection): void {
     if (c.dead) { this.forget(c); return; }
     const w = this.waiters.shift();
     if (w !== undefined) { this.breakers.releasePending(); w.resolve(c); return; }
     if (this.closed || this.idle.length >= this.opts.maxIdle) { this.forget(c); c.destroy(); return; }
+    c.idleSince = performance.now();
     this.idle.push(c);
   }
 
