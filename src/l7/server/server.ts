@@ -243,6 +243,14 @@ class Connection implements DecoderSink, ExchangeOwner {
     if (this.dead) return false;
     let ok = true;
     if (this.queue[0] === res) {
+      // Several pieces of one response in one tick (head, body, last chunk)
+      // leave in one writev, as node:http does; a one-piece response
+      // (sendFixed, end() of a bodiless one) is written directly.
+      if (!last && !this.corked) {
+        this.corked = true;
+        this.socket.cork();
+        process.nextTick(this.uncork);
+      }
       if (chunk.length > 0) ok = this.socket.write(chunk);
       if (!ok) this.waitingDrain = true;
     } else {
@@ -293,6 +301,12 @@ class Connection implements DecoderSink, ExchangeOwner {
       if (this.phase === Phase.WAIT && this.current === null && this.decoder.idle) this.armIdle();
     }
   }
+
+  private corked = false;
+  private readonly uncork = (): void => {
+    this.corked = false;
+    if (!this.dead) this.socket.uncork();
+  };
 
   private readonly onDrain = (): void => {
     this.waitingDrain = false;
