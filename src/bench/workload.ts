@@ -36,3 +36,4 @@ export function workloadNames(): string[] { return [...registry.keys()]; }
 export async function loadWorkload(name: string): Promise<Workload | undefined> { return registry.get(name)?.(); }
 
 registerWorkload('raw', async () => (await import('./raw-workload.js')).rawWorkload);
+registerWorkload('tcp', async () => (await import('./tcp.js')).tcpWorkload);

@@ -1,0 +1,322 @@
+// The tcp workload of `strata bench` (issue 3's benchmarks): one C client
+// (bench/c/tcpload.c, in the lab's client namespace) against every TCP
+// server version, each in the server namespace pinned to its own CPU:
+//
+//   afxdp       the userspace TCP on AF_XDP (strata's XDP program, copy mode on veth)  10.200.0.3
+//   tap         the userspace TCP on TAP (routed by the server kernel)                  10.201.0.2
+//   kernel      node:net on the kernel's TCP, MTU 1500, TSO/GSO/GRO off on c0 and s0    10.200.0.2
+//   kernel-tso  the same with TX checksum offload, TSO, GSO and GRO on (bulk only)
+//
+// Points: single-connection bulk throughput (discard server; CPU per GiB of
+// the server process and of softirq), connection setup rate (connect, 64
+// bytes each way through an echo, close; 16 in flight) and a 64-byte
+// ping-pong on one connection (p50/p99 from the client's own samples).
+//
+// The kernel versions change offloads on c0 and s0 with ethtool; the state
+// found before is put back after each version, and on Ctrl-C. The client
+// namespace gets a wide ephemeral port range and tcp_tw_reuse so that the
+// connection-rate point is not limited by TIME-WAIT on the client side.
+import os from 'node:os';
+import { existsSync } from 'node:fs';
+import { UsageError } from '../cli/args.js';
+import type { Lab } from '../lab/topo.js';
+import { probeTransports } from '../link/native.js';
+import type { ResultRow } from '../report/results.js';
+import { isRoot, tryRun } from '../util/run.js';
+import type { BenchContext, Workload } from './workload.js';
+import {
+  addCleanup, checkInterrupted, clearLabXdp, errMsg, interruptAll, isInterrupted, lastJson, medianOf, metric, nodeScript, pinned,
+  removeCleanup, resetInterrupt, runClient, startServer, stopServer, tcploadPath, unavailableRow, verdict, type ServerProc,
+} from './tcp-measure.js';
+
+export const TCP_TRANSPORTS = ['afxdp', 'tap', 'kernel', 'kernel-tso'] as const;
+export type TcpTransport = (typeof TCP_TRANSPORTS)[number];
+
+export const TCP_POINTS = { bulk: 'bulk, 1 connection', crr: 'connect+64 B+close', pingpong: '64 B ping-pong' } as const;
+type PointKey = keyof typeof TCP_POINTS;
+
+const DISCARD_PORT = 9;
+const ECHO_PORT = 7;
+
+export interface TcpBenchOptions {
+  lab: Lab;
+  transports: readonly TcpTransport[];
+  duration: number;
+  /** Connections in flight for the connection-rate point. */
+  conc: number;
+  cpus: { server: number; client: number };
+  nice: number;
+  progress: (line: string) => void;
+}
+
+// ---- offloads ---------------------------------------------------------------
+
+const FEATURES = { tx: 'tx-checksumming', tso: 'tcp-segmentation-offload', gso: 'generic-segmentation-offload', gro: 'generic-receive-offload' } as const;
+type Feature = keyof typeof FEATURES;
+type Offloads = Partial<Record<Feature, boolean>>;
+
+/** The offload switches of iface in ns, as ethtool -k reports them. */
+export function readOffloads(ns: string, iface: string): Offloads {
+  const r = tryRun(['nsenter', `--net=/run/netns/${ns}`, '--', 'ethtool', '-k', iface]);
+  const out: Offloads = {};
+  if (r.status !== 0) return out;
+  for (const [k, name] of Object.entries(FEATURES) as [Feature, string][]) {
+    const m = new RegExp(`^${name}: (on|off)`, 'm').exec(r.stdout);
+    if (m) out[k] = m[1] === 'on';
+  }
+  return out;
+}
+
+export function setOffloads(ns: string, iface: string, o: Offloads): void {
+  const args: string[] = [];
+  for (const k of ['tx', 'tso', 'gso', 'gro'] as Feature[]) if (o[k] !== undefined) args.push(k, o[k] ? 'on' : 'off');
+  if (args.length) tryRun(['nsenter', `--net=/run/netns/${ns}`, '--', 'ethtool', '-K', iface, ...args]);
+}
+
+/** Sets offloads on both ends of the veth for one kernel version; returns the restore function. */
+function withOffloads(lab: Lab, on: boolean): () => void {
+  const before = [
+    { ns: lab.clientNs, iface: lab.clientIface, o: readOffloads(lab.clientNs, lab.clientIface) },
+    { ns: lab.serverNs, iface: lab.serverIface, o: readOffloads(lab.serverNs, lab.serverIface) },
+  ];
+  const restore = (): void => { for (const b of before) setOffloads(b.ns, b.iface, b.o); removeCleanup('tcp-offloads'); };
+  addCleanup('tcp-offloads', restore);
+  for (const b of before) setOffloads(b.ns, b.iface, { tx: on ? true : b.iface === lab.clientIface ? false : b.o.tx, tso: on, gso: on, gro: on });
+  return restore;
+}
+
+// ---- versions -----------------------------------------------------------------
+
+interface Version {
+  label: string;
+  points: readonly PointKey[];
+  target(lab: Lab): string;
+  unavailable(): string | null;
+  /** Server argv for an app (run inside the server namespace). */
+  argv(lab: Lab, app: 'discard' | 'echo'): string[];
+  xdp: boolean;
+  offloads?: boolean;
+}
+
+function commonUnavailable(): string | null {
+  if (!isRoot()) return 'needs root (network namespaces)';
+  if (!existsSync(tcploadPath)) return `load generator not built (${tcploadPath}; run \`npm run build\` or \`make -C bench/c\`)`;
+  return null;
+}
+
+const server = (extra: string[]): string[] => [...nodeScript('tcp-server'), '--proto', 'tcp', ...extra];
+
+const VERSIONS: Record<TcpTransport, Version> = {
+  afxdp: {
+    label: 'userspace TCP on AF_XDP', points: ['bulk', 'crr', 'pingpong'], xdp: true,
+    target: (lab) => lab.afxdpAddr,
+    unavailable: () => commonUnavailable() ?? (probeTransports().afxdp.available ? null : probeTransports().afxdp.reason ?? 'AF_XDP unavailable'),
+    argv: (lab, app) => server(['--app', app, '--transport', 'afxdp', '--addr', lab.afxdpAddr, '--port', String(app === 'echo' ? ECHO_PORT : DISCARD_PORT), '--pin-dir', lab.pinDir]),
+  },
+  tap: {
+    label: 'userspace TCP on TAP', points: ['bulk', 'crr', 'pingpong'], xdp: false,
+    target: (lab) => lab.tapAddr,
+    unavailable: () => commonUnavailable() ?? (probeTransports().tap.available ? null : probeTransports().tap.reason ?? 'TAP unavailable'),
+    argv: (lab, app) => server(['--app', app, '--transport', 'tap', '--addr', lab.tapAddr, '--port', String(app === 'echo' ? ECHO_PORT : DISCARD_PORT), '--gateway', lab.tapKernelAddr]),
+  },
+  kernel: {
+    label: 'node:net on the kernel TCP, TSO/GSO/GRO off', points: ['bulk', 'crr', 'pingpong'], xdp: false, offloads: false,
+    target: (lab) => lab.kernelAddr,
+    unavailable: commonUnavailable,
+    argv: (lab, app) => server(['--app', app, '--impl', 'node', '--transport', 'kernel', '--addr', lab.kernelAddr, '--port', String(app === 'echo' ? ECHO_PORT : DISCARD_PORT)]),
+  },
+  'kernel-tso': {
+    label: 'node:net on the kernel TCP, TSO/GSO/GRO on', points: ['bulk'], xdp: false, offloads: true,
+    target: (lab) => lab.kernelAddr,
+    unavailable: commonUnavailable,
+    argv: (lab, app) => server(['--app', app, '--impl', 'node', '--transport', 'kernel', '--addr', lab.kernelAddr, '--port', String(app === 'echo' ? ECHO_PORT : DISCARD_PORT)]),
+  },
+};
+
+interface BulkOut { bytes: number; duration_s: number; bps: number; server_fin: boolean; write_errors: number }
+interface CrrOut { completed: number; errors: number; connect_errors: number; stalled: number; duration_s: number; cps: number }
+interface PingOut { round_trips: number; errors: number; duration_s: number; rtps: number; p50_us: number; p90_us: number; p99_us: number; p999_us: number; max_us: number }
+
+const GiB = 1024 ** 3;
+
+async function measure(o: TcpBenchOptions, t: TcpTransport, srv: ServerProc, point: PointKey): Promise<ResultRow> {
+  const v = VERSIONS[t];
+  const lab = o.lab;
+  const d = String(o.duration);
+  const args = point === 'bulk' ? ['bulk', '--dst', v.target(lab), '--port', String(DISCARD_PORT), '--duration', d]
+    : point === 'crr' ? ['crr', '--dst', v.target(lab), '--port', String(ECHO_PORT), '--duration', d, '--conc', String(o.conc), '--size', '64']
+      : ['pingpong', '--dst', v.target(lab), '--port', String(ECHO_PORT), '--duration', d, '--size', '64'];
+  const argv = [...pinned(o.cpus.client, o.nice), ...lab.client([tcploadPath, ...args, '--timeout', '10'])];
+  const r = await runClient(argv, srv.pid, true, (o.duration + 40) * 1000);
+  const base = { workload: 'tcp', transport: t, point: TCP_POINTS[point] };
+  const cpuPct = (r.serverCpu / r.window) * 100;
+  const rss = metric('MiB', 'lower', r.rss / 2 ** 20);
+  const clientNote = `client CPU ${(r.clientCpu / r.window * 100).toFixed(0)} % of a core over the window`;
+  if (point === 'bulk') {
+    const j = lastJson<BulkOut>(r.out);
+    if (r.code !== 0 || !j || !j.server_fin) throw new Error(`tcpload bulk failed (${r.code}): ${(r.err || r.out).trim().slice(-300)}`);
+    const gib = j.bytes / GiB;
+    return {
+      ...base,
+      metrics: {
+        'throughput': metric('Gbit/s', 'higher', j.bps / 1e9),
+        'CPU/GiB': metric('s', 'lower', r.serverCpu / gib),
+        'softirq/GiB': metric('s', 'lower', r.softirq / gib),
+        'dataplane CPU': metric('% core', 'lower', cpuPct),
+        'RSS': rss,
+      },
+      note: `${(j.bytes / 2 ** 20).toFixed(0)} MiB in ${j.duration_s.toFixed(2)} s (until the server's FIN); ${clientNote}`,
+    };
+  }
+  if (point === 'crr') {
+    const j = lastJson<CrrOut>(r.out);
+    if (!j || j.completed === 0) throw new Error(`tcpload crr completed nothing (${r.code}): ${(r.err || r.out).trim().slice(-300)}`);
+    return {
+      ...base,
+      metrics: {
+        'conn/s': metric('conn/s', 'higher', j.cps),
+        'failed': metric('conn', 'lower', j.errors + j.connect_errors),
+        'CPU/conn': metric('µs', 'lower', (r.serverCpu / j.completed) * 1e6),
+        'softirq/conn': metric('µs', 'lower', (r.softirq / j.completed) * 1e6),
+        'dataplane CPU': metric('% core', 'lower', cpuPct),
+        'RSS': rss,
+      },
+      note: `${j.completed} connections, ${j.errors} failed after connect, ${j.connect_errors} failed to connect, ${j.stalled} stalled at the end; ${o.conc} in flight; ${clientNote}`,
+    };
+  }
+  const j = lastJson<PingOut>(r.out);
+  if (!j || j.round_trips === 0) throw new Error(`tcpload pingpong failed (${r.code}): ${(r.err || r.out).trim().slice(-300)}`);
+  return {
+    ...base,
+    metrics: {
+      'p50': metric('µs', 'lower', j.p50_us),
+      'p99': metric('µs', 'lower', j.p99_us),
+      'p99.9': metric('µs', 'lower', j.p999_us),
+      'round trips/s': metric('rt/s', 'higher', j.rtps),
+      'CPU/rt': metric('µs', 'lower', (r.serverCpu / j.round_trips) * 1e6),
+      'softirq/rt': metric('µs', 'lower', (r.softirq / j.round_trips) * 1e6),
+      'RSS': rss,
+    },
+    note: `${j.round_trips} round trips, ${j.errors} errors, max ${j.max_us.toFixed(0)} µs; server in event mode (no busy-poll option in the stack transport); ${clientNote}`,
+  };
+}
+
+/** Lets the client namespace open connections fast: wide port range, TIME-WAIT reuse (per-namespace sysctls). */
+function tuneClientNs(lab: Lab): void {
+  tryRun(lab.client(['sysctl', '-q', '-w', 'net.ipv4.ip_local_port_range=1024 65535']));
+  tryRun(lab.client(['sysctl', '-q', '-w', 'net.ipv4.tcp_tw_reuse=1']));
+}
+
+export async function runTcp(o: TcpBenchOptions): Promise<ResultRow[]> {
+  resetInterrupt();
+  const rows: ResultRow[] = [];
+  const lab = o.lab;
+  tuneClientNs(lab);
+  for (const t of o.transports) {
+    checkInterrupted();
+    const v = VERSIONS[t];
+    const why = v.unavailable();
+    if (why) {
+      o.progress(`tcp: ${t}: unavailable: ${why}`);
+      for (const p of v.points) rows.push(unavailableRow('tcp', t, TCP_POINTS[p], why));
+      continue;
+    }
+    const restore = v.offloads !== undefined ? withOffloads(lab, v.offloads) : null;
+    try {
+      for (const app of ['discard', 'echo'] as const) {
+        const pts = v.points.filter((p) => (app === 'discard') === (p === 'bulk'));
+        if (pts.length === 0) continue;
+        let srv: ServerProc | undefined;
+        try {
+          o.progress(`tcp: ${t}: starting ${v.label} (${app}) on CPU ${o.cpus.server} …`);
+          if (v.xdp) addCleanup('tcp-xdp', () => clearLabXdp(lab));
+          srv = await startServer([...pinned(o.cpus.server, o.nice), ...lab.server(v.argv(lab, app))], /^READY$/m);
+          for (const p of pts) {
+            checkInterrupted();
+            try {
+              const row = await measure(o, t, srv, p);
+              rows.push(row);
+              o.progress(`tcp: ${t}: ${row.point}: ${Object.entries(row.metrics).map(([k, m]) => `${k} ${fmt(m.samples[0]!)} ${m.unit}`).join(', ')}`);
+            } catch (e) {
+              if (isInterrupted()) throw e;
+              o.progress(`tcp: ${t}: ${TCP_POINTS[p]}: failed: ${errMsg(e)}`);
+              rows.push(unavailableRow('tcp', t, TCP_POINTS[p], `failed: ${errMsg(e)}`));
+            }
+          }
+        } catch (e) {
+          if (isInterrupted()) throw e;
+          o.progress(`tcp: ${t}: ${app} server failed: ${errMsg(e)}`);
+          for (const p of pts) if (!rows.some((r) => r.transport === t && r.point === TCP_POINTS[p])) rows.push(unavailableRow('tcp', t, TCP_POINTS[p], `failed: ${errMsg(e)}`));
+        } finally {
+          if (srv) await stopServer(srv);
+          if (v.xdp) { if (existsSync(lab.pinDir)) clearLabXdp(lab); removeCleanup('tcp-xdp'); }
+        }
+      }
+    } finally {
+      restore?.();
+    }
+  }
+  return rows;
+}
+
+function fmt(v: number): string {
+  if (!Number.isFinite(v)) return '–';
+  const a = Math.abs(v);
+  return a >= 100 ? v.toFixed(0) : a >= 10 ? v.toFixed(1) : v.toFixed(2);
+}
+
+/** Issue 3's targets, checked against the rows. */
+export function tcpTargets(rows: readonly ResultRow[]): string[] {
+  const lines: string[] = [];
+  const x = medianOf(rows, 'tcp', 'afxdp', TCP_POINTS.bulk, 'throughput');
+  const k = medianOf(rows, 'tcp', 'kernel', TCP_POINTS.bulk, 'throughput');
+  if (Number.isFinite(x) && Number.isFinite(k) && k > 0) {
+    lines.push(`- AF_XDP single-connection throughput vs the kernel's (MTU 1500, TSO/GRO off): ${(100 * x / k).toFixed(0)} % (target >= 50 %): ${verdict(x >= 0.5 * k)}`);
+  } else lines.push('- AF_XDP single-connection throughput vs the kernel\'s: not measured here');
+  const xp = medianOf(rows, 'tcp', 'afxdp', TCP_POINTS.pingpong, 'p99');
+  const kp = medianOf(rows, 'tcp', 'kernel', TCP_POINTS.pingpong, 'p99');
+  if (Number.isFinite(xp) && Number.isFinite(kp)) {
+    lines.push(`- AF_XDP 64-byte ping-pong p99 vs the kernel's: ${xp.toFixed(0)} µs vs ${kp.toFixed(0)} µs (target: no worse): ${verdict(xp <= kp)}`
+      + ' — measured with the stack in event mode: the stack transport has no busy-poll option yet, so the busy-poll comparison the issue asks for is not possible');
+  } else lines.push('- AF_XDP 64-byte ping-pong p99 vs the kernel\'s: not measured here');
+  return lines;
+}
+
+function num(ctx: BenchContext, key: string, dflt: number, min: number, max: number): number {
+  const s = ctx.options.get(key);
+  if (s === undefined) return dflt;
+  const v = Number(s);
+  if (!Number.isFinite(v) || v < min || v > max) throw new UsageError(`--${key} must be a number in [${min}, ${max}]`);
+  return v;
+}
+
+/** CPUs for the server and the client: the last one and the one before (the same if there is only one). */
+export function benchCpus(): { server: number; client: number } {
+  const n = os.cpus().length;
+  return { server: n - 1, client: Math.max(0, n - 2) };
+}
+
+export const tcpWorkload: Workload = {
+  name: 'tcp',
+  summary: 'TCP: single-connection bulk (CPU/GiB), connection rate, 64 B ping-pong; stack on AF_XDP and TAP vs the kernel (TSO/GRO off and on)',
+  transports: TCP_TRANSPORTS,
+  async run(ctx) {
+    const transports = (ctx.transports ?? TCP_TRANSPORTS).filter((t) => {
+      // `--transports kernel` means both kernel versions.
+      return (TCP_TRANSPORTS as readonly string[]).includes(t);
+    }) as TcpTransport[];
+    for (const t of ctx.transports ?? []) if (!(TCP_TRANSPORTS as readonly string[]).includes(t) && t !== 'kernel') ctx.progress(`tcp: no transport '${t}' here (known: ${TCP_TRANSPORTS.join(', ')}); skipped`);
+    if (ctx.transports?.includes('kernel') && !transports.includes('kernel-tso')) transports.push('kernel-tso');
+    return runTcp({
+      lab: ctx.lab,
+      transports,
+      duration: ctx.duration,
+      conc: num(ctx, 'conc', 16, 1, 1024),
+      cpus: benchCpus(),
+      nice: num(ctx, 'nice', -10, -20, 19),
+      progress: ctx.progress,
+    });
+  },
+  targets: tcpTargets,
+  interrupt: interruptAll,
+};
