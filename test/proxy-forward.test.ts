@@ -5,6 +5,9 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { HttpServer } from '../src/l7/server/index.js';
 import { KernelTransport } from '../src/l7/transport/index.js';
 import { Proxy, Cluster, type HTTPRoute, type ClusterOptions } from '../src/l7/proxy/index.js';
@@ -131,6 +134,7 @@ describe('proxy: routing, filters and forwarding', () => {
     expect(r.headers['keep-alive']).toBeUndefined();
     expect(r.headers['x-upstream']).toBeUndefined();
     expect(r.headers['x-resp']).toBe('r');
+    expect(r.headers['date']).toMatch(/GMT$/); // one Date: the origin's
   });
 
   it('request bodies are forwarded (re-framed with Content-Length)', async () => {
@@ -139,6 +143,27 @@ describe('proxy: routing, filters and forwarding', () => {
     expect(j.body).toBe('payload-123');
     expect(j.headers['content-length']).toBe('11');
     expect(j.headers['transfer-encoding']).toBeUndefined();
+  });
+
+  it('large uploads stream through (beyond the retry buffer), chunked and with Content-Length', async () => {
+    const f = join(tmpdir(), `strata-up-${process.pid}.bin`);
+    const big = Buffer.alloc(3 * 1024 * 1024 + 7, 0x61);
+    writeFileSync(f, big);
+    try {
+      for (const extra of [['-H', 'Transfer-Encoding: chunked'], []]) {
+        const r = await execFileP('curl', ['-sS', '--max-time', '30', ...extra, '--data-binary', `@${f}`, `http://127.0.0.1:${p.port}/api/upload`], { maxBuffer: 64 * 1024 * 1024 });
+        const j = JSON.parse(r.stdout) as { body: string; headers: Record<string, string> };
+        expect(j.body.length).toBe(big.length);
+        if (extra.length > 0) expect(j.headers['transfer-encoding']).toBe('chunked');
+        else expect(j.headers['content-length']).toBe(String(big.length));
+      }
+    } finally { rmSync(f); }
+  });
+
+  it('HEAD through the proxy: Content-Length kept, no body', async () => {
+    const r = await execFileP('curl', ['-sS', '-I', '--max-time', '10', `http://127.0.0.1:${p.port}/api/head`]);
+    expect(r.stdout).toMatch(/^HTTP\/1\.1 200 /);
+    expect(r.stdout).toMatch(/Content-Length: \d+/i);
   });
 
   it('RequestRedirect answers with Location and never forwards', async () => {

@@ -5,8 +5,9 @@
 // Request path:
 //   route (404 if none) → filters in order (RequestHeaderModifier, URLRewrite,
 //   RequestRedirect answers at once, RequestMirror is fire-and-forget) →
-//   weighted backendRef (all weights 0 → 500) → body buffered (so a retry can
-//   replay it; larger than maxBodyBytes → 413) → hop-by-hop headers removed,
+//   weighted backendRef (all weights 0 → 500) → body buffered up to
+//   retryBufferBytes so a retry can replay it (a larger body streams to a
+//   single try with backpressure; beyond maxBodyBytes → 413) → hop-by-hop headers removed,
 //   X-Forwarded-For / Forwarded (RFC 7239) / X-Forwarded-Proto added →
 //   tries: host from the LB, connection from the host's pool, per-try
 //   timeout; retry on connect failure, reset before a response, and
@@ -36,7 +37,13 @@ export interface ProxyOptions {
   clusters: Cluster[];
   clock?: Clock;
   rng?: Prng;
-  /** Request bodies are buffered for retries up to this size; larger → 413 (default 8 MiB). */
+  /**
+   * Request bodies up to this size are buffered so a retry can replay them;
+   * a larger body streams to one upstream try with backpressure and is never
+   * retried (Envoy's per-request buffer limit). Default 64 KiB.
+   */
+  retryBufferBytes?: number;
+  /** Larger request bodies get 413 (default Infinity). */
   maxBodyBytes?: number;
   /** Whole-request timeout when the rule names none (default 15 000 ms, Envoy's route timeout). */
   defaultRequestTimeoutMs?: number;
@@ -111,11 +118,22 @@ export function addForwardingHeaders(h: HeaderList, client: string, proto: strin
   headerSet(h, 'Forwarded', fwd !== undefined ? `${fwd}, ${el}` : el);
 }
 
+/** bodyLen -1: the body streams chunked (its length is not known yet). */
 function serializeHead(method: string, target: string, h: HeaderList, bodyLen: number): string {
   let s = `${method} ${target} HTTP/1.1\r\n`;
   for (let i = 0; i < h.length; i += 2) s += `${h[i]!}: ${h[i + 1]!}\r\n`;
-  if (bodyLen > 0 || method === 'POST' || method === 'PUT' || method === 'PATCH') s += `Content-Length: ${bodyLen}\r\n`;
+  if (bodyLen < 0) s += 'Transfer-Encoding: chunked\r\n';
+  else if (bodyLen > 0 || method === 'POST' || method === 'PUT' || method === 'PATCH') s += `Content-Length: ${bodyLen}\r\n`;
   return `${s}\r\n`;
+}
+
+/** A request body too large to buffer: what was read so far, and the rest still arriving. */
+export interface StreamedBody {
+  head: Buffer[];
+  rest: import('node:stream').Readable;
+  /** Content-Length, or -1 for chunked. */
+  length: number;
+  total: number;
 }
 
 const texts = (status: number, msg: string): FixedResponse => new FixedResponse(status, { 'Content-Type': 'text/plain' }, `${msg}\n`);
@@ -141,6 +159,7 @@ export class Proxy {
   private readonly clock: Clock;
   private readonly rng: Prng;
   private readonly maxBodyBytes: number;
+  private readonly retryBufferBytes: number;
   private readonly defaultTimeoutMs: number;
   private readonly scheme: 'http' | 'https';
   private readonly listenerPort: number | null;
@@ -153,7 +172,8 @@ export class Proxy {
     for (const c of opts.clusters) this.clusters.set(c.name, c);
     this.clock = opts.clock ?? monotonicClock;
     this.rng = opts.rng ?? new Prng((Math.random() * 2 ** 32) >>> 0);
-    this.maxBodyBytes = opts.maxBodyBytes ?? 8 * 1024 * 1024;
+    this.maxBodyBytes = opts.maxBodyBytes ?? Infinity;
+    this.retryBufferBytes = opts.retryBufferBytes ?? 64 * 1024;
     this.defaultTimeoutMs = opts.defaultRequestTimeoutMs ?? 15_000;
     this.scheme = opts.scheme ?? 'http';
     this.listenerPort = opts.listenerPort ?? null;
@@ -228,26 +248,41 @@ export class Proxy {
     const deadline = this.clock.now() + (ruleTimeout(rule) ?? this.defaultTimeoutMs);
     const perTry = rule.timeouts?.backendRequest ?? cluster.retry.perTryTimeoutMs;
 
-    const go = (body: Buffer | null): void => {
-      const head = serializeHead(req.method, upstreamTarget, headers, body?.length ?? 0);
-      for (const name of mirrors) this.mirror(name, req.method, head, body);
-      new Forward(this, cluster, req, res, head, body, deadline, perTry, respFilters).start();
+    const go = (body: Buffer | null, streamed: StreamedBody | null): void => {
+      const head = serializeHead(req.method, upstreamTarget, headers, streamed !== null ? streamed.length : body?.length ?? 0);
+      if (streamed === null) for (const name of mirrors) this.mirror(name, req.method, head, body);
+      new Forward(this, cluster, req, res, head, body, streamed, deadline, perTry, respFilters).start();
     };
-    if (!req.hasBody) { go(null); return; }
+    if (!req.hasBody) { go(null, null); return; }
+    if (req.contentLength > this.maxBodyBytes) { this.tooLarge(req, res, cluster.name); return; }
     const parts: Buffer[] = [];
     let n = 0;
+    let streaming = false;
     const body = req.body;
-    body.on('data', (c: Buffer) => {
+    const onData = (c: Buffer): void => {
       n += c.length;
-      if (n > this.maxBodyBytes) {
-        body.destroy();
-        if (!res.headersSent) { this.fail('body_too_large'); res.sendFixed(R413); this.log(req, 413, cluster.name, null, 0, 'body_too_large'); }
-        return;
-      }
+      if (n > this.maxBodyBytes) { body.destroy(); this.tooLarge(req, res, cluster.name); return; }
       parts.push(c);
-    });
-    body.on('end', () => go(parts.length === 1 ? parts[0]! : Buffer.concat(parts, n)));
+      if (n > this.retryBufferBytes) {
+        // Too large to replay: hand what we have and the rest of the stream to one try.
+        streaming = true;
+        body.off('data', onData);
+        body.off('end', onEnd);
+        body.pause();
+        go(null, { head: parts, rest: body, length: req.chunked ? -1 : req.contentLength, total: n });
+      }
+    };
+    const onEnd = (): void => { if (!streaming) go(parts.length === 1 ? parts[0]! : Buffer.concat(parts, n), null); };
+    body.on('data', onData);
+    body.on('end', onEnd);
     body.on('error', () => { /* the client went away; nothing to forward */ });
+  }
+
+  private tooLarge(req: ServerRequest, res: ServerResponse, cluster: string): void {
+    if (res.headersSent) return;
+    this.fail('body_too_large');
+    res.sendFixed(R413);
+    this.log(req, 413, cluster, null, 0, 'body_too_large');
   }
 
   /** Fire-and-forget copy of the request; the response is read and dropped. */
@@ -301,6 +336,8 @@ class Forward implements UpstreamExchange {
   private holdingRequest = false;
   private holdingRetry = false;
   private streaming = false;
+  /** A streamed request body has started to flow: no retry can replay it. */
+  private bodyStarted = false;
 
   constructor(
     private readonly proxy: Proxy,
@@ -309,6 +346,7 @@ class Forward implements UpstreamExchange {
     private readonly res: ServerResponse,
     private readonly head: string,
     private readonly body: Buffer | null,
+    private readonly streamed: StreamedBody | null,
     private readonly deadline: number,
     private readonly perTryMs: number,
     private readonly respFilters: HTTPHeaderFilter[] | null,
@@ -337,8 +375,27 @@ class Forward implements UpstreamExchange {
     this.cluster.pool(host).acquire().then((conn) => {
       if (this.done || this.host !== host) { this.cluster.pool(host).release(conn); return; }
       this.conn = conn;
-      conn.send(this.req.method, this.head, this.body, this);
+      if (this.streamed === null) { conn.send(this.req.method, this.head, this.body, this); return; }
+      // The body goes out as it arrives: this try is the only one.
+      this.bodyStarted = true;
+      conn.send(this.req.method, this.head, null, this);
+      this.pumpBody(conn, this.streamed);
     }, (e: UpstreamError) => this.onError(e instanceof UpstreamError ? e : new UpstreamError('connect-failure', String(e)), false));
+  }
+
+  /** Streams the request body to conn with backpressure both ways; chunked when the length is unknown. */
+  private pumpBody(conn: UpstreamConnection, b: StreamedBody): void {
+    const chunked = b.length < 0;
+    const write = (c: Buffer): boolean => conn.writeBody(c, chunked);
+    conn.bodyOpen = true;
+    for (const c of b.head) write(c);
+    const rest = b.rest;
+    const onDrain = (): void => { rest.resume(); };
+    conn.socket.on('drain', onDrain);
+    rest.on('data', (c: Buffer) => { if (!write(c)) rest.pause(); });
+    rest.once('end', () => { conn.socket.off('drain', onDrain); conn.endBody(chunked); });
+    rest.once('error', () => { conn.socket.off('drain', onDrain); conn.abort(); });
+    rest.resume();
   }
 
   private endTry(): void {
@@ -351,6 +408,7 @@ class Forward implements UpstreamExchange {
     const p = this.cluster.retry;
     const allowed = kind === 'connect-failure' ? p.connectFailure : kind === 'reset' ? p.reset : kind === 'timeout' ? true : kind.startsWith('status') ? true : false;
     if (!allowed) return false;
+    if (this.bodyStarted) return false;
     if (this.retries >= p.numRetries) { this.proxy.noteFailure('retries_exhausted'); return false; }
     const now = this.proxy.now();
     if (now >= this.deadline) return false;

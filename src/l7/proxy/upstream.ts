@@ -47,6 +47,8 @@ export class UpstreamConnection implements Http1Handler {
   /** Requests completed on this connection (0: fresh). */
   uses = 0;
   dead = false;
+  /** A streamed request body is still being written: the connection cannot be reused before it ends. */
+  bodyOpen = false;
   /** When it last went idle in the pool (ms, monotonic). */
   idleSince = 0;
   private keepAlive = false;
@@ -63,6 +65,8 @@ export class UpstreamConnection implements Http1Handler {
     this.ex = ex;
     this.started = false;
     this.raw = [];
+    // A previous exchange may have paused reading for downstream backpressure.
+    this.socket.resume();
     const m = (Method as Record<string, number>)[method];
     this.parser.expectResponseTo(m ?? Method.GET);
     if (body !== null && body.length > 0) {
@@ -74,6 +78,24 @@ export class UpstreamConnection implements Http1Handler {
   }
 
   resume(): void { if (!this.dead) this.socket.resume(); }
+
+  /** Writes a piece of a streamed request body (chunk-framed when chunked); false: wait for the socket's 'drain'. */
+  writeBody(c: Buffer, chunked: boolean): boolean {
+    if (this.dead || c.length === 0) return !this.dead;
+    if (!chunked) return this.socket.write(c);
+    this.socket.cork();
+    this.socket.write(`${c.length.toString(16)}\r\n`);
+    this.socket.write(c);
+    const ok = this.socket.write('\r\n');
+    this.socket.uncork();
+    return ok;
+  }
+
+  /** Ends a streamed request body. */
+  endBody(chunked: boolean): void {
+    this.bodyOpen = false;
+    if (!this.dead && chunked) this.socket.write('0\r\n\r\n');
+  }
 
   /** Hands the rest of the current response to another sink (e.g. to drain a response being retried). */
   setExchange(ex: UpstreamExchange): void { this.ex = ex; this.socket.resume(); }
@@ -114,7 +136,7 @@ export class UpstreamConnection implements Http1Handler {
     const ex = this.ex;
     this.ex = null;
     this.uses++;
-    const reusable = this.keepAlive && !this.dead;
+    const reusable = this.keepAlive && !this.dead && !this.bodyOpen;
     if (reusable) this.pool.release(this);
     else this.pool.forget(this);
     ex?.onEnd();

@@ -239,10 +239,11 @@ export class ServerResponse extends EventEmitter {
   private head(endBody: Buffer | null): string {
     const status = this.statusCode;
     let h = this.statusMessage === null ? statusLine(status) : `HTTP/1.1 ${status} ${this.statusMessage}\r\n`;
-    let hasCl = false, hasTe = false;
+    let hasCl = false, hasTe = false, hasDate = false;
     for (let i = 0; i < this.names.length; i++) {
       const n = this.names[i]!;
-      const l = n.length === 14 || n.length === 17 || n.length === 10 ? n.toLowerCase() : '';
+      const l = n.length === 14 || n.length === 17 || n.length === 10 || n.length === 4 ? n.toLowerCase() : '';
+      if (l === 'date') hasDate = true; // e.g. a proxied response keeps its origin's Date (RFC 9110 §6.6.1)
       if (l === 'content-length') { hasCl = true; this.contentLength = Number(this.values[i]); }
       else if (l === 'transfer-encoding') { hasTe = true; continue; } // we frame the body ourselves
       else if (l === 'connection') continue; // persistence is ours to decide
@@ -259,7 +260,7 @@ export class ServerResponse extends EventEmitter {
     if (this._close || this.owner.mustClose(this)) { this._close = true; h += 'Connection: close\r\n'; }
     else if (this.req.httpVersionMinor === 0) h += 'Connection: keep-alive\r\n';
     this.headersSent = true;
-    return h + this.owner.dateLine().toString('latin1') + CRLF;
+    return hasDate ? h + CRLF : h + this.owner.dateLine().toString('latin1') + CRLF;
   }
 
   /** Writes a body chunk; false means wait for 'drain'. */
