@@ -158,6 +158,17 @@ export function clearLabXdp(lab: Lab, pinDir: string = lab.pinDir): void {
   if (existsSync(pinDir)) removePins(pinDir);
 }
 
+/** The processes whose CPU time is the dataplane's: one pid, several, or a function (nginx's workers). */
+export type ServerPids = number | readonly number[] | (() => readonly number[]) | undefined;
+
+/** pid and its direct children (/proc/<pid>/task/<pid>/children). */
+export function withChildren(pid: number): number[] {
+  try {
+    const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+    return [pid, ...(kids ? kids.split(/\s+/).map(Number) : [])];
+  } catch { return [pid]; }
+}
+
 export interface ClientRun {
   /** The client's stdout (its JSON line is the last line starting with '{'). */
   out: string;
@@ -177,12 +188,15 @@ export interface ClientRun {
  * Runs a load generator to completion. With markers, the server's CPU and the
  * softirq time are sampled at its "GO"/"END" lines; without, at spawn and exit.
  */
-export async function runClient(argv: readonly string[], serverPid: number | undefined, markers: boolean, timeoutMs: number): Promise<ClientRun> {
+export async function runClient(argv: readonly string[], server: ServerPids, markers: boolean, timeoutMs: number): Promise<ClientRun> {
+  const pids = (): readonly number[] => (server === undefined ? [] : typeof server === 'number' ? [server] : typeof server === 'function' ? server() : server);
+  const serverCpu = (): number => { const p = pids(); return p.length ? p.reduce((s, x) => s + cpuOf(x), 0) : NaN; };
+  const serverRss = (): number => { const p = pids(); return p.length ? p.reduce((s, x) => s + rssBytes(x), 0) : NaN; };
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], cwd: repoRoot });
   children.add(child);
   let out = '', err = '', buf = '';
   type Sample = { cpu: number; soft: number; t: number };
-  const sample = (): Sample => ({ cpu: cpuOf(serverPid), soft: irqSeconds().softirq, t: performance.now() / 1000 });
+  const sample = (): Sample => ({ cpu: serverCpu(), soft: irqSeconds().softirq, t: performance.now() / 1000 });
   let a: Sample | null = markers ? null : sample();
   let b: Sample | null = null;
   let rss = NaN;
@@ -196,12 +210,12 @@ export async function runClient(argv: readonly string[], serverPid: number | und
       const line = buf.slice(0, nl);
       buf = buf.slice(nl + 1);
       if (line.startsWith('GO ')) a = sample();
-      else if (line.startsWith('END ')) { b = sample(); rss = serverPid !== undefined ? rssBytes(serverPid) : NaN; clientCpu = cpuOf(child.pid); }
+      else if (line.startsWith('END ')) { b = sample(); rss = serverRss(); clientCpu = cpuOf(child.pid); }
     }
   });
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
   // Without markers the end is sampled when the client exits; its own CPU just before (via polling).
-  const poll = !markers ? setInterval(() => { const c = cpuOf(child.pid); if (Number.isFinite(c)) clientCpu = c; rss = serverPid !== undefined ? rssBytes(serverPid) : NaN; }, 200) : null;
+  const poll = !markers ? setInterval(() => { const c = cpuOf(child.pid); if (Number.isFinite(c)) clientCpu = c; rss = serverRss(); }, 200) : null;
   const killer = setTimeout(() => { try { child.kill('SIGTERM'); } catch { /* gone */ } }, timeoutMs);
   const code = await new Promise<number | null>((r) => {
     child.once('exit', (c) => { if (!markers) { b = sample(); } children.delete(child); r(c); });
