@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { Lab } from '../lab/topo.js';
+import { tryRun } from '../util/run.js';
 import type { TransportKind } from '../l7/transport/types.js';
 
 const GUARD = 'STRATA_IN_LAB_NETNS';
@@ -28,7 +29,8 @@ export interface LabPlacement {
 export function placement(): LabPlacement {
   // STRATA_LAB=off: run where we are, whatever the lab (tests on loopback).
   if (process.env.STRATA_LAB === 'off') return { lab: null, reexec: false };
-  const lab = new Lab();
+  // STRATA_LAB_PREFIX names another lab than the default (tests use private labs).
+  const lab = new Lab({ prefix: process.env.STRATA_LAB_PREFIX || undefined });
   if (!lab.isUp()) return { lab: null, reexec: false };
   if (inNamespace(lab.serverNs) || process.env[GUARD] === '1') return { lab, reexec: false };
   return { lab, reexec: true };
@@ -63,4 +65,13 @@ export function untilSignal(): Promise<NodeJS.Signals> {
     process.on('SIGINT', on);
     process.on('SIGTERM', on);
   });
+}
+
+/**
+ * AF_XDP in copy mode hands the stack frames exactly as the veth peer sent
+ * them; with the peer's TX checksum offload on, TCP checksums would be left
+ * partial and every segment dropped. Turn it off on the lab's client side.
+ */
+export function prepareLabForAfxdp(lab: Lab): void {
+  tryRun(lab.client(['ethtool', '-K', lab.clientIface, 'tx', 'off']));
 }

@@ -11,7 +11,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { parseArgs, UsageError } from './args.js';
-import { placement, defaultHost, reexecIn, untilSignal } from './netns-exec.js';
+import { placement, defaultHost, reexecIn, untilSignal, prepareLabForAfxdp } from './netns-exec.js';
 import { UnavailableError } from '../util/errors.js';
 import type { L7Socket, L7Transport, TransportKind } from '../l7/transport/index.js';
 
@@ -51,6 +51,7 @@ export async function main(argv: string[]): Promise<number> {
     let t = transports.get(kind);
     if (t === undefined) {
       const lab = where.lab;
+      if (kind === 'afxdp' && lab !== null) prepareLabForAfxdp(lab);
       // A stack transport's address is the listener's when it names one, else the lab's target.
       const l = cfg.listeners.find((x) => x.transport === kind && x.address !== '0.0.0.0');
       t = await openTransport(kind, kind === 'kernel' ? {} : {

@@ -7,7 +7,7 @@
 // server side by default when the lab is up.
 import type { Duplex } from 'node:stream';
 import { parseArgs, UsageError } from './args.js';
-import { placement, defaultHost, reexecIn, untilSignal } from './netns-exec.js';
+import { placement, defaultHost, reexecIn, untilSignal, prepareLabForAfxdp } from './netns-exec.js';
 import { openTransport, isTransportKind, type L7Socket, type L7Transport } from '../l7/transport/index.js';
 import { HttpServer, type Handler } from '../l7/server/index.js';
 import { helloApp, echoApp, tcpEcho, tcpDiscard } from '../apps/index.js';
@@ -36,6 +36,7 @@ export async function main(argv: string[]): Promise<number> {
   if (where.reexec && where.lab !== null) return reexecIn(where.lab.serverNs);
   const host = a.values.get('host') ?? defaultHost(kind, where.lab);
 
+  if (kind === 'afxdp' && where.lab !== null) prepareLabForAfxdp(where.lab);
   let transport: L7Transport;
   try {
     transport = await openTransport(kind, kind === 'kernel' ? {} : {
