@@ -275,6 +275,24 @@ describe('HTTP server (kernel transport)', () => {
     expect(r.stdout).not.toMatch(/Socket errors|Non-2xx/);
   });
 
+  it('maxConnections: a connection beyond the limit is closed and counted', async () => {
+    const g = new HttpServer(handler, { maxConnections: 1 });
+    const t = new KernelTransport();
+    const p = (await g.listen(t, 0, '127.0.0.1')).port;
+    const first = net.connect(p, '127.0.0.1');
+    await new Promise((r) => first.once('connect', r));
+    while (g.connectionCount < 1) await new Promise((r) => setTimeout(r, 5));
+    const second = await exchange(p, ['GET / HTTP/1.1\r\nHost: x\r\n\r\n']);
+    expect(second.closed).toBe(true);
+    expect(second.data).toBe('');
+    expect(g.stats.rejectedConnections).toBe(1);
+    const ok = await new Promise<string>((res) => { let d = ''; first.on('data', (c) => { d += c; if (d.endsWith('hello\n')) res(d); }); first.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'); });
+    expect(ok).toMatch(/^HTTP\/1\.1 200 /);
+    first.destroy();
+    await g.close();
+    await t.close();
+  });
+
   it('graceful close: idle connections close, in-flight ones finish with Connection: close', async () => {
     const g = new HttpServer(handler, {});
     const t = new KernelTransport();

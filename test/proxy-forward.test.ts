@@ -93,7 +93,7 @@ describe('proxy: routing, filters and forwarding', () => {
         { matches: [{ path: { type: 'PathPrefix', value: '/v1' } }], backendRefs: [{ name: 'B' }], filters: [{ type: 'URLRewrite', urlRewrite: { hostname: 'internal.svc', path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/v2' } } }] },
         { matches: [{ path: { type: 'Exact', value: '/mirror' } }], backendRefs: [{ name: 'A' }], filters: [{ type: 'RequestMirror', requestMirror: { backendRef: { name: 'M' } } }] },
         { matches: [{ path: { type: 'Exact', value: '/zero' } }], backendRefs: [{ name: 'A', weight: 0 }, { name: 'B', weight: 0 }] },
-        { matches: [{ path: { type: 'PathPrefix', value: '/split' } }], backendRefs: [{ name: 'A', weight: 80 }, { name: 'B', weight: 20 }] },
+        { matches: [{ path: { type: 'PathPrefix', value: '/split' } }], backendRefs: [{ name: 'A', weight: 80 }, { name: 'B', weight: 20, filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'X-Canary', value: 'yes' }] } }] }] },
       ],
     }];
     p = await startProxy(routes, [
@@ -199,7 +199,10 @@ describe('proxy: routing, filters and forwarding', () => {
     const count = { a: 0, b: 0 };
     for (let i = 0; i < 200; i++) {
       const r = await get(p.port, '/split');
-      count[JSON.parse(r.body).upstream as 'a' | 'b']++;
+      const j = JSON.parse(r.body) as { upstream: 'a' | 'b'; headers: Record<string, string> };
+      count[j.upstream]++;
+      // The backendRef's own filter applies only when that backend is chosen.
+      expect(j.headers['x-canary']).toBe(j.upstream === 'b' ? 'yes' : undefined);
     }
     expect(count.a + count.b).toBe(200);
     expect(count.b).toBeGreaterThan(20);

@@ -100,7 +100,7 @@ export async function main(argv: string[]): Promise<number> {
         routes: routesFor(cfg, l.name), clusters, scheme: l.tls !== null ? 'https' : 'http', listenerPort: l.port, policy,
         ...(access ? { onLog: (e: object) => access.write({ listener: l.name, ...e }) } : {}),
       });
-      const server = new HttpServer(proxy.handler, { headersTimeoutMs: l.timeouts.headerMs, keepAliveTimeoutMs: l.timeouts.idleMs, requestTimeoutMs: l.timeouts.requestMs, maxHeaderSize: l.maxHeaderBytes });
+      const server = new HttpServer(proxy.handler, { headersTimeoutMs: l.timeouts.headerMs, keepAliveTimeoutMs: l.timeouts.idleMs, requestTimeoutMs: l.timeouts.requestMs, maxHeaderSize: l.maxHeaderBytes, ...(l.maxConnections > 0 ? { maxConnections: l.maxConnections } : {}) });
       const transport = await transportFor(l.transport);
       const host = l.address === '0.0.0.0' && l.transport !== 'kernel' ? defaultHost(l.transport, where.lab) : l.address;
       let bound;

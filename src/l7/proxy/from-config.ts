@@ -40,7 +40,7 @@ export function routesFor(cfg: ProxyConfig, listener: string): HTTPRoute[] {
       ...(rule.name !== null ? { name: rule.name } : {}),
       matches: rule.matches.map((m) => ({ path: m.path, headers: m.headers, queryParams: m.queryParams, ...(m.method !== null ? { method: m.method } : {}) })),
       filters: rule.filters.map(filter),
-      backendRefs: rule.backendRefs.map((b) => ({ name: b.name, weight: b.weight, ...(b.port !== null ? { port: b.port } : {}) })),
+      backendRefs: rule.backendRefs.map((b) => ({ name: b.name, weight: b.weight, ...(b.port !== null ? { port: b.port } : {}), ...(b.filters.length > 0 ? { filters: b.filters.map(filter) } : {}) })),
       timeouts: { request: rule.timeouts.requestMs, ...(rule.timeouts.backendRequestMs > 0 ? { backendRequest: rule.timeouts.backendRequestMs } : {}) },
     }));
     out.push({ name: r.metadata.name, namespace: r.metadata.namespace, creationTimestamp: i, hostnames: r.spec.hostnames, rules });

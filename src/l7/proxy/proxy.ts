@@ -241,6 +241,12 @@ export class Proxy {
     const ref = pickBackend(refs, this.rng.float());
     const cluster = ref === null ? undefined : this.clusters.get(ref.name);
     if (cluster === undefined) { this.fail('no_backend'); res.sendFixed(R500_NO_BACKEND); this.log(req, 500, ref?.name ?? null, null, 0, 'no_backend'); return; }
+    if (ref!.filters) {
+      for (const f of ref!.filters) {
+        if (f.type === 'RequestHeaderModifier') applyHeaderFilter(headers, f.requestHeaderModifier);
+        else if (f.type === 'ResponseHeaderModifier') (respFilters ??= []).push(f.responseHeaderModifier);
+      }
+    }
     stripHopByHop(headers);
     headerSet(headers, 'Host', hostHeader);
     addForwardingHeaders(headers, req.remoteAddress, this.scheme, rawHost ?? '');

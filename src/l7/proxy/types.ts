@@ -33,7 +33,8 @@ export interface HTTPRequestRedirectFilter {
 
 export interface HTTPURLRewriteFilter { hostname?: string; path?: HTTPPathModifier }
 
-export interface BackendRef { name: string; port?: number; weight?: number }
+/** Filters on a backendRef apply only when that backend is chosen (header modifiers). */
+export interface BackendRef { name: string; port?: number; weight?: number; filters?: HTTPRouteFilter[] }
 
 export interface HTTPRequestMirrorFilter { backendRef: BackendRef; percent?: number }
 

@@ -52,6 +52,8 @@ export interface HttpServerOptions {
   clock?: Clock;
   /** Wall clock for the Date header. */
   wallClock?: Clock;
+  /** Connections beyond this are closed on accept and counted (default Infinity). */
+  maxConnections?: number;
   /** graceful close(): connections still busy after this are destroyed (default 30 000 ms). */
   closeTimeoutMs?: number;
   /** Handler errors are reported here (default: none; the exchange gets 500 or is reset). */
@@ -61,6 +63,8 @@ export interface HttpServerOptions {
 /** Why connections or requests were dropped: counters, never exceptions. */
 export interface ServerStats {
   connections: number;
+  /** Connections refused because maxConnections were open. */
+  rejectedConnections: number;
   requests: number;
   parseErrors: Record<string, number>;
   headerTimeouts: number;
@@ -450,11 +454,12 @@ export class HttpServer {
   readonly maxBodySize: number;
   readonly limits: DecoderLimits;
   readonly decoderFactory: DecoderFactory;
-  readonly stats: ServerStats = { connections: 0, requests: 0, parseErrors: {}, headerTimeouts: 0, requestTimeouts: 0, idleTimeouts: 0, handlerErrors: 0 };
+  readonly stats: ServerStats = { connections: 0, rejectedConnections: 0, requests: 0, parseErrors: {}, headerTimeouts: 0, requestTimeouts: 0, idleTimeouts: 0, handlerErrors: 0 };
   closingAll = false;
   private readonly conns = new Set<Connection>();
   private readonly listeners: L7Listener[] = [];
   private readonly closeTimeoutMs: number;
+  private readonly maxConnections: number;
   private readonly onError: ((err: Error, req: ServerRequest | null) => void) | null;
   private drained: (() => void) | null = null;
   private readonly internalError = new FixedResponse(500, { 'Content-Type': 'text/plain' }, 'Internal Server Error\n');
@@ -469,6 +474,7 @@ export class HttpServer {
     this.maxBodySize = opts.maxBodySize ?? Infinity;
     this.limits = { maxHeaderSize: opts.maxHeaderSize ?? 16 * 1024, maxHeaders: opts.maxHeaders ?? 100 };
     this.closeTimeoutMs = opts.closeTimeoutMs ?? 30_000;
+    this.maxConnections = opts.maxConnections ?? Infinity;
     this.onError = opts.onError ?? null;
     const clock = opts.clock ?? monotonicClock;
     this.wall = opts.wallClock ?? wallClock;
@@ -485,6 +491,7 @@ export class HttpServer {
   /** Adopts an already-connected socket (e.g. after TLS or from another acceptor). */
   accept(socket: L7Socket): void {
     if (this.closingAll) { socket.destroy(); return; }
+    if (this.conns.size >= this.maxConnections) { this.stats.rejectedConnections++; socket.destroy(); return; }
     this.stats.connections++;
     this.conns.add(new Connection(this, socket));
   }
