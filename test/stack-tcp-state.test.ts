@@ -506,6 +506,25 @@ describe('ESTABLISHED', () => {
     expect(f.data.length).toBe(4096);
   });
 
+  it('zero window as receiver: the ACK field of a probe is still processed (RFC 9293 §3.10.7.4)', () => {
+    const f = socketEstablished({ recvBuffer: 4096, noDelay: true });
+    f.pauseReading = true;
+    f.conn!.write(Buffer.from('ours'));
+    f.advance(0);
+    const out = f.recv();
+    const mss = f.conn!.mss;
+    let sent = 0;
+    while (sent < 4096) { const n = Math.min(mss, 4096 - sent); data(f, 'z'.repeat(n)); sent += n; }
+    f.advance(40);
+    f.recvAll();
+    expect(f.conn!.info().rcvWnd).toBe(0);
+    expect(f.conn!.info().inFlight).toBe(4);
+    // The peer, blocked on our zero window, probes with SEQ = RCV.NXT-1 and acknowledges our data.
+    f.send({ flags: ACK, seq: f.seq - 1, ack: out.seq + 4 });
+    expect(f.recv().wnd).toBe(0);
+    expect(f.conn!.info().inFlight).toBe(0);
+  });
+
   it('keep-alive: probes after idle, resets the count on an answer, aborts after the count', () => {
     const f = socketEstablished();
     f.conn!.setKeepAlive(true, 1000, 500, 3);
@@ -630,7 +649,7 @@ describe('closing states', () => {
     expect(f.conn!.state).toBe('CLOSE-WAIT');
   });
 
-  it('FIN in CLOSING (retransmitted) is ACKed; FIN-WAIT-2 also takes data before the FIN', () => {
+  it('FIN-WAIT-2 still takes data before the peer FIN, then TIME-WAIT', () => {
     const f = finWait1();
     f.send({ flags: ACK, ack: f.ack + 1 });
     expect(f.conn!.state).toBe('FIN-WAIT-2');

@@ -513,6 +513,19 @@ export class TcpConnection implements CcState {
     // old data are "unacceptable": the answer is an ACK (§3.10.7.4), which is
     // exactly what the probing peer wants.
     if (!acceptable) {
+      // §3.10.7.4: "If the RCV.WND is zero, no segments will be acceptable,
+      // but special allowance should be made to accept valid ACKs". A peer
+      // blocked on our zero window only sends probes and edge data; ignoring
+      // their ACK field would deadlock two peers that each wait for the other
+      // (e.g. an echo whose send buffer waits on the peer's ACKs).
+      if (wnd === 0 && (f & FLAG.ACK) && !(f & (FLAG.RST | FLAG.SYN)) && this.state !== 'SYN-RECEIVED'
+        && seqLe(seqAdd(this.rcvNxt, -1), seg.seq) && seqLe(seg.seq, this.rcvNxt)) {
+        if (this.processAck(seg, now)) {
+          if (this.state === 'FIN-WAIT-1' && this.finAcked) this.setState('FIN-WAIT-2', now);
+          else if (this.state === 'CLOSING' && this.finAcked) this.setState('TIME-WAIT', now);
+          else if (this.state === 'LAST-ACK' && this.finAcked) { this.setState('CLOSED', now); return; }
+        }
+      }
       if (!(f & FLAG.RST)) {
         // Segments that overlap the left edge (old data plus new) were made
         // acceptable above; this is wholly outside the window.
