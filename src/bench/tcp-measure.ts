@@ -92,12 +92,8 @@ export function nodeScript(name: string, nodeArgs: readonly string[] = []): stri
   return [process.execPath, ...nodeArgs, '--import', 'tsx', join(here, '..', `${name}.ts`)];
 }
 
-/** The strata CLI as a child process (compiled, or from source through tsx). */
-export function strataCli(): string[] {
-  const here = fileURLToPath(import.meta.url);
-  if (here.endsWith('.js')) return [process.execPath, join(repoRoot, 'bin', 'strata.js')];
-  return [process.execPath, '--import', 'tsx', join(repoRoot, 'src', 'cli', 'main.ts')];
-}
+/** `strata proxy` as a child process (src/bench/proxy-run.ts runs src/cli/proxy.ts's main(), compiled or through tsx); argv follows. */
+export function strataProxyCli(): string[] { return nodeScript('proxy-run'); }
 
 export interface ServerProc {
   child: ChildProcess;
@@ -108,8 +104,12 @@ export interface ServerProc {
   exited(): boolean;
 }
 
-/** Spawns argv and resolves once a line matching ready appears on its stdout. */
-export async function startServer(argv: readonly string[], ready: RegExp, env: NodeJS.ProcessEnv = {}, readyTimeoutMs = 20_000): Promise<ServerProc> {
+/**
+ * Spawns argv and resolves once it is ready: a line matching `ready` on its
+ * stdout, or (for servers that print nothing, like nginx) `ready()` true,
+ * polled every 100 ms.
+ */
+export async function startServer(argv: readonly string[], ready: RegExp | (() => boolean), env: NodeJS.ProcessEnv = {}, readyTimeoutMs = 20_000): Promise<ServerProc> {
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], cwd: repoRoot, env: { ...process.env, ...env } });
   children.add(child);
   let out = '', err = '', gone = false;
@@ -120,12 +120,14 @@ export async function startServer(argv: readonly string[], ready: RegExp, env: N
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => { done(); reject(new StrataError('ERR_STRATA_BENCH', `server did not become ready in ${readyTimeoutMs} ms: ${tail(err || out)}`)); }, readyTimeoutMs);
-      const onData = (): void => { if (ready.test(out)) { done(); resolve(); } };
+      const isReady = typeof ready === 'function' ? ready : (): boolean => ready.test(out);
+      const onData = (): void => { if (isReady()) { done(); resolve(); } };
+      const poller = typeof ready === 'function' ? setInterval(onData, 100) : null;
       const onExit = (code: number | null, sig: string | null): void => {
         done();
         reject(new StrataError('ERR_STRATA_BENCH', `server exited (${code ?? sig}) before it was ready: ${tail(err || out)}`));
       };
-      const done = (): void => { clearTimeout(timer); child.stdout!.off('data', onData); child.off('exit', onExit); };
+      const done = (): void => { clearTimeout(timer); if (poller) clearInterval(poller); child.stdout!.off('data', onData); child.off('exit', onExit); };
       child.stdout!.on('data', onData);
       child.on('exit', onExit);
       onData();

@@ -38,3 +38,4 @@ export async function loadWorkload(name: string): Promise<Workload | undefined> 
 registerWorkload('raw', async () => (await import('./raw-workload.js')).rawWorkload);
 registerWorkload('tcp', async () => (await import('./tcp.js')).tcpWorkload);
 registerWorkload('http', async () => (await import('./http.js')).httpWorkload);
+registerWorkload('proxy', async () => (await import('./proxy.js')).proxyWorkload);
