@@ -54,9 +54,10 @@ export class FlowBus {
   publish(r: FlowRecord): void {
     if (r.Type === 'L7') this.stats.http++; else this.stats.l4++;
     if (this.channel.hasSubscribers) this.channel.publish(r);
+    // addSink/removeSink replace the array, so this one stays stable while we walk it.
     const sinks = this.sinks;
     for (let i = 0; i < sinks.length; i++) {
-      try { sinks[i]!.write(r); } catch { this.stats.sinkErrors++; this.removeSink(sinks[i]!); i--; }
+      try { sinks[i]!.write(r); } catch { this.stats.sinkErrors++; this.removeSink(sinks[i]!); }
     }
   }
 

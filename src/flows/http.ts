@@ -79,11 +79,12 @@ export function observeHttp(handler: Handler, opts: HttpObserveOptions): Handler
   const watchConnection = (sock: object): void => {
     seen.add(sock);
     if (!l4) return;
+    // node:net forgets its addresses once closed: take them now.
+    const t = transportSocket(sock);
+    const src = plainAddress(t.remoteAddress ?? ''), dst = plainAddress(t.localAddress ?? '');
+    const sport = t.remotePort ?? 0, dport = t.localPort ?? 0;
     (sock as NodeJS.EventEmitter).once('close', () => {
       if (!bus.active) return;
-      const t = transportSocket(sock);
-      const src = plainAddress(t.remoteAddress ?? ''), dst = plainAddress(t.localAddress ?? '');
-      const sport = t.remotePort ?? 0, dport = t.localPort ?? 0;
       bus.emit1(buildL4Record, {
         ctx: opts.ctx, wallMs: wall.now(), proto: 6,
         src: { address: src, port: sport }, dst: { address: dst, port: dport },
