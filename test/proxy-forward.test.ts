@@ -137,6 +137,13 @@ describe('proxy: routing, filters and forwarding', () => {
     expect(r.headers['date']).toMatch(/GMT$/); // one Date: the origin's
   });
 
+  it('absolute-form request-target: its authority is the Host, the upstream gets origin-form', async () => {
+    const r = await get(p.port, 'http://abs.example:81/api/abs?q=2', { Host: 'ignored' });
+    const j = JSON.parse(r.body) as { url: string; headers: Record<string, string> };
+    expect(j.url).toBe('/api/abs?q=2');
+    expect(j.headers['host']).toBe('abs.example:81');
+  });
+
   it('request bodies are forwarded (re-framed with Content-Length)', async () => {
     const r = await get(p.port, '/api/post', { 'Content-Type': 'text/plain', 'Transfer-Encoding': 'chunked' }, 'POST', 'payload-123');
     const j = JSON.parse(r.body) as { body: string; headers: Record<string, string> };

@@ -7,14 +7,18 @@ import type { BackendRef, HTTPHeaderFilter, HTTPPathModifier, HTTPRequestRedirec
 export type HeaderList = string[];
 
 export function headerGet(h: HeaderList, lname: string): string | undefined {
-  for (let i = 0; i < h.length; i += 2) if (h[i]!.length === lname.length && h[i]!.toLowerCase() === lname) return h[i + 1];
+  for (let i = 0; i < h.length; i += 2) {
+    const n = h[i]!;
+    if (n === lname || (n.length === lname.length && n.toLowerCase() === lname)) return h[i + 1];
+  }
   return undefined;
 }
 
 export function headerRemove(h: HeaderList, lname: string): void {
   let w = 0;
   for (let r = 0; r < h.length; r += 2) {
-    if (h[r]!.length === lname.length && h[r]!.toLowerCase() === lname) continue;
+    const n = h[r]!;
+    if (n === lname || (n.length === lname.length && n.toLowerCase() === lname)) continue;
     if (w !== r) { h[w] = h[r]!; h[w + 1] = h[r + 1]!; }
     w += 2;
   }

@@ -97,6 +97,53 @@ export function stripHopByHop(h: HeaderList): void {
   h.length = w;
 }
 
+function refsHaveFilters(rule: HTTPRouteRule): boolean {
+  const refs = rule.backendRefs;
+  if (refs === undefined) return false;
+  for (let i = 0; i < refs.length; i++) if (refs[i]!.filters !== undefined && refs[i]!.filters!.length > 0) return true;
+  return false;
+}
+
+/**
+ * The upstream request's header list in one pass: hop-by-hop fields (and
+ * those Connection names) dropped, Host set, X-Forwarded-For / -Proto and
+ * Forwarded extended with this hop. Names are lowercase on the wire, as
+ * Envoy sends them.
+ */
+export function forwardRequestHeaders(src: HeaderList, host: string, client: string, proto: string, origHost: string): HeaderList {
+  let conn: string[] | null = null;
+  for (let i = 0; i < src.length; i += 2) {
+    const n = src[i]!;
+    if (n === 'connection' || n === 'proxy-connection' || (n.length === 10 || n.length === 16) && (n.toLowerCase() === 'connection' || n.toLowerCase() === 'proxy-connection')) {
+      for (const t of src[i + 1]!.split(',')) { const x = t.trim().toLowerCase(); if (x) (conn ??= []).push(x); }
+    }
+  }
+  const out: HeaderList = [];
+  let xff: string | undefined, fwd: string | undefined;
+  for (let i = 0; i < src.length; i += 2) {
+    let n = src[i]!;
+    if (HOP_BY_HOP.has(n) || n === 'host' || n === 'x-forwarded-for' || n === 'x-forwarded-proto' || n === 'forwarded') {
+      if (n === 'x-forwarded-for') xff = xff === undefined ? src[i + 1] : `${xff}, ${src[i + 1]!}`;
+      else if (n === 'forwarded') fwd = fwd === undefined ? src[i + 1] : `${fwd}, ${src[i + 1]!}`;
+      continue;
+    }
+    const l = n.toLowerCase(); // names a filter added keep the filter's case
+    if (l !== n) {
+      if (HOP_BY_HOP.has(l) || l === 'host') continue;
+      if (l === 'x-forwarded-for') { xff = xff === undefined ? src[i + 1] : `${xff}, ${src[i + 1]!}`; continue; }
+      if (l === 'forwarded') { fwd = fwd === undefined ? src[i + 1] : `${fwd}, ${src[i + 1]!}`; continue; }
+      if (l === 'x-forwarded-proto') continue;
+      n = src[i]!;
+    }
+    if (conn !== null && conn.includes(l)) continue;
+    out.push(n, src[i + 1]!);
+  }
+  const ip = client.startsWith('::ffff:') && client.includes('.') ? client.slice(7) : client;
+  const el = `for=${forwardedNode(client)};proto=${proto}${origHost ? `;host=${forwardedValue(origHost)}` : ''}`;
+  out.push('host', host, 'x-forwarded-for', xff !== undefined ? `${xff}, ${ip}` : ip, 'x-forwarded-proto', proto, 'forwarded', fwd !== undefined ? `${fwd}, ${el}` : el);
+  return out;
+}
+
 /** RFC 7239 node: IPv6 addresses are bracketed and quoted; ports are not known here. */
 function forwardedNode(addr: string): string {
   if (addr.startsWith('::ffff:') && addr.includes('.')) return addr.slice(7);
@@ -135,6 +182,8 @@ export interface StreamedBody {
   length: number;
   total: number;
 }
+
+const ABSOLUTE = /^[A-Za-z]+:\/\/([^/?#]*)([^#]*)/;
 
 const texts = (status: number, msg: string): FixedResponse => new FixedResponse(status, { 'Content-Type': 'text/plain' }, `${msg}\n`);
 const R404 = texts(404, 'no route');
@@ -194,19 +243,25 @@ export class Proxy {
     this.stats.requests++;
     if (this.policy !== null && !this.policy(req)) { this.stats.denied++; res.sendFixed(R403); this.log(req, 403, null, null, 0, 'policy_denied'); return; }
     const v = this.view;
-    const target = req.url;
+    let target = req.url;
+    let rawHost = req.header('host');
+    if (target.charCodeAt(0) !== 47 /* / */) {
+      // absolute-form (RFC 9112 §3.2.2): its authority replaces Host; the upstream gets origin-form.
+      const m = ABSOLUTE.exec(target);
+      if (m !== null) { rawHost = m[1]!; target = m[2] || '/'; }
+    }
     const qi = target.indexOf('?');
     v.method = req.method;
     v.path = qi < 0 ? target : target.slice(0, qi);
     v.query = qi < 0 ? '' : target.slice(qi + 1);
-    const rawHost = req.header('host');
     v.host = normaliseHost(rawHost);
     v.req = req;
     let m;
     try { m = this.router.match(v); } finally { v.req = null; }
     if (m === null) { this.stats.noRoute++; res.sendFixed(R404); this.log(req, 404, null, null, 0, 'no_route'); return; }
     const rule = m.rule;
-    const headers = req.rawHeaders.slice();
+    // Filters that edit headers work on a copy; without them the received list is read as is.
+    const headers = rule.filters !== undefined && rule.filters.length > 0 || refsHaveFilters(rule) ? req.rawHeaders.slice() : req.rawHeaders;
     let path = v.path;
     const query = v.query;
     let hostHeader = rawHost ?? '';
@@ -247,15 +302,13 @@ export class Proxy {
         else if (f.type === 'ResponseHeaderModifier') (respFilters ??= []).push(f.responseHeaderModifier);
       }
     }
-    stripHopByHop(headers);
-    headerSet(headers, 'Host', hostHeader);
-    addForwardingHeaders(headers, req.remoteAddress, this.scheme, rawHost ?? '');
+    const fwd = forwardRequestHeaders(headers, hostHeader, req.remoteAddress, this.scheme, rawHost ?? '');
     const upstreamTarget = query.length > 0 ? `${path}?${query}` : path;
     const deadline = this.clock.now() + (ruleTimeout(rule) ?? this.defaultTimeoutMs);
     const perTry = rule.timeouts?.backendRequest ?? cluster.retry.perTryTimeoutMs;
 
     const go = (body: Buffer | null, streamed: StreamedBody | null): void => {
-      const head = serializeHead(req.method, upstreamTarget, headers, streamed !== null ? streamed.length : body?.length ?? 0);
+      const head = serializeHead(req.method, upstreamTarget, fwd, streamed !== null ? streamed.length : body?.length ?? 0);
       if (streamed === null) for (const name of mirrors) this.mirror(name, req.method, head, body);
       new Forward(this, cluster, req, res, head, body, streamed, deadline, perTry, respFilters).start();
     };
@@ -442,18 +495,37 @@ class Forward implements UpstreamExchange {
       return;
     }
     if (this.tryTimer !== null) { clearTimeout(this.tryTimer); this.tryTimer = null; }
-    const h = raw.slice();
-    stripHopByHop(h);
-    if (this.respFilters !== null) for (const f of this.respFilters) applyHeaderFilter(h, f);
-    const cl = headerGet(raw, 'content-length');
     const res = this.res;
-    try {
-      res.statusCode = status;
-      for (let i = 0; i < h.length; i += 2) res.addHeader(h[i]!, h[i + 1]!);
-      if (cl !== undefined && headerGet(raw, 'transfer-encoding') === undefined) res.setHeader('Content-Length', cl);
-    } catch {
-      this.onError(new UpstreamError('protocol', 'invalid response header from upstream'), false);
-      return;
+    res.statusCode = status;
+    if (this.respFilters === null) {
+      // The common case: one pass, names and values already validated by our parser.
+      let conn = false, cl: string | undefined, te = false;
+      for (let i = 0; i < raw.length; i += 2) {
+        const n = raw[i]!;
+        if (n === 'connection' || n === 'proxy-connection') conn = true;
+        else if (n === 'content-length') cl = raw[i + 1];
+        else if (n === 'transfer-encoding') te = true;
+      }
+      if (conn) {
+        const h = raw.slice();
+        stripHopByHop(h);
+        for (let i = 0; i < h.length; i += 2) res._addTrusted(h[i]!, h[i + 1]!);
+      } else {
+        for (let i = 0; i < raw.length; i += 2) { const n = raw[i]!; if (!HOP_BY_HOP.has(n)) res._addTrusted(n, raw[i + 1]!); }
+      }
+      if (cl !== undefined && !te) res._addTrusted('content-length', cl);
+    } else {
+      const h = raw.slice();
+      stripHopByHop(h);
+      for (const f of this.respFilters) applyHeaderFilter(h, f);
+      const cl = headerGet(raw, 'content-length');
+      try {
+        for (let i = 0; i < h.length; i += 2) res.addHeader(h[i]!, h[i + 1]!);
+        if (cl !== undefined && headerGet(raw, 'transfer-encoding') === undefined) res.setHeader('Content-Length', cl);
+      } catch {
+        this.onError(new UpstreamError('protocol', 'invalid header in a response filter'), false);
+        return;
+      }
     }
     this.streaming = true;
     res.on('drain', this.onDrain);

@@ -12,6 +12,7 @@
 // breaker, and queues waiters within max_pending_requests.
 import { Http1Parser, type Http1Handler } from '../http1/parser.js';
 import { Errno, Method, ParserType } from '../http1/constants.js';
+import { headerName } from '../http1/names.js';
 import { StrataError } from '../../util/errors.js';
 import type { L7Socket, L7Transport } from '../transport/types.js';
 import type { Host } from './hosts.js';
@@ -115,7 +116,7 @@ export class UpstreamConnection implements Http1Handler {
   // ---- parser events -------------------------------------------------------
   onMessageBegin(): void { this.raw = []; }
   onHeader(n: Uint8Array, ns: number, ne: number, v: Uint8Array, vs: number, ve: number): void {
-    this.raw.push(latin1(n, ns, ne), latin1(v, vs, ve));
+    this.raw.push(headerName(n, ns, ne), latin1(v, vs, ve));
   }
   onHeadersComplete(): void {
     const st = this.parser.statusCode;

@@ -10,7 +10,7 @@ export interface RequestHead {
   url: string;
   versionMajor: number;
   versionMinor: number;
-  /** Flat [name0, value0, name1, value1, …], names as received. */
+  /** Flat [name0, value0, name1, value1, …]; names lowercased (HTTP field names are case-insensitive). */
   rawHeaders: string[];
   /** RFC 9112 §9.3 persistence, from the version and Connection. */
   keepAlive: boolean;

@@ -13,6 +13,7 @@
 // and answered 501 by the server.
 import { Http1Parser, type Http1Handler } from '../http1/parser.js';
 import { Errno, ErrnoName, Flags, ParserType, Protocol } from '../http1/constants.js';
+import { headerName, requestTargetForm, TargetForm } from '../http1/names.js';
 import type { DecodeFailure, DecoderLimits, DecoderSink, RequestDecoder, RequestHead } from './decoder.js';
 
 function latin1(b: Uint8Array, s: number, e: number): string {
@@ -45,10 +46,19 @@ class Http1RequestDecoder implements RequestDecoder, Http1Handler {
 
   onMessageBegin(): void { this.url = ''; this.raw = []; }
 
-  onUrl(b: Uint8Array, s: number, e: number): void { this.url = latin1(b, s, e); }
+  onUrl(b: Uint8Array, s: number, e: number): number | void {
+    // RFC 9112 §3.2: the target's form must fit the method (authority-form
+    // only for CONNECT, '*' only for OPTIONS); anything else is 400.
+    if (requestTargetForm(this.parser.method, b, s, e) === TargetForm.INVALID) {
+      this.failure = { code: 'HPE_INVALID_URL', reason: 'Invalid request-target', status: 400 };
+      return Errno.USER;
+    }
+    this.url = latin1(b, s, e);
+  }
 
+  /** Names are lowercased (common ones interned, no allocation): every comparison above is then a plain ===. */
   onHeader(n: Uint8Array, ns: number, ne: number, v: Uint8Array, vs: number, ve: number): void {
-    this.raw.push(latin1(n, ns, ne), latin1(v, vs, ve));
+    this.raw.push(headerName(n, ns, ne), latin1(v, vs, ve));
   }
 
   onHeadersComplete(): number | void {

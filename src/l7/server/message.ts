@@ -34,7 +34,7 @@ export class ServerRequest {
   readonly httpVersion: string;
   readonly httpVersionMajor: number;
   readonly httpVersionMinor: number;
-  /** Flat [name, value, …] as received. */
+  /** Flat [name, value, …]: names lowercased, values as received, in order. */
   readonly rawHeaders: string[];
   readonly contentLength: number;
   readonly chunked: boolean;
@@ -70,8 +70,7 @@ export class ServerRequest {
   header(lname: string): string | undefined {
     const h = this.rawHeaders;
     for (let i = 0; i < h.length; i += 2) {
-      const n = h[i]!;
-      if (n.length === lname.length && (n === lname || n.toLowerCase() === lname)) return h[i + 1];
+      if (h[i] === lname) return h[i + 1];
     }
     return undefined;
   }
@@ -82,7 +81,7 @@ export class ServerRequest {
       const o: Record<string, string> = Object.create(null) as Record<string, string>;
       const h = this.rawHeaders;
       for (let i = 0; i < h.length; i += 2) {
-        const k = h[i]!.toLowerCase();
+        const k = h[i]!;
         const prev = o[k];
         o[k] = prev === undefined ? h[i + 1]! : `${prev}, ${h[i + 1]!}`;
       }
@@ -200,6 +199,12 @@ export class ServerResponse extends EventEmitter {
     if (Array.isArray(value)) for (const v of value) this.addHeader(name, String(v));
     else this.addHeader(name, String(value));
     return this;
+  }
+
+  /** @internal Appends a field line already validated by our parser (a proxied response's headers). */
+  _addTrusted(name: string, value: string): void {
+    this.names.push(name);
+    this.values.push(value);
   }
 
   /** Appends a field line (repeats allowed, e.g. Set-Cookie). */
