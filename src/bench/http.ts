@@ -205,9 +205,9 @@ export function pickTransports(ctx: BenchContext, known: readonly string[], work
 export function warmupFor(ctx: BenchContext): number { return ctx.duration >= 10 ? 2 : 1; }
 
 /** Issue 4's server target. */
-export function httpTargets(rows: readonly ResultRow[], workload = 'http'): string[] {
-  const x = medianOf(rows, workload, 'afxdp', HTTP_POINT, 'req/s');
-  const n = medianOf(rows, workload, 'node', HTTP_POINT, 'req/s');
+export function httpTargets(rows: readonly ResultRow[], workload = 'http', point = HTTP_POINT): string[] {
+  const x = medianOf(rows, workload, 'afxdp', point, 'req/s');
+  const n = medianOf(rows, workload, 'node', point, 'req/s');
   const label = workload === 'mtls' ? 'with mTLS, ' : '';
   if (Number.isFinite(x) && Number.isFinite(n) && n > 0) {
     return [`- ${label}our server on AF_XDP vs node:${workload === 'mtls' ? 'https' : 'http'} on the kernel: ${(x / n).toFixed(2)}x (target >= 2x): ${verdict(x >= 2 * n)}`];

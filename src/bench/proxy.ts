@@ -131,24 +131,25 @@ export function proxyVersions(lab: Lab, dir: string, o: { cpu: number; nice: num
 /** Runs the proxy versions in front of the shared nginx hello upstream. */
 export async function runProxies(lab: Lab, o: {
   workload: string; duration: number; warmup: number; transports: readonly string[]; cpus: { server: number; client: number }; nice: number;
-  load: LoadFn; tls?: TlsFiles; dir?: string; progress: (l: string) => void;
+  load: LoadFn; tls?: TlsFiles; dir?: string; point?: string; progress: (l: string) => void;
 }): Promise<ResultRow[]> {
+  const point = o.point ?? HTTP_POINT;
   const dir = o.dir ?? mkdtempSync(join(tmpdir(), `strata-bench-${o.workload}-`));
   const ownDir = o.dir === undefined;
   const versions = proxyVersions(lab, dir, { cpu: o.cpus.server, nice: o.nice, ...(o.tls ? { tls: o.tls } : {}), only: o.transports });
   let upstream: StartedServer | undefined;
   try {
     const why = httpUnavailable() ?? nginxUnavailable();
-    if (why) return versions.map((v) => ({ workload: o.workload, transport: v.transport, point: HTTP_POINT, metrics: {}, unavailable: why }));
+    if (why) return versions.map((v) => ({ workload: o.workload, transport: v.transport, point, metrics: {}, unavailable: why }));
     o.progress(`${o.workload}: starting the upstream: nginx (1 worker) with the hello body on ${UPSTREAM.addr}:${UPSTREAM.port} in ${lab.serverNs}`);
     const ud = join(dir, 'nginx-upstream');
     try {
       upstream = await startNginx(lab, ud, writeUpstreamConf(ud, UPSTREAM), UPSTREAM, { nice: o.nice });
     } catch (e) {
       const msg = `upstream failed: ${(e as Error).message.split('\n')[0]}`;
-      return versions.map((v) => ({ workload: o.workload, transport: v.transport, point: HTTP_POINT, metrics: {}, unavailable: msg }));
+      return versions.map((v) => ({ workload: o.workload, transport: v.transport, point, metrics: {}, unavailable: msg }));
     }
-    const rows = await runHttpVersions(versions, o.load, { workload: o.workload, point: HTTP_POINT, duration: o.duration, warmup: o.warmup, progress: o.progress });
+    const rows = await runHttpVersions(versions, o.load, { workload: o.workload, point, duration: o.duration, warmup: o.warmup, progress: o.progress });
     for (const r of rows) if (!r.unavailable) r.note = `upstream nginx on ${UPSTREAM.addr}:${UPSTREAM.port} (its CPU not counted); ${r.note ?? ''}`;
     return rows;
   } finally {
@@ -157,9 +158,9 @@ export async function runProxies(lab: Lab, o: {
   }
 }
 
-export function proxyTargets(rows: readonly ResultRow[], workload = 'proxy'): string[] {
-  const x = medianOf(rows, workload, 'afxdp', HTTP_POINT, 'req/s');
-  const n = medianOf(rows, workload, 'nginx', HTTP_POINT, 'req/s');
+export function proxyTargets(rows: readonly ResultRow[], workload = 'proxy', point = HTTP_POINT): string[] {
+  const x = medianOf(rows, workload, 'afxdp', point, 'req/s');
+  const n = medianOf(rows, workload, 'nginx', point, 'req/s');
   const label = workload === 'mtls' ? 'with mTLS, ' : '';
   if (Number.isFinite(x) && Number.isFinite(n) && n > 0) {
     return [`- ${label}our proxy on AF_XDP vs nginx (1 worker) as a proxy: ${(x / n).toFixed(2)}x (target >= 1x): ${verdict(x >= n)}`];

@@ -39,3 +39,4 @@ registerWorkload('raw', async () => (await import('./raw-workload.js')).rawWorkl
 registerWorkload('tcp', async () => (await import('./tcp.js')).tcpWorkload);
 registerWorkload('http', async () => (await import('./http.js')).httpWorkload);
 registerWorkload('proxy', async () => (await import('./proxy.js')).proxyWorkload);
+registerWorkload('mtls', async () => (await import('./mtls.js')).mtlsWorkload);
