@@ -172,3 +172,58 @@ describe('circuit breakers and retry budget', () => {
     }
   });
 });
+
+describe('cluster hash keys and the config adapter', () => {
+  it('hashPolicy: first header present wins, else the client address; same key, same host', async () => {
+    const { Cluster } = await import('../src/l7/proxy/cluster.js');
+    const { KernelTransport } = await import('../src/l7/transport/kernel.js');
+    const c = new Cluster({
+      name: 'c', transport: new KernelTransport(), lbPolicy: 'MAGLEV', rng: new Prng(3),
+      endpoints: Array.from({ length: 5 }, (_, i) => ({ address: '10.9.0.1', port: 9000 + i })),
+      hashPolicy: [{ header: 'X-Session' }, { sourceIp: true }],
+    });
+    const hdr = (h: Record<string, string>) => (n: string) => h[n];
+    expect(c.hashKey(hdr({ 'x-session': 'abc' }), '10.0.0.1')).toBe('abc');
+    expect(c.hashKey(hdr({}), '10.0.0.1')).toBe('10.0.0.1');
+    const k = c.hashKey(hdr({ 'x-session': 'user-42' }), '10.0.0.7');
+    const first = c.pick(k, 0);
+    for (let i = 0; i < 20; i++) expect(c.pick(k, i)).toBe(first);
+    c.close();
+  });
+
+  it('routes and clusters from a validated config file', async () => {
+    const { parseConfig } = await import('../src/config/index.js');
+    const { routesFor, clusterFromConfig } = await import('../src/l7/proxy/from-config.js');
+    const { KernelTransport } = await import('../src/l7/transport/kernel.js');
+    const { Router } = await import('../src/l7/proxy/router.js');
+    const text = [
+      'listeners:', '  - { name: a, port: 8080 }', '  - { name: b, port: 8081 }',
+      'clusters:', '  - name: web', '    endpoints: [127.0.0.1:1]', '    lbPolicy: ring_hash', '    hashPolicy: [{ header: x-user }]',
+      'routes:',
+      '  - apiVersion: gateway.networking.k8s.io/v1', '    kind: HTTPRoute', '    metadata: { name: ra }', '    spec:',
+      '      parentRefs: [{ name: a }]', '      hostnames: ["*.example.com"]', '      rules:',
+      '        - matches: [{ path: { type: Exact, value: /x } }]', '          backendRefs: [{ name: web, weight: 3 }]',
+      '  - apiVersion: gateway.networking.k8s.io/v1', '    kind: HTTPRoute', '    metadata: { name: rb }', '    spec:',
+      '      parentRefs: [{ name: b }]', '      rules:', '        - backendRefs: [{ name: web }]', '',
+    ].join('\n');
+    const r = parseConfig(text, 'inline.yaml');
+    expect(r.errors).toEqual([]);
+    const cfg = r.config!;
+    const ra = routesFor(cfg, 'a');
+    expect(ra.map((x) => x.name)).toEqual(['ra']);
+    expect(ra[0]!.hostnames).toEqual(['*.example.com']);
+    expect(ra[0]!.rules[0]!.backendRefs).toEqual([{ name: 'web', weight: 3 }]);
+    const router = new Router(ra);
+    const req = (host: string, path: string) => ({ method: 'GET', host, path, query: '', header: () => undefined });
+    expect(router.match(req('a.example.com', '/x'))?.route.name).toBe('ra');
+    expect(router.match(req('a.example.com', '/y'))).toBeNull();
+    expect(routesFor(cfg, 'b').map((x) => x.name)).toEqual(['rb']);
+    const c = await clusterFromConfig(cfg.clusters[0]!, { transportFor: async () => new KernelTransport() });
+    expect(c.lb.policy).toBe('RING_HASH');
+    expect(c.hashPolicy).toEqual([{ header: 'x-user' }]);
+    expect(c.breakers.maxRequests).toBe(1024);
+    expect(c.outlier?.opts.consecutive5xx).toBe(5);
+    expect(c.retry.statusCodes).toEqual(expect.arrayContaining([502, 503, 504]));
+    c.close();
+  });
+});
