@@ -127,6 +127,9 @@ export class AdminServer {
 
   get address(): AddressInfo | null { return this.bound; }
 
+  /** Open /flows?follow=1 streams. */
+  get followerCount(): number { return this.followers.size; }
+
   /** Ends follow streams, stops listening, detaches from the bus and the registry. */
   async close(): Promise<void> {
     for (const r of this.followers) r.end();

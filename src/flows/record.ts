@@ -337,7 +337,7 @@ export function buildHttpRecord(f: HttpFlowFacts): FlowRecord {
   s.xdp_verdict = f.xdpVerdict ?? null;
   s.conntrack = f.conntrack ? ctFacts(f.conntrack) : null;
   s.tcp = f.tcp ? tcpFacts(f.tcp) : null;
-  s.tls = f.tls ? tlsFacts(f.tls, identity) : null;
+  s.tls = f.tls ? tlsFacts(f.tls, identity) : identity ? { version: null, cipher: null, peer_spiffe_id: identity } : null;
   s.http = { authority, path };
   if (f.upstream) s.upstream = { cluster: f.upstream.cluster, endpoint: f.upstream.host, retries: Math.max(0, f.upstream.tries - 1), reason: f.upstream.reason };
   const t = f.timings ?? {};
