@@ -518,8 +518,11 @@ export class TcpConnection implements CcState {
       // blocked on our zero window only sends probes and edge data; ignoring
       // their ACK field would deadlock two peers that each wait for the other
       // (e.g. an echo whose send buffer waits on the peer's ACKs).
-      if (wnd === 0 && (f & FLAG.ACK) && !(f & (FLAG.RST | FLAG.SYN)) && this.state !== 'SYN-RECEIVED'
-        && seqLe(seqAdd(this.rcvNxt, -1), seg.seq) && seqLe(seg.seq, this.rcvNxt)) {
+      // Linux's pure ACKs may carry a SEQ a little past our (rounded, scaled)
+      // window edge, so the allowance covers the window probe (RCV.NXT-1) up
+      // to the buffer's size; RFC 5961's ACK range check still applies.
+      if ((f & FLAG.ACK) && !(f & (FLAG.RST | FLAG.SYN)) && this.state !== 'SYN-RECEIVED'
+        && seqLe(seqAdd(this.rcvNxt, -1), seg.seq) && seqLe(seg.seq, seqAdd(this.rcvNxt, Math.max(wnd, this.rcvBuf.capacity)))) {
         if (this.processAck(seg, now)) {
           if (this.state === 'FIN-WAIT-1' && this.finAcked) this.setState('FIN-WAIT-2', now);
           else if (this.state === 'CLOSING' && this.finAcked) this.setState('TIME-WAIT', now);
