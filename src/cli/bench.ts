@@ -1,9 +1,12 @@
 // `strata bench`: runs workloads in the lab and prints one Markdown table per
 // workload from one run, saved (JSON + Markdown) under --out.
 //
-//   strata bench [--workloads raw] [--quick] [--duration S] [--transports afxdp,tap,kernel,cref]
+//   strata bench [--workloads raw,tcp,http,proxy,mtls] [--quick] [--duration S] [--transports afxdp,tap,kernel,cref]
 //                [--rate PPS] [--mode event|busy] [--burst N] [--flows N] [--payload BYTES]
-//                [--alloc-packets N] [--nice N] [--repeat N] [--out DIR] [--json]
+//                [--alloc-packets N] [--nice N] [--conc N] [--connections N] [--repeat N] [--out DIR] [--json]
+//
+// --conc: connections in flight for tcp's connection-rate point (16);
+// --connections: HTTP connections for http, proxy and mtls (wrk -c, 50).
 //
 // --repeat N runs every workload N times and keeps every sample, so the table
 // shows median [min–max]: on a shared machine one run is not a measurement.
@@ -21,9 +24,9 @@ import { isRoot } from '../util/run.js';
 import { loadWorkload, workloadNames, type Workload } from '../bench/workload.js';
 import { parseArgs, UsageError } from './args.js';
 
-const USAGE = `usage: strata bench [--workloads raw] [--quick] [--duration S] [--transports LIST]
+const USAGE = `usage: strata bench [--workloads raw,tcp,http,proxy,mtls] [--quick] [--duration S] [--transports LIST]
                     [--rate PPS] [--mode event|busy] [--burst N] [--flows N] [--payload BYTES]
-                    [--alloc-packets N] [--nice N] [--repeat N] [--out DIR] [--json]
+                    [--alloc-packets N] [--nice N] [--conc N] [--connections N] [--repeat N] [--out DIR] [--json]
 `;
 
 function list(v: string[] | undefined): string[] | null {
@@ -49,7 +52,7 @@ export function mergeRows(into: ResultRow[], more: readonly ResultRow[]): void {
 export async function main(argv: string[]): Promise<number> {
   const a = parseArgs(argv, {
     booleans: ['quick', 'json', 'help'],
-    strings: ['duration', 'out', 'rate', 'mode', 'burst', 'flows', 'payload', 'alloc-packets', 'nice', 'repeat'],
+    strings: ['duration', 'out', 'rate', 'mode', 'burst', 'flows', 'payload', 'alloc-packets', 'nice', 'repeat', 'conc', 'connections'],
     lists: ['workloads', 'transports'],
   });
   if (a.flags.has('help')) { process.stdout.write(USAGE); return 0; }
