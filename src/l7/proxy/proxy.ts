@@ -29,6 +29,8 @@ import { applyHeaderFilter, headerGet, headerRemove, headerSet, modifyPath, pick
 import type { HTTPHeaderFilter, HTTPRoute, HTTPRouteRule } from './types.js';
 import type { Cluster } from './cluster.js';
 import { retryBackoff } from './breakers.js';
+import { Timer } from '../../stack/timers.js';
+import { TimerDriver } from '../server/timers.js';
 import { UpstreamError, type UpstreamConnection, type UpstreamExchange } from './upstream.js';
 import type { Host } from './hosts.js';
 
@@ -215,6 +217,8 @@ export class Proxy {
   private readonly onLog: ((e: AccessLogEntry) => void) | null;
   private readonly policy: PolicyHook | null;
   private readonly view = new RouteView();
+  /** @internal The one wheel for request, per-try and backoff timers, on this proxy's clock. */
+  readonly timers: TimerDriver;
 
   constructor(opts: ProxyOptions) {
     this.router = new Router(opts.routes);
@@ -228,6 +232,7 @@ export class Proxy {
     this.listenerPort = opts.listenerPort ?? null;
     this.onLog = opts.onLog ?? null;
     this.policy = opts.policy ?? null;
+    this.timers = new TimerDriver(this.clock, 1);
   }
 
   /** The server handler. */
@@ -363,7 +368,10 @@ export class Proxy {
   /** @internal */ now(): number { return this.clock.now(); }
   /** @internal */ random(): Prng { return this.rng; }
 
-  close(): void { for (const c of this.clusters.values()) c.close(); }
+  close(): void {
+    for (const c of this.clusters.values()) c.close();
+    this.timers.stop();
+  }
 }
 
 function ruleTimeout(rule: HTTPRouteRule): number | undefined {
@@ -387,9 +395,13 @@ class Forward implements UpstreamExchange {
   private tries = 0;
   private retries = 0;
   private host: Host | null = null;
+  /** The host of the previous try, which a retry avoids. */
+  private lastHost: Host | null = null;
   private conn: UpstreamConnection | null = null;
-  private tryTimer: NodeJS.Timeout | null = null;
-  private totalTimer: NodeJS.Timeout | null = null;
+  // Timers on the proxy's one wheel (no setTimeout per request); armed and re-armed, never reallocated.
+  private readonly tryTimer = new Timer(() => this.onTimeout(false));
+  private readonly totalTimer = new Timer(() => this.onTimeout(true));
+  private readonly backoffTimer = new Timer(() => { this.retryPending = false; this.attempt(); });
   private done = false;
   private retryPending = false;
   private holdingRequest = false;
@@ -415,7 +427,7 @@ class Forward implements UpstreamExchange {
     if (!this.cluster.breakers.tryRequest()) { this.finishError('overflow', 503); return; }
     this.holdingRequest = true;
     const left = this.deadline - this.proxy.now();
-    this.totalTimer = setTimeout(() => this.onTimeout(true), Math.max(0, left));
+    this.proxy.timers.arm(this.totalTimer, this.proxy.now() + Math.max(0, left));
     this.res.once('close', () => this.onClientGone());
     this.attempt();
   }
@@ -425,12 +437,16 @@ class Forward implements UpstreamExchange {
     this.tries++;
     const now = this.proxy.now();
     const key = this.cluster.hashPolicy.length > 0 ? this.cluster.hashKey((n) => this.req.header(n), this.req.remoteAddress) : null;
-    const host = this.cluster.pick(key, now);
+    let host = this.cluster.pick(key, now);
+    // A retry avoids the host that just failed when another is available
+    // (Envoy's previous_hosts retry predicate, up to 3 re-picks).
+    for (let i = 0; i < 3 && host !== null && host === this.lastHost && this.cluster.set.available.length > 1; i++) host = this.cluster.pick(key, now);
     if (host === null) { this.finishError('no_healthy_host', 503); return; }
     this.host = host;
+    this.lastHost = host;
     host.active++;
     host.requests++;
-    if (this.perTryMs > 0) this.tryTimer = setTimeout(() => this.onTimeout(false), this.perTryMs);
+    if (this.perTryMs > 0) this.proxy.timers.arm(this.tryTimer, now + this.perTryMs);
     this.cluster.pool(host).acquire().then((conn) => {
       if (this.done || this.host !== host) { this.cluster.pool(host).release(conn); return; }
       this.conn = conn;
@@ -458,7 +474,7 @@ class Forward implements UpstreamExchange {
   }
 
   private endTry(): void {
-    if (this.tryTimer !== null) { clearTimeout(this.tryTimer); this.tryTimer = null; }
+    this.proxy.timers.cancel(this.tryTimer);
     if (this.host !== null) { this.host.active--; }
   }
 
@@ -478,7 +494,7 @@ class Forward implements UpstreamExchange {
     this.proxy.noteRetry();
     const wait = Math.min(retryBackoff(this.retries, this.proxy.random(), p.backoff.baseMs, p.backoff.maxMs), Math.max(0, this.deadline - now));
     this.retryPending = true;
-    setTimeout(() => { this.retryPending = false; this.attempt(); }, wait);
+    this.proxy.timers.arm(this.backoffTimer, now + wait);
     return true;
   }
 
@@ -494,7 +510,7 @@ class Forward implements UpstreamExchange {
       this.conn = null;
       return;
     }
-    if (this.tryTimer !== null) { clearTimeout(this.tryTimer); this.tryTimer = null; }
+    this.proxy.timers.cancel(this.tryTimer);
     const res = this.res;
     res.statusCode = status;
     if (this.respFilters === null) {
@@ -582,7 +598,6 @@ class Forward implements UpstreamExchange {
       return;
     }
     // Per-try timeout: this try is abandoned and counts as a failure of the host.
-    this.tryTimer = null;
     if (this.streaming) return; // the response has started: only the request timeout applies now
     const c = this.conn;
     this.conn = null;
@@ -594,7 +609,7 @@ class Forward implements UpstreamExchange {
   }
 
   private endTryIfActive(): void {
-    if (this.tryTimer !== null) { clearTimeout(this.tryTimer); this.tryTimer = null; }
+    this.proxy.timers.cancel(this.tryTimer);
     if (this.host !== null) { this.host.active--; this.host = null; }
   }
 
@@ -633,8 +648,9 @@ class Forward implements UpstreamExchange {
   }
 
   private release(): void {
-    if (this.totalTimer !== null) { clearTimeout(this.totalTimer); this.totalTimer = null; }
-    if (this.tryTimer !== null) { clearTimeout(this.tryTimer); this.tryTimer = null; }
+    this.proxy.timers.cancel(this.totalTimer);
+    this.proxy.timers.cancel(this.backoffTimer);
+    this.proxy.timers.cancel(this.tryTimer);
     if (this.holdingRetry) { this.cluster.breakers.releaseRetry(); this.holdingRetry = false; }
     if (this.holdingRequest) { this.cluster.breakers.releaseRequest(); this.holdingRequest = false; }
   }
