@@ -10,6 +10,9 @@ const commands: Record<string, Command> = {
   xdp: { summary: 'status|attach|detach    the XDP steering program on an interface', load: () => import('./xdp.js') },
   bench: { summary: '[--quick] [--transports …]  benchmarks: kernel vs TAP vs AF_XDP', load: () => import('./bench.js') },
   serve: { summary: '--transport kernel|tap|afxdp --app hello|echo   HTTP or raw TCP server', load: () => import('./serve.js') },
+  proxy: { summary: '--config F [--check]    the routing proxy (node proxy)', load: () => import('./proxy.js') },
+  flows: { summary: '[--follow] [--filter k=v]  flow records from the admin listener', load: () => import('./flows.js') },
+  top: { summary: '[--once]                the busiest flows, live', load: () => import('./top.js') },
   certs: { summary: 'ca|svid|dev             development CA and SPIFFE SVIDs', load: () => import('./certs.js') },
 };
 
