@@ -22,6 +22,10 @@ import type { FlowRecord } from '../src/flows/record.js';
 import { Burst, type Link, type LinkStats } from '../src/link/types.js';
 import type { MemLink } from '../src/link/mem.js';
 import { Prng } from '../src/util/prng.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createCa, issueSvid, TlsContextManager, wrapClient, wrapServer } from '../src/l7/tls/index.js';
 
 /** Drops, with probability p, frames carrying TCP port `port` (either side) that this end sends. */
 class PortLossLink implements Link {
@@ -90,7 +94,7 @@ class MiniClient {
   private buf = Buffer.alloc(0);
   readonly statuses: number[] = [];
   readonly bodies: number[] = [];
-  constructor(readonly sock: TcpSocket) {
+  constructor(readonly sock: import('node:stream').Duplex) {
     sock.on('data', (c: Buffer) => { this.buf = Buffer.concat([this.buf, c]); this.parse(); });
   }
   post(path: string, body: Buffer): void {
@@ -168,7 +172,7 @@ describe('cross-layer flow record over the real stack', () => {
       expect(r.l7!.http.code).toBe(200);
       expect(r.l7!.http.method).toBe('POST');
       expect(r.l7!.http.url).toMatch(/^http:\/\/svc\.test\/upload\/\d$/);
-      expect(r.l7!.http.headers).toContainEqual({ key: 'Authorization', value: 'HUBBLE_REDACTED' });
+      expect(r.l7!.http.headers.find((h) => h.key.toLowerCase() === 'authorization')?.value).toBe('HUBBLE_REDACTED');
       expect(r.IP).toEqual({ source: '10.0.0.1', destination: '10.0.0.2', ipVersion: 'IPv4' });
       expect(r.strata.transport).toBe('mem');
       expect(r.interface).toEqual({ index: 1, name: 'simB' });
@@ -215,5 +219,59 @@ describe('cross-layer flow record over the real stack', () => {
     unsubscribe();
     for (const srv of servers) srv.close();
     await http.close();
+  }, 60_000);
+
+  it('mTLS over the stack: the record carries TLS version, cipher and the peer SPIFFE ID next to the TCP facts under it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'strata-flows-tls-'));
+    try {
+      const ca = await createCa({ trustDomain: 'example.org' });
+      writeFileSync(join(dir, 'ca.pem'), ca.certPem);
+      const put = async (name: string, id: string): Promise<{ cert: string; key: string }> => {
+        const svid = await issueSvid(ca, { spiffeId: id });
+        const cert = join(dir, `${name}.pem`), key = join(dir, `${name}-key.pem`);
+        writeFileSync(cert, svid.certPem);
+        writeFileSync(key, svid.keyPem, { mode: 0o600 });
+        return { cert, key };
+      };
+      const srvFiles = await put('server', 'spiffe://example.org/ns/shop/sa/api');
+      const cliFiles = await put('client', 'spiffe://example.org/ns/shop/sa/frontend');
+      const srvMgr = new TlsContextManager({ certFile: srvFiles.cert, keyFile: srvFiles.key, caFile: join(dir, 'ca.pem') });
+      const cliMgr = new TlsContextManager({ certFile: cliFiles.cert, keyFile: cliFiles.key, caFile: join(dir, 'ca.pem') });
+
+      sim = new Sim({ seed: 5, impair: { delay: 1 }, frames: 4096 });
+      const s = sim;
+      const a = Tcp.attach(s.a, { seed: 7 });
+      const b = Tcp.attach(s.b, { seed: 8 });
+      const bus = new FlowBus('strata:test:flows:tls');
+      const records: FlowRecord[] = [];
+      bus.subscribe((r) => records.push(r));
+      const http = new HttpServer(observeHttp((_req, res) => { res.writeHead(200, { 'Content-Type': 'text/plain' }); res.end('ok\n'); }, { bus, ctx: { transport: 'mem' }, clock: s.clock }), { clock: s.clock });
+      const srv = new TcpServer(b, {}, (sock) => { const t = wrapServer(sock, srvMgr); t.once('strata:authenticated', () => http.accept(t)); t.on('error', () => {}); });
+      srv.listen(8443, '10.0.0.2');
+      const raw = new TcpSocket(a).connect(8443, '10.0.0.2');
+      const tlsClient = wrapClient(raw, cliMgr, { expectServer: 'spiffe://example.org/ns/shop/sa/api' });
+      const c = new MiniClient(tlsClient);
+      c.post('/pay', Buffer.from('{}'));
+      expect(await drive(s, () => c.statuses.length === 1, 60_000)).toBe(true);
+      expect(c.statuses).toEqual([200]);
+      const r = records.find((x) => x.Type === 'L7')!;
+      expect(r).toBeDefined();
+      expect(r.l7!.http.url).toBe('https://svc.test/pay');
+      expect(r.strata.tls).toEqual({ version: 'TLSv1.3', cipher: expect.stringMatching(/^TLS_/), peer_spiffe_id: 'spiffe://example.org/ns/shop/sa/frontend' });
+      expect(r.source!.labels).toEqual(['spiffe://example.org/ns/shop/sa/frontend']);
+      // TCP facts come from the stack socket under TLS; bytes are HTTP bytes (inside TLS).
+      expect(r.strata.tcp).not.toBeNull();
+      expect(r.strata.tcp!.srtt_us).toBeGreaterThan(0);
+      expect(r.strata.bytes.request).toBeGreaterThan(2);
+      expect(r.strata.bytes.response).toBeGreaterThan(3);
+      tlsClient.end();
+      // Let the close cross the simulated wire so the server lets go of the connection.
+      await drive(s, () => http.connectionCount === 0, 60_000);
+      srv.close();
+      await http.close();
+      await bus.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 60_000);
 });

@@ -157,10 +157,10 @@ describe('building records', () => {
     expect(denied.l4).toEqual({ UDP: { source_port: 53, destination_port: 5353 } });
   });
 
-  it('findTcpInfo reads a stack socket (info()) and one wrapped in TLS (_parent); node:net gives null', () => {
+  it('findTcpInfo reads a stack socket (info()) and one under TLS (node\'s TLS handle keeps it as _parentWrap.stream); node:net gives null', () => {
     const stackSock = { info: () => tcpInfo };
     expect(findTcpInfo(stackSock)).toBe(tcpInfo);
-    expect(findTcpInfo({ _parent: stackSock, getCipher() {}, getProtocol() {} })).toBe(tcpInfo);
+    expect(findTcpInfo({ _parent: null, _handle: { _parentWrap: { stream: stackSock } }, getCipher() {}, getProtocol() {} })).toBe(tcpInfo);
     expect(findTcpInfo({ remoteAddress: '127.0.0.1' })).toBeNull();
     expect(findTcpInfo(null)).toBeNull();
   });

@@ -13,9 +13,10 @@
 // verdict, upstream, XDP verdict).
 //
 // Times come from the clocks given (a VirtualClock in simulations); the
-// record's `time` from the wall clock. Bytes per request on a keep-alive
-// connection are the socket's byte-count deltas since the previous exchange
-// on it finished (exact for serial exchanges; pipelined ones share theirs).
+// record's `time` from the wall clock. Bytes per request are the HTTP bytes
+// read and written on the connection since the previous exchange on it
+// ended (exact for serial exchanges; pipelined ones share theirs), counted
+// from the first request we observed on the connection.
 import type { Handler, ServerRequest, ServerResponse } from '../l7/server/index.js';
 import { peerIdentity } from '../l7/tls/mtls.js';
 import type { Conntrack } from '../stack/conntrack/table.js';
@@ -23,7 +24,7 @@ import type { CtEntryInfo } from '../stack/conntrack/table.js';
 import type { Clock } from '../util/clock.js';
 import { monotonicClock, wallClock } from '../util/clock.js';
 import { flowBus, type FlowBus } from './bus.js';
-import { buildHttpRecord, buildL4Record, findTcpInfo, isTlsSocket, plainAddress, type FlowContext, type HttpFlowFacts } from './record.js';
+import { buildHttpRecord, buildL4Record, findTcpInfo, isTlsSocket, plainAddress, underlyingStream, type FlowContext, type HttpFlowFacts } from './record.js';
 
 export interface HttpObserveOptions {
   bus?: FlowBus;
@@ -40,8 +41,6 @@ export interface HttpObserveOptions {
   enrich?: (req: ServerRequest, res: ServerResponse, facts: HttpFlowFacts) => void;
 }
 
-interface Marks { read: number; written: number }
-interface ByteCounted { bytesRead?: number; bytesWritten?: number }
 
 function ip4Num(s: string): number {
   const p = s.split('.');
@@ -60,10 +59,16 @@ function ctEntry(ct: Conntrack | null | undefined, src: string, sport: number, d
   return id > 0 ? ct.get(id) ?? null : null;
 }
 
-/** The underlying stream of a TLS socket (node keeps the wrapped Duplex as _parent), else the socket itself. */
-function transportSocket(s: unknown): ByteCounted & { remoteAddress?: string; remotePort?: number; localAddress?: string; localPort?: number } {
-  const p = (s as { _parent?: unknown })._parent;
-  return (isTlsSocket(s) && p != null ? p : s) as ByteCounted;
+type Endpointish = { remoteAddress?: string; remotePort?: number; localAddress?: string; localPort?: number };
+
+/** What the observer keeps per connection: the transport stream under any TLS, and byte marks. */
+interface ConnState {
+  base: Endpointish;
+  /** HTTP bytes in and out of this connection since we started watching it, and at the last exchange's end. */
+  inBytes: number;
+  outBytes: number;
+  inMark: number;
+  outMark: number;
 }
 
 export function observeHttp(handler: Handler, opts: HttpObserveOptions): Handler {
@@ -71,32 +76,47 @@ export function observeHttp(handler: Handler, opts: HttpObserveOptions): Handler
   const clock = opts.clock ?? monotonicClock;
   const wall = opts.wall ?? wallClock;
   const l4 = opts.l4 ?? true;
-  const marks = new WeakMap<object, Marks>();
-  const seen = new WeakSet<object>();
+  const conns = new WeakMap<object, ConnState>();
 
   const identityOf = (sock: unknown): string | null => (isTlsSocket(sock) ? peerIdentity(sock)?.spiffeId ?? null : null);
 
-  const watchConnection = (sock: object): void => {
-    seen.add(sock);
-    if (!l4) return;
-    // node:net forgets its addresses once closed: take them now.
-    const t = transportSocket(sock);
-    const src = plainAddress(t.remoteAddress ?? ''), dst = plainAddress(t.localAddress ?? '');
-    const sport = t.remotePort ?? 0, dport = t.localPort ?? 0;
+  const watchConnection = (sock: object): ConnState => {
+    // Taken now: a TLS socket lets go of its transport, and node:net of its addresses, once closed.
+    const base = (isTlsSocket(sock) ? underlyingStream(sock) ?? sock : sock) as Endpointish;
+    const st: ConnState = { base, inBytes: 0, outBytes: 0, inMark: 0, outMark: 0 };
+    conns.set(sock, st);
+    // Bytes are counted where HTTP meets the stream: what the server writes
+    // (head, body, chunk framing) and what it reads. The transport's own
+    // counters cannot say this at 'finish': the server corks its writes until
+    // the next tick, and a TLS socket's transport counts records, not HTTP.
+    // Reads are not deferred, so a stream's own bytesRead (node:net, TLS,
+    // strata's TcpSocket) is exact, and covers what was read before we looked.
+    const es = sock as NodeJS.EventEmitter & { write: (...args: unknown[]) => boolean; bytesRead?: unknown };
+    if (typeof es.bytesRead !== 'number') es.on('data', (c: Buffer | string) => { st.inBytes += typeof c === 'string' ? Buffer.byteLength(c) : c.length; });
+    const write = es.write;
+    es.write = function (this: unknown, ...args: unknown[]): boolean {
+      const c = args[0];
+      st.outBytes += typeof c === 'string' ? Buffer.byteLength(c, typeof args[1] === 'string' ? args[1] as BufferEncoding : 'utf8') : (c as Uint8Array).byteLength;
+      return write.apply(this, args);
+    };
+    if (!l4) return st;
+    const src = plainAddress(base.remoteAddress ?? ''), dst = plainAddress(base.localAddress ?? '');
+    const sport = base.remotePort ?? 0, dport = base.localPort ?? 0;
     (sock as NodeJS.EventEmitter).once('close', () => {
       if (!bus.active) return;
       bus.emit1(buildL4Record, {
         ctx: opts.ctx, wallMs: wall.now(), proto: 6,
         src: { address: src, port: sport }, dst: { address: dst, port: dport },
-        tcp: findTcpInfo(sock), conntrack: ctEntry(opts.conntrack, src, sport, dst, dport),
-        identity: identityOf(sock), end: 'closed',
+        tcp: findTcpInfo(base), conntrack: ctEntry(opts.conntrack, src, sport, dst, dport),
+        identity: identityOf(sock), xdpVerdict: opts.ctx.xdpVerdict ?? null, end: 'closed',
       });
     });
+    return st;
   };
 
   const observed = (req: ServerRequest, res: ServerResponse): void | Promise<void> => {
     const sock = req.socket as unknown as object;
-    if (!seen.has(sock)) { watchConnection(sock); marks.set(sock, { read: 0, written: 0 }); }
+    const st = conns.get(sock) ?? watchConnection(sock);
     const t0 = clock.now();
     let firstByte = -1;
     const mark = (): void => { if (firstByte < 0) firstByte = clock.now(); };
@@ -111,18 +131,20 @@ export function observeHttp(handler: Handler, opts: HttpObserveOptions): Handler
       (sock as NodeJS.EventEmitter).off('close', onClose);
       if (!bus.active) return;
       const now = clock.now();
-      const t = transportSocket(sock);
-      const m = marks.get(sock);
-      const read = t.bytesRead ?? 0, written = t.bytesWritten ?? 0;
-      let reqBytes: number | null = null, resBytes: number | null = null;
-      if (m !== undefined && t.bytesRead !== undefined) { reqBytes = read - m.read; resBytes = written - m.written; m.read = read; m.written = written; }
+      const t = st.base;
+      const br = (sock as { bytesRead?: unknown }).bytesRead;
+      const inNow = typeof br === 'number' ? br : st.inBytes;
+      const reqBytes = inNow - st.inMark, resBytes = st.outBytes - st.outMark;
+      st.inMark = inNow;
+      st.outMark = st.outBytes;
       const src = plainAddress(req.remoteAddress), dst = plainAddress(t.localAddress ?? '');
       const sport = req.remotePort, dport = t.localPort ?? 0;
       const facts: HttpFlowFacts = {
         ctx: opts.ctx, wallMs: wall.now(), req, status: res.headersSent ? res.statusCode : 0, aborted,
         src: { address: src, port: sport }, dst: { address: dst, port: dport },
-        tcp: findTcpInfo(sock),
+        tcp: findTcpInfo(t),
         tls: isTlsSocket(sock) ? sock : null,
+        xdpVerdict: opts.ctx.xdpVerdict ?? null,
         identity: identityOf(sock),
         conntrack: ctEntry(opts.conntrack, src, sport, dst, dport),
         timings: { firstByteNs: firstByte < 0 ? null : Math.round((firstByte - t0) * 1e6), totalNs: Math.round((now - t0) * 1e6) },

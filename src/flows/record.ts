@@ -150,6 +150,12 @@ export interface FlowContext {
   direction?: TrafficDirection;
   /** "http" or "https" for the l7.http.url. */
   scheme?: 'http' | 'https';
+  /**
+   * The XDP verdict every packet of this listener's flows got: on the AF_XDP
+   * transport, reaching the dataplane at all means the program redirected it
+   * (the program's counters are per reason, not per flow).
+   */
+  xdpVerdict?: string | null;
   /** Header handling: 'redacted' (default) keeps names and hides credential values, as Hubble's redaction does. */
   headers?: 'none' | 'redacted' | 'all';
 }
@@ -236,21 +242,38 @@ export function tcpFacts(i: TcpInfo): StrataTcp {
   };
 }
 
-interface InfoCarrier { info?: () => TcpInfo | null; _parent?: unknown; connection?: { info?: () => TcpInfo } | null }
+interface InfoCarrier { info?: () => TcpInfo | null }
+
+/**
+ * The stream a TLS socket runs over: node keeps a wrapped net.Socket as the
+ * TLS handle's `_parentWrap`, and any other Duplex (strata's TcpSocket) as
+ * `_parentWrap.stream` (a JSStreamSocket). null for anything else, or once the
+ * TLS socket is destroyed (take it early if you need it after close).
+ */
+export function underlyingStream(s: unknown): object | null {
+  if (s == null || typeof s !== 'object') return null;
+  const p = (s as { _parent?: unknown })._parent;
+  if (p != null && typeof p === 'object' && typeof (p as { on?: unknown }).on === 'function') return p;
+  const w = (s as { _handle?: { _parentWrap?: { stream?: unknown } } | null })._handle?._parentWrap;
+  if (w == null) return null;
+  const inner = (w as { stream?: unknown }).stream;
+  return (inner != null && typeof inner === 'object' ? inner : w) as object;
+}
 
 /**
  * The TCP facts behind a socket, when strata's stack carries it: a TcpSocket
- * (info()), or a TLSSocket wrapping one (node keeps the wrapped Duplex as
- * `_parent`). node:net sockets give null: Node exposes no TCP_INFO.
+ * (info()), or a TLSSocket over one. node:net sockets give null: Node
+ * exposes no TCP_INFO.
  */
 export function findTcpInfo(socket: unknown): TcpInfo | null {
-  let s = socket as InfoCarrier | null | undefined;
+  let s: unknown = socket;
   for (let depth = 0; depth < 3 && s != null; depth++) {
-    if (typeof s.info === 'function') {
-      const i = s.info();
+    const c = s as InfoCarrier;
+    if (typeof c.info === 'function') {
+      const i = c.info();
       if (i !== null && typeof i === 'object' && typeof (i as TcpInfo).srtt === 'number') return i;
     }
-    s = s._parent as InfoCarrier | null | undefined;
+    s = underlyingStream(s);
   }
   return null;
 }
@@ -334,7 +357,7 @@ export function buildHttpRecord(f: HttpFlowFacts): FlowRecord {
   const url = path.startsWith('/') || path === '*' ? `${scheme}://${authority || dst}${path === '*' ? '' : path}` : path;
   const identity = f.identity ?? (f.tls && !isTlsSocket(f.tls) ? f.tls.peerSpiffeId : null) ?? null;
   const s = emptyStrata(ctx);
-  s.xdp_verdict = f.xdpVerdict ?? null;
+  s.xdp_verdict = f.xdpVerdict ?? ctx.xdpVerdict ?? null;
   s.conntrack = f.conntrack ? ctFacts(f.conntrack) : null;
   s.tcp = f.tcp ? tcpFacts(f.tcp) : null;
   s.tls = f.tls ? tlsFacts(f.tls, identity) : identity ? { version: null, cipher: null, peer_spiffe_id: identity } : null;
