@@ -870,3 +870,24 @@ describe('observability', () => {
     expect(i.timestamps).toBe(true);
   });
 });
+
+describe('SYN cookies, late duplicates', () => {
+  it('a late duplicate of a later ACK (equal bytes both ways) does not validate as a cookie', () => {
+    const f = socketListen({ synBacklog: 1 });
+    f.send({ flags: SYN, ...SYN_OPTS, ts: [10, 0] });
+    f.recv();
+    f.sport = RPORT + 1;
+    f.send({ flags: SYN, seq: 7000, ...SYN_OPTS, ts: [20, 0] });
+    const c = f.recv();
+    // The genuine completing ACK validates ...
+    f.send({ flags: ACK, seq: 7001, ack: c.seq + 1, ts: [21, c.ts![0]] });
+    expect(f.tcp.counters.cookiesValidated).toBe(1);
+    f.conn!.reset();
+    f.recvAll();
+    // ... but an ACK with SEQ and ACK both 5 further on (4 bytes + FIN each way) does not.
+    f.send({ flags: ACK, seq: 7006, ack: c.seq + 6, ts: [22, c.ts![0]] });
+    expect(f.tcp.counters.cookiesValidated).toBe(1);
+    expect(f.tcp.counters.cookiesFailed).toBe(1);
+    expect(f.recv().f).toBe('R');
+  });
+});

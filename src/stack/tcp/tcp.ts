@@ -485,12 +485,18 @@ export class Tcp implements TransportDispatcher {
     c.openPassive(seg, iss >= 0 ? iss : this.isn(dst, dport, src, sport, now), now);
   }
 
-  // --- SYN cookies (Linux net/ipv4/syncookies.c)
+  // --- SYN cookies (after Linux net/ipv4/syncookies.c, one deliberate change)
+  //
+  // ISN = count<<24 | (F(4-tuple, client ISN, count) + mssIndex) mod 2^24,
+  // with count a 64 s clock and F keyed HalfSipHash. Linux adds the client's
+  // ISN to the cookie instead of hashing it, so ACK−1−(SEQ−1) is invariant
+  // when both sequence numbers advance by the same amount: a late duplicate
+  // of any later ACK of a closed cookie connection whose two directions
+  // carried equal byte counts (an echo) validates and opens a ghost child.
+  // Hashing the client ISN in means only SEQ = ISN+1 validates.
 
-  private cookieHash(src: number, dst: number, sport: number, dport: number, count: number, which: number): number {
-    return which === 0
-      ? hsiphash4(this.c0, this.c1, src, dst, ((sport << 16) | dport) >>> 0, 0)
-      : hsiphash4(this.c1, this.c0, src, dst, ((sport << 16) | dport) >>> 0, count);
+  private cookieHash(src: number, dst: number, sport: number, dport: number, count: number, sseq: number): number {
+    return hsiphash4(this.c0, this.c1, src ^ Math.imul(count, 0x9e3779b9), dst, ((sport << 16) | dport) >>> 0, sseq);
   }
 
   private sendCookieSynAck(src: number, dst: number, sport: number, dport: number, seg: Segment, now: number): void {
@@ -499,8 +505,7 @@ export class Tcp implements TransportDispatcher {
     let idx = COOKIE_MSS.length - 1;
     while (idx > 0 && COOKIE_MSS[idx]! > peerMss) idx--;
     const count = Math.floor(now / COOKIE_PERIOD_MS) & 0xff;
-    const isn = (this.cookieHash(src, dst, sport, dport, 0, 0) + seg.seq + ((count << 24) >>> 0)
-      + ((this.cookieHash(src, dst, sport, dport, count, 1) + idx) & 0xffffff)) >>> 0;
+    const isn = (((count << 24) >>> 0) | ((this.cookieHash(src, dst, sport, dport, count, seg.seq) + idx) & 0xffffff)) >>> 0;
     const w = this.writer;
     const off = w.begin(src, 6, now);
     if (off < 0) { this.counters.txNoFrame++; return; }
@@ -535,10 +540,10 @@ export class Tcp implements TransportDispatcher {
     const cookie = seqAdd(seg.ack, -1);
     const sseq = seqAdd(seg.seq, -1);
     const count = Math.floor(now / COOKIE_PERIOD_MS) & 0xff;
-    const v = (cookie - this.cookieHash(src, dst, sport, dport, 0, 0) - sseq) >>> 0;
-    const diff = (count - (v >>> 24)) & 0xff;
+    const sent = cookie >>> 24;
+    const diff = (count - sent) & 0xff;
     if (diff >= COOKIE_MAX_AGE) { this.counters.cookiesFailed++; return false; }
-    const idx = (v - this.cookieHash(src, dst, sport, dport, (count - diff) & 0xff, 1)) & 0xffffff;
+    const idx = (cookie - this.cookieHash(src, dst, sport, dport, sent, sseq)) & 0xffffff;
     if (idx >= COOKIE_MSS.length) { this.counters.cookiesFailed++; return false; }
     if (l.acceptFull) { this.drop('ACCEPT_QUEUE_FULL'); this.counters.cookiesValidated++; return true; }
     let wscale = -1;
