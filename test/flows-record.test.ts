@@ -16,7 +16,9 @@ import { buildHttpRecord, buildL4Record, findTcpInfo, REDACTED, type FlowRecord,
 import { CborExporter, JsonLinesExporter, encodeCborSequence, readCborSequence, readJsonLines } from '../src/flows/export.js';
 import { compileFilter, FlowFilterError } from '../src/flows/filter.js';
 import { formatFlowLine } from '../src/flows/format.js';
-import { observeHttp } from '../src/flows/http.js';
+import { FlowJoin, observeHttp } from '../src/flows/http.js';
+import { compilePolicies } from '../src/l7/policy/compile.js';
+import { forbiddenResponse } from '../src/l7/policy/verdict.js';
 import { RecordTop, conntrackTop, topFlows, watchConntrack } from '../src/flows/top.js';
 import { Conntrack, CT_HOOK, TCPF, conntrackEndEvents, type CtEntryInfo } from '../src/stack/conntrack/index.js';
 import { IPPROTO } from '../src/stack/registration.js';
@@ -230,6 +232,43 @@ describe('zero cost when nobody listens', () => {
     expect(l7[0]!.strata.bytes.response).toBeGreaterThan(0);
     expect(l7[0]!.IP!.source).toBe('127.0.0.1');
     expect(bus.stats.built).toBe(got.length);
+    await srv.close();
+    await t.close();
+  });
+
+  it('FlowJoin: a real policy verdict and an upstream noted against the request land in its record', async () => {
+    const bus = new FlowBus('strata:test:flows:join');
+    const join = new FlowJoin(bus);
+    const policy = compilePolicies([{ name: 'web', ingress: [{ fromCIDR: ['127.0.0.0/8'], toPorts: [{ rules: { http: [{ method: 'GET', path: '/ok' }] } }] }] }]).forListener('main');
+    const handler = observeHttp((req, res) => {
+      const v = policy.evaluate({ port: 0, srcAddr: req.remoteAddress, identity: null, method: req.method, path: req.url, host: req.header('host') ?? '', header: (n) => req.header(n) });
+      join.notePolicy(req, v);
+      if (!v.allowed) { const f = forbiddenResponse(); res.writeHead(f.status, Object.fromEntries(f.headers)); res.end(f.body); return; }
+      join.noteUpstream(req, { cluster: 'backend', host: '10.201.0.1:8080', tries: 2, reason: null });
+      join.noteUpstreamTime(req, 1234);
+      res.writeHead(200); res.end('ok');
+    }, { bus, ctx: { transport: 'kernel' }, enrich: join.enrich });
+    const srv = new HttpServer(handler);
+    const t = new KernelTransport();
+    const l = await srv.listen(t, 0, '127.0.0.1');
+    const got: FlowRecord[] = [];
+    const off = bus.subscribe((r) => { if (r.Type === 'L7') got.push(r); });
+    const get = (path: string): Promise<number> => new Promise((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port: l.port, path }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode!)); }).on('error', reject);
+    });
+    expect(await get('/ok')).toBe(200);
+    expect(await get('/admin')).toBe(403);
+    off();
+    expect(got).toHaveLength(2);
+    expect(got[0]!.verdict).toBe('FORWARDED');
+    expect(got[0]!.strata.policy).toMatchObject({ verdict: 'allow', policy: 'web' });
+    expect(got[0]!.strata.upstream).toEqual({ cluster: 'backend', endpoint: '10.201.0.1:8080', retries: 1, reason: null });
+    expect(got[0]!.strata.timings.upstream_ns).toBe(1234);
+    expect(got[1]!.verdict).toBe('DROPPED');
+    expect(got[1]!.drop_reason_desc).toBe('POLICY_DENIED');
+    expect(got[1]!.l7!.http.code).toBe(403);
+    expect(got[1]!.strata.policy).toMatchObject({ verdict: 'deny', rule: 'default-deny' });
+    expect(got[1]!.strata.upstream).toBeNull();
     await srv.close();
     await t.close();
   });

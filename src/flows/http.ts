@@ -24,7 +24,7 @@ import type { CtEntryInfo } from '../stack/conntrack/table.js';
 import type { Clock } from '../util/clock.js';
 import { monotonicClock, wallClock } from '../util/clock.js';
 import { flowBus, type FlowBus } from './bus.js';
-import { buildHttpRecord, buildL4Record, findTcpInfo, isTlsSocket, plainAddress, underlyingStream, type FlowContext, type HttpFlowFacts } from './record.js';
+import { buildHttpRecord, buildL4Record, findTcpInfo, isTlsSocket, plainAddress, underlyingStream, type FlowContext, type HttpFlowFacts, type UpstreamLike, type VerdictLike } from './record.js';
 
 export interface HttpObserveOptions {
   bus?: FlowBus;
@@ -160,4 +160,35 @@ export function observeHttp(handler: Handler, opts: HttpObserveOptions): Handler
   };
 
   return (req, res) => (bus.active ? observed(req, res) : handler(req, res));
+}
+
+/**
+ * Joins facts that other layers learn during a request to its record:
+ * the proxy's access-log entry (upstream cluster, endpoint, tries) and the
+ * policy verdict. Layers note them against the request; the observer's
+ * enrich() picks them up when the record is built. Entries live in WeakMaps
+ * keyed by the request, so nothing outlives it, and noting is skipped
+ * entirely while the bus is idle.
+ *
+ *   const join = new FlowJoin(bus);
+ *   const proxy = new Proxy({ …, onLog: (e, req) => join.noteUpstream(req, e) });
+ *   const handler = observeHttp(proxy.handler, { ctx, enrich: join.enrich });
+ */
+export class FlowJoin {
+  private readonly upstreams = new WeakMap<object, UpstreamLike>();
+  private readonly verdicts = new WeakMap<object, VerdictLike>();
+  private readonly upstreamNs = new WeakMap<object, number>();
+  constructor(private readonly bus: FlowBus = flowBus) {}
+  noteUpstream(req: object | undefined, e: UpstreamLike): void { if (req !== undefined && this.bus.active) this.upstreams.set(req, e); }
+  notePolicy(req: object, v: VerdictLike): void { if (this.bus.active) this.verdicts.set(req, v); }
+  /** Time spent waiting on the upstream for this request (ns), as the proxy measured it. */
+  noteUpstreamTime(req: object, ns: number): void { if (this.bus.active) this.upstreamNs.set(req, ns); }
+  readonly enrich = (req: ServerRequest, _res: ServerResponse, f: HttpFlowFacts): void => {
+    const u = this.upstreams.get(req);
+    if (u !== undefined) f.upstream = u;
+    const v = this.verdicts.get(req);
+    if (v !== undefined) f.policy = v;
+    const ns = this.upstreamNs.get(req);
+    if (ns !== undefined) f.timings = { ...f.timings, upstreamNs: ns };
+  };
 }

@@ -5,6 +5,6 @@ export * from './record.js';
 export { FlowBus, FlowBusStats, flowBus, FLOW_CHANNEL, type FlowSink } from './bus.js';
 export { JsonLinesExporter, CborExporter, encodeCborSequence, readJsonLines, readCborSequence, type ExporterOptions } from './export.js';
 export { compileFilter, FlowFilterError, type FlowFilter } from './filter.js';
-export { observeHttp, type HttpObserveOptions } from './http.js';
+export { observeHttp, FlowJoin, type HttpObserveOptions } from './http.js';
 export { conntrackTop, RecordTop, topFlows, watchConntrack, type TopFlow, type TopOrder, type TopSnapshot, type TopSource, type WatchConntrackOptions } from './top.js';
 export { formatFlowLine, humanBytes } from './format.js';
