@@ -6,6 +6,13 @@
 //   tcp-server --proto http --app hello --impl strata|node --transport kernel|tap|afxdp --addr A --port P
 //              [--tls --cert F --key F --ca F]
 //   common: [--pin-dir DIR] (afxdp: where the XDP program pins its maps) [--gateway G] (tap)
+//           [--mode event|busy] (tap, afxdp: busy spins on the stack's poll instead of waiting for readiness)
+//
+// Busy mode is application-level busy polling, as DPDK or a spinning AF_XDP
+// loop does it: the process polls the stack (and so the link's rings) on
+// every event-loop turn, never sleeping, so a packet is picked up as soon as
+// the kernel puts it in the ring instead of after a wake-up. It costs a
+// whole core by design.
 //
 // strata runs what `strata serve` runs: the same apps (src/apps), the same
 // HttpServer, the same transports (src/l7/transport: node:net, or the
@@ -26,7 +33,7 @@ import { HttpServer } from '../l7/server/index.js';
 import { helloApp, HELLO_BODY, tcpDiscard, tcpEcho } from '../apps/index.js';
 
 async function main(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, { booleans: ['tls'], strings: ['proto', 'app', 'impl', 'transport', 'addr', 'port', 'pin-dir', 'gateway', 'cert', 'key', 'ca'] });
+  const a = parseArgs(argv, { booleans: ['tls'], strings: ['proto', 'app', 'impl', 'transport', 'addr', 'port', 'pin-dir', 'gateway', 'cert', 'key', 'ca', 'mode'] });
   const proto = a.values.get('proto') ?? 'tcp';
   const app = a.values.get('app') ?? (proto === 'tcp' ? 'discard' : 'hello');
   const impl = a.values.get('impl') ?? 'strata';
@@ -41,6 +48,9 @@ async function main(argv: string[]): Promise<number> {
   if (proto === 'http' && app !== 'hello') throw new UsageError('--app for http must be hello');
   if (impl !== 'strata' && impl !== 'node') throw new UsageError('--impl must be strata or node');
   if (impl === 'node' && kind !== 'kernel') throw new UsageError('--impl node runs on the kernel transport only');
+  const mode = a.values.get('mode') ?? 'event';
+  if (mode !== 'event' && mode !== 'busy') throw new UsageError('--mode must be event or busy');
+  if (mode === 'busy' && kind === 'kernel') throw new UsageError('--mode busy applies to the stack transports (tap, afxdp)');
   const tlsOn = a.flags.has('tls');
   if (tlsOn && (!a.values.get('cert') || !a.values.get('key') || !a.values.get('ca'))) throw new UsageError('--tls needs --cert, --key and --ca');
 
@@ -101,13 +111,27 @@ async function main(argv: string[]): Promise<number> {
       }
     }
   }
+  let spins = 0;
+  let spinning = false;
+  if (mode === 'busy' && transport instanceof StackTransport) {
+    const stack = transport.stack;
+    spinning = true;
+    const spin = (): void => {
+      if (!spinning) return;
+      spins++;
+      stack.poll(stack.clock.now());
+      setImmediate(spin);
+    };
+    setImmediate(spin);
+  }
   process.stdout.write('READY\n');
   const sig = await new Promise<NodeJS.Signals>((resolve) => {
     const on = (s: NodeJS.Signals): void => { process.off('SIGINT', on); process.off('SIGTERM', on); resolve(s); };
     process.on('SIGINT', on);
     process.on('SIGTERM', on);
   });
-  const stats: Record<string, unknown> = { proto, app, impl, transport: kind, connections, signal: sig };
+  spinning = false;
+  const stats: Record<string, unknown> = { proto, app, impl, transport: kind, mode, connections, spins, signal: sig };
   if (transport instanceof StackTransport) stats.stack = transport.stack.stats.snapshot();
   // Bounded: a stuck close must not keep the orchestrator waiting.
   await Promise.race([stop(), new Promise((r) => setTimeout(r, 2000).unref())]);
