@@ -39,7 +39,7 @@ export interface TopFlow {
   bytes_reply: number;
   /** Conntrack id, when the source is a conntrack table. */
   id: number | null;
-  /** ms since the flow was first seen, in the source's clock. */
+  /** ms since the flow was first seen, in the source's clock (without a clock: from its first to its last packet). */
   age_ms: number | null;
 }
 
