@@ -13,7 +13,7 @@ import { PassThrough, Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { FlowBus } from '../src/flows/bus.js';
 import { buildHttpRecord, buildL4Record, findTcpInfo, REDACTED, type FlowRecord, type HttpFlowFacts } from '../src/flows/record.js';
-import { CborExporter, JsonLinesExporter, encodeCborSequence, readCborSequence, readJsonLines } from '../src/flows/export.js';
+import { CborExporter, JsonLinesExporter, exporterFor, encodeCborSequence, readCborSequence, readJsonLines } from '../src/flows/export.js';
 import { compileFilter, FlowFilterError } from '../src/flows/filter.js';
 import { formatFlowLine } from '../src/flows/format.js';
 import { FlowJoin, observeHttp } from '../src/flows/http.js';
@@ -355,6 +355,20 @@ describe('exporters round trip', () => {
     const back2: FlowRecord[] = [];
     for await (const r of readCborSequence(Readable.from(chunks))) back2.push(r);
     expect(back2).toEqual(recs);
+  });
+
+  it('exporterFor picks the format from a prefix or the extension', async () => {
+    const made = [exporterFor(join(dir, 'a.jsonl')), exporterFor(`cbor:${join(dir, 'b.log')}`), exporterFor(join(dir, 'c.cbor'))];
+    expect(made.map((e) => e.constructor)).toEqual([JsonLinesExporter, CborExporter, CborExporter]);
+    await Promise.all(made.map((e) => e.close()));
+    expect(() => exporterFor(join(dir, 'd.txt'))).toThrow(/name the format/);
+    const rec = sampleRecords()[1]!;
+    const e = exporterFor(`jsonl:${join(dir, 'e.out')}`);
+    e.write(rec);
+    await e.close();
+    const back: FlowRecord[] = [];
+    for await (const r of readJsonLines(join(dir, 'e.out'))) back.push(r);
+    expect(back).toEqual([rec]);
   });
 
   it('a JSON-lines exporter drops (and counts) records while its stream is full, and never throws into the caller', async () => {

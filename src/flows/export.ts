@@ -18,6 +18,7 @@ import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { Encoder, DecoderStream } from 'cbor-x';
 import type { FlowSink } from './bus.js';
+import { InvalidArgumentError } from '../util/errors.js';
 import type { FlowRecord } from './record.js';
 
 abstract class StreamExporter implements FlowSink {
@@ -105,4 +106,22 @@ export async function* readCborSequence(src: Readable | string): AsyncGenerator<
   input.on('error', (e) => dec.destroy(e));
   input.pipe(dec);
   for await (const r of dec) yield r as FlowRecord;
+}
+
+/**
+ * An exporter from a config or command-line string: "jsonl:PATH" or
+ * "cbor:PATH", or a bare PATH whose extension names the format (.jsonl,
+ * .ndjson, .json → JSON lines; .cbor, .cborseq → CBOR sequence). "-" (or
+ * "jsonl:-", "cbor:-") writes to stdout.
+ */
+export function exporterFor(target: string, opts: ExporterOptions = {}): JsonLinesExporter | CborExporter {
+  let format: 'jsonl' | 'cbor' | null = null;
+  let path = target;
+  const m = /^(jsonl|json|ndjson|cbor):(.+)$/.exec(target);
+  if (m) { format = m[1] === 'cbor' ? 'cbor' : 'jsonl'; path = m[2]!; }
+  else if (target === '-' || /\.(jsonl|ndjson|json)$/i.test(target)) format = 'jsonl';
+  else if (/\.(cbor|cborseq)$/i.test(target)) format = 'cbor';
+  if (format === null) throw new InvalidArgumentError(`flow exporter ${JSON.stringify(target)}: name the format (jsonl:PATH or cbor:PATH) or use a .jsonl/.cbor file`);
+  const out = path === '-' ? process.stdout : path;
+  return format === 'cbor' ? new CborExporter(out, opts) : new JsonLinesExporter(out, opts);
 }
