@@ -64,7 +64,7 @@ function httpFacts(over: Partial<HttpFlowFacts> = {}): HttpFlowFacts {
     tls: fakeTls,
     identity: 'spiffe://example.org/ns/shop/sa/frontend',
     conntrack: ctInfo,
-    xdpVerdict: 'redirect_xsk',
+    xdpVerdict: 'redirected',
     upstream,
     policy: allow,
     timings: { firstByteNs: 2_000_000, upstreamNs: 1_500_000, totalNs: 2_500_000 },
@@ -96,7 +96,7 @@ describe('building records', () => {
       },
     });
     expect(r.strata).toEqual({
-      version: 1, transport: 'afxdp', queue: 1, xdp_verdict: 'redirect_xsk',
+      version: 1, transport: 'afxdp', queue: 1, xdp_verdict: 'redirected',
       conntrack: { id: 4242, state: 'ESTABLISHED', packets: { original: 20, reply: 40 }, bytes: { original: 1800, reply: 52_000 } },
       tcp: {
         state: 'ESTABLISHED', srtt_us: 1250, rttvar_us: 500, rto_us: 201_000, cwnd: 14600, ssthresh: 29200, mss: 1460,
@@ -434,7 +434,7 @@ describe('filters', () => {
 describe('one-line format', () => {
   it('shows time, verdict, endpoints, transport, the exchange, TCP facts and identity', () => {
     const [h503, l4, h200deny] = sampleRecords() as [FlowRecord, FlowRecord, FlowRecord];
-    expect(formatFlowLine(h503)).toBe('14:00:00.123 FORWARDED 10.200.0.1:40000 -> 10.200.0.3:80 afxdp/q1 GET /api/v1/items?x=1 503 2.50ms up=backend/10.201.0.1:8080 retries=2 rtx=3 srtt=1.25ms xdp=redirect_xsk spiffe://example.org/ns/shop/sa/frontend');
+    expect(formatFlowLine(h503)).toBe('14:00:00.123 FORWARDED 10.200.0.1:40000 -> 10.200.0.3:80 afxdp/q1 GET /api/v1/items?x=1 503 2.50ms up=backend/10.201.0.1:8080 retries=2 rtx=3 srtt=1.25ms xdp=redirected spiffe://example.org/ns/shop/sa/frontend');
     expect(formatFlowLine(l4)).toBe('00:00:00.001 FORWARDED 10.0.0.1:1 -> 10.0.0.2:2 tap TCP ESTABLISHED pkts=20/40 bytes=1.8K/50.8K');
     expect(formatFlowLine(h200deny)).toContain(' DROPPED ');
     expect(formatFlowLine(h200deny)).toContain('policy=default-deny');

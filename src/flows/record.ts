@@ -92,7 +92,7 @@ export interface StrataExtension {
   transport: TransportName | null;
   /** NIC queue of the AF_XDP socket, or null. */
   queue: number | null;
-  /** XDP program's verdict reason for the flow's packets (e.g. "redirect_xsk"), or null. */
+  /** XDP program's verdict reason (src/xdp/shared.ts REASON names, e.g. "redirected"), or null. */
   xdp_verdict: string | null;
   conntrack: StrataConntrack | null;
   tcp: StrataTcp | null;
