@@ -55,12 +55,10 @@ async function until(pred: () => boolean, what: string): Promise<void> {
   if (!pred()) throw new Error(`timed out waiting for ${what}`);
 }
 
-/** Runs a CLI module's main() in a child process (the strata command does the same dispatch). */
+/** Runs `strata <mod> …` through the command's dispatcher (src/cli/main.ts run()) in a child process, from source. */
 function cli(mod: 'flows' | 'top', args: string[]): { done: Promise<{ code: number; stdout: string; stderr: string }>; lines: string[] } {
-  const code = `const m = await import(${JSON.stringify(`${ROOT}src/cli/${mod}.ts`)});
-try { process.exitCode = await m.main(process.argv.slice(1)); }
-catch (e) { process.stderr.write(String(e && e.message) + ' [' + (e && e.code) + ']\\n'); process.exitCode = 1; }`;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code, '--', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const code = `const m = await import(${JSON.stringify(`${ROOT}src/cli/main.ts`)}); process.exitCode = await m.run(process.argv.slice(1));`;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code, '--', mod, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   let stdout = '', stderr = '';
   createInterface({ input: child.stdout }).on('line', (l) => { lines.push(l); stdout += `${l}\n`; });
