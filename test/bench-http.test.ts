@@ -8,6 +8,7 @@ import { privateLab, rootSkipReason } from './helpers/lab.js';
 import { httpWorkload, HTTP_POINT } from '../src/bench/http.js';
 import { parseWrk, wrkAvailable, wrkTimeUs } from '../src/bench/wrk.js';
 import { tryRun } from '../src/util/run.js';
+import { pickTransports } from '../src/bench/tcp-measure.js';
 import type { ResultRow } from '../src/report/results.js';
 
 const WRK_OUT = `Running 1s test @ http://127.0.0.1:18555/
@@ -43,6 +44,18 @@ describe('wrk report parsing', () => {
     expect(wrkTimeUs('12.5us')).toBe(12.5);
     expect(Number.isNaN(wrkTimeUs('fast'))).toBe(true);
     expect(parseWrk('unable to connect to 10.200.0.2:8080 Connection refused')).toBeNull();
+  });
+});
+
+describe('transport selection', () => {
+  const known = ['node', 'kernel', 'tap', 'afxdp', 'nginx'];
+  test('all by default; kernel brings its baselines (node:http, nginx); unknown names are reported and skipped', () => {
+    const said: string[] = [];
+    const ctx = (transports: string[] | null) => ({ transports, progress: (l: string) => { said.push(l); } });
+    expect(pickTransports(ctx(null), known, 'http')).toEqual(known);
+    expect(pickTransports(ctx(['afxdp', 'kernel']), known, 'http')).toEqual(['node', 'kernel', 'afxdp', 'nginx']);
+    expect(pickTransports(ctx(['tap', 'cref']), known, 'http')).toEqual(['tap']);
+    expect(said).toEqual([`http: no transport 'cref' (known: ${known.join(', ')}); skipped`]);
   });
 });
 

@@ -13,17 +13,15 @@
 // machine's softirq time per request, and the server's RSS at the end. The
 // machinery here (runHttpVersions) is shared by the proxy and mtls workloads.
 import { existsSync } from 'node:fs';
-import { UsageError } from '../cli/args.js';
 import type { Lab } from '../lab/topo.js';
 import { probeTransports } from '../link/native.js';
 import type { ResultRow } from '../report/results.js';
 import { isRoot } from '../util/run.js';
 import type { BenchContext, Workload } from './workload.js';
 import {
-  addCleanup, checkInterrupted, clearLabXdp, errMsg, interruptAll, isInterrupted, medianOf, metric, nodeScript, pinned, removeCleanup,
+  benchCpus, numOption, pickTransports, addCleanup, checkInterrupted, clearLabXdp, errMsg, interruptAll, isInterrupted, medianOf, metric, nodeScript, pinned, removeCleanup,
   resetInterrupt, startServer, stopServer, unavailableRow, verdict, type ClientRun, type ServerPids, type ServerProc,
 } from './tcp-measure.js';
-import { benchCpus } from './tcp.js';
 import { runWrk, wrkAvailable } from './wrk.js';
 
 export const HTTP_TRANSPORTS = ['node', 'kernel', 'tap', 'afxdp'] as const;
@@ -187,20 +185,6 @@ export function helloVersions(lab: Lab, o: { cpu: number; nice: number; tls?: Tl
   return o.only ? all.filter((v) => o.only!.includes(v.transport)) : all;
 }
 
-export function numOption(ctx: BenchContext, key: string, dflt: number, min: number, max: number): number {
-  const s = ctx.options.get(key);
-  if (s === undefined) return dflt;
-  const v = Number(s);
-  if (!Number.isFinite(v) || v < min || v > max) throw new UsageError(`--${key} must be a number in [${min}, ${max}]`);
-  return v;
-}
-
-/** The transports asked for, checked against the known ones. */
-export function pickTransports(ctx: BenchContext, known: readonly string[], workload: string): string[] {
-  if (!ctx.transports) return [...known];
-  for (const t of ctx.transports) if (!known.includes(t)) ctx.progress(`${workload}: no transport '${t}' (known: ${known.join(', ')}); skipped`);
-  return known.filter((t) => ctx.transports!.includes(t));
-}
 
 export function warmupFor(ctx: BenchContext): number { return ctx.duration >= 10 ? 2 : 1; }
 

@@ -18,9 +18,8 @@ import type { Lab } from '../lab/topo.js';
 import { repoRoot } from '../link/native.js';
 import type { ResultRow } from '../report/results.js';
 import type { Workload } from './workload.js';
-import { checkInterrupted, interruptAll, lastJson, pinned, resetInterrupt, runClient, unavailableRow } from './tcp-measure.js';
-import { benchCpus } from './tcp.js';
-import { helloVersions, httpTargets, numOption, pickTransports, runHttpVersions, warmupFor, type LoadFn, type TlsFiles } from './http.js';
+import { benchCpus, checkInterrupted, interruptAll, lastJson, numOption, pickTransports, pinned, resetInterrupt, runClient, unavailableRow } from './tcp-measure.js';
+import { helloVersions, httpTargets, runHttpVersions, warmupFor, type LoadFn, type TlsFiles } from './http.js';
 import { PROXY_TRANSPORTS, proxyTargets, runProxies } from './proxy.js';
 
 export const tcptlsPath = join(repoRoot, 'bench', 'c', 'tcptls.bin');

@@ -24,11 +24,10 @@ import { pinnedOwner, pinDirFor } from '../xdp/program.js';
 import type { Workload } from './workload.js';
 import { tryRun } from '../util/run.js';
 import {
-  addCleanup, clearLabXdp, interruptAll, medianOf, pinned, removeCleanup, resetInterrupt, startServer, stopServer, strataProxyCli, verdict,
+  benchCpus, numOption, pickTransports, addCleanup, clearLabXdp, interruptAll, medianOf, pinned, removeCleanup, resetInterrupt, startServer, stopServer, strataProxyCli, verdict,
 } from './tcp-measure.js';
-import { benchCpus } from './tcp.js';
 import {
-  HTTP_PORT, HTTP_POINT, httpUnavailable, numOption, pickTransports, runHttpVersions, stackUnavailable, warmupFor, wrkLoad,
+  HTTP_PORT, HTTP_POINT, httpUnavailable, runHttpVersions, stackUnavailable, warmupFor, wrkLoad,
   type HttpVersion, type LoadFn, type StartedServer, type TlsFiles,
 } from './http.js';
 import { nginxUnavailable, startNginx, writeProxyConf, writeUpstreamConf } from './nginx.js';

@@ -20,6 +20,9 @@ import type { Metric, ResultRow } from '../report/results.js';
 import { StrataError } from '../util/errors.js';
 import { tryRun } from '../util/run.js';
 import { cpuSeconds } from './raw.js';
+import os from 'node:os';
+import { UsageError } from '../cli/args.js';
+import type { BenchContext } from './workload.js';
 
 export const tcploadPath = join(repoRoot, 'bench', 'c', 'tcpload.bin');
 
@@ -263,3 +266,37 @@ export function verdict(ok: boolean): string { return ok ? 'met' : 'MISSED'; }
 export function errMsg(e: unknown): string {
   return (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
 }
+
+// ---- options shared by the workloads ----------------------------------------
+
+export function numOption(ctx: BenchContext, key: string, dflt: number, min: number, max: number): number {
+  const s = ctx.options.get(key);
+  if (s === undefined) return dflt;
+  const v = Number(s);
+  if (!Number.isFinite(v) || v < min || v > max) throw new UsageError(`--${key} must be a number in [${min}, ${max}]`);
+  return v;
+}
+
+/** CPUs for the server and the client: the last one and the one before (the same if there is only one). */
+export function benchCpus(): { server: number; client: number } {
+  const n = os.cpus().length;
+  return { server: n - 1, client: Math.max(0, n - 2) };
+}
+
+/** Baselines and peers on the kernel path: selected along with `kernel`. */
+export const KERNEL_PEERS = ['node', 'nginx', 'kernel-tso'] as const;
+
+/**
+ * The transports asked for, checked against the known ones. The kernel-path
+ * peers (node:http, nginx, the kernel with TSO) come with `kernel`: issue 5's
+ * `--transports kernel,tap,afxdp` must still measure the baselines the
+ * targets compare against.
+ */
+export function pickTransports(ctx: Pick<BenchContext, 'transports' | 'progress'>, known: readonly string[], workload: string): string[] {
+  if (!ctx.transports) return [...known];
+  const want = new Set(ctx.transports);
+  if (want.has('kernel')) for (const peer of KERNEL_PEERS) want.add(peer);
+  for (const t of ctx.transports) if (!known.includes(t)) ctx.progress(`${workload}: no transport '${t}' (known: ${known.join(', ')}); skipped`);
+  return known.filter((t) => want.has(t));
+}
+

@@ -19,16 +19,14 @@
 // found before is put back after each version, and on Ctrl-C. The client
 // namespace gets a wide ephemeral port range and tcp_tw_reuse so that the
 // connection-rate point is not limited by TIME-WAIT on the client side.
-import os from 'node:os';
 import { existsSync } from 'node:fs';
-import { UsageError } from '../cli/args.js';
 import type { Lab } from '../lab/topo.js';
 import { probeTransports } from '../link/native.js';
 import type { ResultRow } from '../report/results.js';
 import { isRoot, tryRun } from '../util/run.js';
-import type { BenchContext, Workload } from './workload.js';
+import type { Workload } from './workload.js';
 import {
-  addCleanup, checkInterrupted, clearLabXdp, errMsg, interruptAll, isInterrupted, lastJson, medianOf, metric, nodeScript, pinned,
+  benchCpus, numOption, pickTransports, addCleanup, checkInterrupted, clearLabXdp, errMsg, interruptAll, isInterrupted, lastJson, medianOf, metric, nodeScript, pinned,
   removeCleanup, resetInterrupt, runClient, startServer, stopServer, tcploadPath, unavailableRow, verdict, type ServerProc,
 } from './tcp-measure.js';
 
@@ -307,38 +305,21 @@ export function tcpTargets(rows: readonly ResultRow[]): string[] {
   return lines;
 }
 
-function num(ctx: BenchContext, key: string, dflt: number, min: number, max: number): number {
-  const s = ctx.options.get(key);
-  if (s === undefined) return dflt;
-  const v = Number(s);
-  if (!Number.isFinite(v) || v < min || v > max) throw new UsageError(`--${key} must be a number in [${min}, ${max}]`);
-  return v;
-}
 
-/** CPUs for the server and the client: the last one and the one before (the same if there is only one). */
-export function benchCpus(): { server: number; client: number } {
-  const n = os.cpus().length;
-  return { server: n - 1, client: Math.max(0, n - 2) };
-}
 
 export const tcpWorkload: Workload = {
   name: 'tcp',
   summary: 'TCP: single-connection bulk (CPU/GiB), connection rate, 64 B ping-pong; stack on AF_XDP and TAP vs the kernel (TSO/GRO off and on)',
   transports: TCP_TRANSPORTS,
   async run(ctx) {
-    const transports = (ctx.transports ?? TCP_TRANSPORTS).filter((t) => {
-      // `--transports kernel` means both kernel versions.
-      return (TCP_TRANSPORTS as readonly string[]).includes(t);
-    }) as TcpTransport[];
-    for (const t of ctx.transports ?? []) if (!(TCP_TRANSPORTS as readonly string[]).includes(t) && t !== 'kernel') ctx.progress(`tcp: no transport '${t}' here (known: ${TCP_TRANSPORTS.join(', ')}); skipped`);
-    if (ctx.transports?.includes('kernel') && !transports.includes('kernel-tso')) transports.push('kernel-tso');
+    const transports = pickTransports(ctx, TCP_TRANSPORTS, 'tcp') as TcpTransport[];
     return runTcp({
       lab: ctx.lab,
       transports,
       duration: ctx.duration,
-      conc: num(ctx, 'conc', 16, 1, 1024),
+      conc: numOption(ctx, 'conc', 16, 1, 1024),
       cpus: benchCpus(),
-      nice: num(ctx, 'nice', -10, -20, 19),
+      nice: numOption(ctx, 'nice', -10, -20, 19),
       progress: ctx.progress,
     });
   },
