@@ -132,7 +132,12 @@ async function main(argv: string[]): Promise<number> {
   });
   spinning = false;
   const stats: Record<string, unknown> = { proto, app, impl, transport: kind, mode, connections, spins, signal: sig };
-  if (transport instanceof StackTransport) stats.stack = transport.stack.stats.snapshot();
+  if (transport instanceof StackTransport) {
+    stats.stack = transport.stack.stats.snapshot();
+    stats.tcp = transport.tcp.snapshot();
+    const link = transport.link as unknown as { xskStats?: () => unknown };
+    if (typeof link.xskStats === 'function') stats.xsk = link.xskStats();
+  }
   // Bounded: a stuck close must not keep the orchestrator waiting.
   await Promise.race([stop(), new Promise((r) => setTimeout(r, 2000).unref())]);
   if (transport !== null) await transport.close();

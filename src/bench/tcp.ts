@@ -264,7 +264,12 @@ export async function runTcp(o: TcpBenchOptions): Promise<ResultRow[]> {
           o.progress(`tcp: ${t}: ${app} server failed: ${errMsg(e)}`);
           for (const p of pts) if (!rows.some((r) => r.transport === t && r.point === TCP_POINTS[p])) rows.push(unavailableRow('tcp', t, TCP_POINTS[p], `failed: ${errMsg(e)}`));
         } finally {
-          if (srv) await stopServer(srv);
+          if (srv) {
+            await stopServer(srv);
+            // The stack's own account of the run (segments, retransmits, drops by reason, AF_XDP ring drops) on every row it served.
+            const summary = serverSummary(lastJson<Record<string, unknown>>(srv.out()));
+            if (summary) for (const r of rows) if (r.transport === t && pts.some((p) => TCP_POINTS[p] === r.point) && !r.unavailable) r.note = `${r.note ?? ''}; server over its whole run: ${summary}`;
+          }
           if (v.xdp) { if (existsSync(lab.pinDir)) clearLabXdp(lab); removeCleanup('tcp-xdp'); }
         }
       }
@@ -273,6 +278,25 @@ export async function runTcp(o: TcpBenchOptions): Promise<ResultRow[]> {
     }
   }
   return rows;
+}
+
+/** One line from the stack server's final counters: TCP segments and retransmits, non-zero drops, AF_XDP ring losses. */
+export function serverSummary(j: Record<string, unknown> | null): string | null {
+  if (!j || typeof j.tcp !== 'object' || j.tcp === null) return null;
+  const tcp = j.tcp as Record<string, unknown>;
+  const parts: string[] = [];
+  for (const k of ['segsIn', 'segsOut', 'retransSegs', 'passiveOpens', 'estabResets']) if (typeof tcp[k] === 'number') parts.push(`${k} ${tcp[k]}`);
+  const nz = (o: unknown): string[] => Object.entries((o ?? {}) as Record<string, unknown>).filter(([, v]) => typeof v === 'number' && v > 0).map(([k, v]) => `${k} ${v}`);
+  const tcpDrops = nz(tcp.drops);
+  if (tcpDrops.length) parts.push(`tcp drops: ${tcpDrops.join(', ')}`);
+  const stackDrops = nz((j.stack as Record<string, unknown> | undefined)?.drops);
+  if (stackDrops.length) parts.push(`stack drops: ${stackDrops.join(', ')}`);
+  const xsk = j.xsk as Record<string, unknown> | undefined;
+  if (xsk) {
+    const x = ['rxDropped', 'rxRingFull', 'rxFillRingEmptyDescs', 'txRingFull', 'txRingEmptyDescs'].filter((k) => typeof xsk[k] === 'number' && (xsk[k] as number) > 0);
+    parts.push(x.length ? `AF_XDP socket counters: ${x.map((k) => `${k} ${xsk[k]}`).join(', ')}` : 'AF_XDP socket counters all zero');
+  }
+  return parts.join(', ');
 }
 
 function fmt(v: number): string {
