@@ -2,7 +2,7 @@
 // inject: two full Stacks (Ethernet, ARP, IPv4, TCP) over a MemLink pair on
 // a virtual clock (Sim), with seeded loss, reordering, duplication, jitter
 // and bit corruption in both directions. STRATA_ACCEPT_SIM_BYTES (default
-// 16 MiB) move in EACH direction at once over one connection; both SHA-256s
+// 64 MiB) move in EACH direction at once over one connection; both SHA-256s
 // must match, the corruption must have been caught (checksums) rather than
 // delivered, and afterwards nothing is left in either stack.
 //
@@ -19,7 +19,7 @@ import type { Impairments } from '../src/link/mem.js';
 import { KeyStream, streamSha } from './helpers/stack-host.js';
 
 const MiB = 1024 * 1024;
-const N = Number(process.env.STRATA_ACCEPT_SIM_BYTES ?? 16 * MiB);
+const N = Number(process.env.STRATA_ACCEPT_SIM_BYTES ?? 64 * MiB);
 
 function seeds(): number[] {
   const v = process.env.STRATA_ACCEPT_SIM_SEEDS;

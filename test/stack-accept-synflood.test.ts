@@ -114,7 +114,6 @@ for (const kind of KINDS) {
       expect(k.drop('SYN_QUEUE_FULL')).toBe(0); // cookies on: nothing refused
       // The flood's half-open entries give up after their SYN-ACK retries: nothing is left.
       expect(await waitFor(() => listener.synQueued === 0 && k.connections === 0, 30_000), JSON.stringify(h.tcp.snapshot())).toBe(true);
-      // eslint-disable-next-line no-console
       console.log(`${kind} SYN flood: sent ${fr.sent}, link rx ${linkRx}, handled ${handled}, cookies ${k.cookiesSent - c0.cookies}, validated ${k.cookiesValidated - c0.valid}, link ${JSON.stringify(h.link.stats())}`);
     }, 240_000);
 
