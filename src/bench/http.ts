@@ -18,8 +18,9 @@ import { probeTransports } from '../link/native.js';
 import type { ResultRow } from '../report/results.js';
 import { isRoot } from '../util/run.js';
 import type { BenchContext, Workload } from './workload.js';
+import { serverSummary } from './tcp.js';
 import {
-  benchCpus, numOption, pickTransports, addCleanup, checkInterrupted, clearLabXdp, errMsg, interruptAll, isInterrupted, medianOf, metric, nodeScript, pinned, removeCleanup,
+  lastJson, benchCpus, numOption, pickTransports, addCleanup, checkInterrupted, clearLabXdp, errMsg, interruptAll, isInterrupted, medianOf, metric, nodeScript, pinned, removeCleanup,
   resetInterrupt, startServer, stopServer, unavailableRow, verdict, type ClientRun, type ServerPids, type ServerProc,
 } from './tcp-measure.js';
 import { runWrk, wrkAvailable } from './wrk.js';
@@ -42,6 +43,8 @@ export interface StartedServer {
   pids: ServerPids;
   stop(): Promise<void>;
   note?: string;
+  /** After stop(): the server's own counters over its run, if it reports any. */
+  summary?(): string | null;
 }
 
 export interface LoadResult {
@@ -127,7 +130,12 @@ export async function runHttpVersions(versions: readonly HttpVersion[], load: Lo
       o.progress(`${o.workload}: ${v.transport}: failed: ${errMsg(e)}`);
       rows.push(unavailableRow(o.workload, v.transport, o.point, `failed: ${errMsg(e)}`));
     } finally {
-      if (s) await s.stop();
+      if (s) {
+        await s.stop();
+        const sum = s.summary?.() ?? null;
+        const row = rows[rows.length - 1];
+        if (sum && row && row.transport === v.transport && !row.unavailable) row.note = `${row.note ?? ''}; server over its whole run: ${sum}`;
+      }
     }
   }
   return rows;
@@ -163,6 +171,7 @@ export async function startBenchServer(lab: Lab, args: readonly string[], o: { c
       await stopServer(p);
       if (o.xdp) { if (existsSync(lab.pinDir)) clearLabXdp(lab); removeCleanup('http-xdp'); }
     },
+    summary: () => serverSummary(lastJson<Record<string, unknown>>(p.out())),
   };
 }
 
