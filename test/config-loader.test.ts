@@ -38,7 +38,7 @@ describe('the example config', () => {
 
   it('has every section, typed', () => {
     expect(cfg.admin).toEqual({ address: '127.0.0.1', port: 9901 });
-    expect(cfg.logging).toEqual({ level: 'info', format: 'json', accessLog: { enabled: true, path: 'stdout' } });
+    expect(cfg.logging).toEqual({ level: 'info', format: 'json', path: 'stderr', accessLog: { enabled: true, path: 'stdout' } });
     expect(cfg.listeners.map((l) => [l.name, l.port, l.transport, l.protocol, l.tls])).toEqual([
       ['public', 8080, 'afxdp', 'HTTP', null], ['secure', 8443, 'kernel', 'HTTPS', 'server-mtls'],
     ]);
@@ -193,7 +193,7 @@ bogus: 1
       'proxy.yaml:33: routes[0].spec.rules[1].timeouts.backendRequest: must not be longer than request (Gateway API)',
       'proxy.yaml:36: policies[0].selector.listeners[0]: no listener named "ghost" (have: public)',
       'proxy.yaml:38: policies[0].ingress[0].fromCIDR[0]: 10.0.0.1/8 has host bits set (network is 10.0.0.0/8)',
-      'proxy.yaml:39: bogus: unknown field (expected one of admin, logging, listeners, tls, clusters, routes, policies)',
+      'proxy.yaml:39: bogus: unknown field (expected one of admin, logging, drain, listeners, tls, clusters, routes, policies)',
     ]);
   });
 
@@ -381,9 +381,10 @@ clusters:
     expect(r.ok).toBe(true);
     expect(r.config!.admin).toBeNull();
     expect(r.config!.listeners[0]).toEqual({
-      name: 'public', address: '0.0.0.0', port: 8080, transport: 'kernel', protocol: 'HTTP', tls: null,
+      name: 'public', address: '0.0.0.0', port: 8080, transport: 'auto', protocol: 'HTTP', tls: null,
       timeouts: { headerMs: 10_000, idleMs: 60_000, requestMs: 300_000 }, maxHeaderBytes: 16_384, maxConnections: 16_384,
     });
+    expect(r.config!.drain).toEqual({ timeoutMs: 30_000 });
     expect(r.config!.routes).toEqual([]);
     expect(r.config!.policies).toEqual([]);
   });

@@ -11,11 +11,11 @@ import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { ConfigError } from '../util/errors.js';
 import { Checker, isObj } from './checker.js';
-import { checkAdmin, checkLogging, checkListeners, checkTls, checkClusters, checkRoutes, checkPoliciesSection } from './sections.js';
+import { checkAdmin, checkDrain, checkLogging, checkListeners, checkTls, checkClusters, checkRoutes, checkPoliciesSection } from './sections.js';
 import { TlsContextManager } from '../l7/tls/context.js';
 import type { ConfigIssue, ProxyConfig } from './types.js';
 
-const TOP_LEVEL = ['admin', 'logging', 'listeners', 'tls', 'clusters', 'routes', 'policies'] as const;
+const TOP_LEVEL = ['admin', 'logging', 'drain', 'listeners', 'tls', 'clusters', 'routes', 'policies'] as const;
 
 export interface LoadOptions {
   /** Also load every TLS entry's certificate, key and CA (no network): catches missing or mismatched files. Default false for parseConfig/loadConfig, true for checkConfig. */
@@ -51,6 +51,7 @@ export function parseConfig(text: string, file: string, opts: LoadOptions = {}):
 
   const admin = checkAdmin(c, root.admin);
   const logging = checkLogging(c, root.logging);
+  const drain = checkDrain(c, root.drain);
   const tls = checkTls(c, root.tls, baseDir);
   const { listeners, index: listenerIndex } = checkListeners(c, root.listeners);
   const { clusters, index: clusterIndex } = checkClusters(c, root.clusters);
@@ -84,7 +85,8 @@ export function parseConfig(text: string, file: string, opts: LoadOptions = {}):
     if (!listenerIndex.has(s.name)) c.err(s.path, `no listener named ${JSON.stringify(s.name)} (have: ${listenerList})`);
   }
   if (admin) {
-    const clash = listeners.findIndex((l) => l.transport === 'kernel' && l.port === admin.port &&
+    // An 'auto' listener may end up on the kernel too.
+    const clash = listeners.findIndex((l) => (l.transport === 'kernel' || l.transport === 'auto') && l.port === admin.port &&
       (l.address === admin.address || l.address === '0.0.0.0' || l.address === '::'));
     if (clash >= 0) c.err(['admin', 'port'], `conflicts with listeners[${clash}] (${listeners[clash]!.name}) on ${admin.port}`);
   }
@@ -101,7 +103,7 @@ export function parseConfig(text: string, file: string, opts: LoadOptions = {}):
     c.issues.sort((a, b) => a.line - b.line || a.column - b.column);
     return { ok: false, config: null, errors: c.issues };
   }
-  return { ok: true, config: { file: resolve(file), admin, logging, listeners, tls, clusters, routes, policies }, errors: [] };
+  return { ok: true, config: { file: resolve(file), admin, logging, listeners, drain, tls, clusters, routes, policies }, errors: [] };
 }
 
 /** Reads and validates a config file; throws ConfigError (first issue in fields, all in `issues`) if it is not valid. */

@@ -10,11 +10,12 @@ import { checkPolicies } from '../l7/policy/compile.js';
 import type { PolicySpec } from '../l7/policy/types.js';
 import { parseSpiffeId, trustDomainError } from '../l7/tls/spiffe.js';
 import type {
-  AdminConfig, LoggingConfig, ListenerConfig, TlsConfig, ClusterConfig, EndpointConfig, HTTPRoute, HTTPRouteRule, HTTPRouteMatch,
-  HTTPRouteFilter, HTTPHeaderModifier, HTTPPathModifier, HTTPBackendRef, ParentReference, Transport, LbPolicy, HTTPMethod, RetryPolicyConfig,
+  AdminConfig, DrainConfig, LoggingConfig, ListenerConfig, TlsConfig, ClusterConfig, EndpointConfig, HTTPRoute, HTTPRouteRule, HTTPRouteMatch,
+  HTTPRouteFilter, HTTPHeaderModifier, HTTPPathModifier, HTTPBackendRef, ParentReference, Transport, ListenerTransport, LbPolicy, HTTPMethod, RetryPolicyConfig,
 } from './types.js';
 
 export const TRANSPORTS = ['kernel', 'tap', 'afxdp'] as const;
+export const LISTENER_TRANSPORTS = ['auto', 'kernel', 'tap', 'afxdp'] as const;
 export const LB_POLICIES = ['round_robin', 'least_request', 'random', 'ring_hash', 'maglev'] as const;
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'] as const;
 const PATH_TYPES = ['Exact', 'PathPrefix', 'RegularExpression'] as const;
@@ -59,10 +60,10 @@ export function checkAdmin(c: Checker, v: unknown): AdminConfig | null {
 }
 
 export function checkLogging(c: Checker, v: unknown): LoggingConfig {
-  const dflt: LoggingConfig = { level: 'info', format: 'json', accessLog: { enabled: true, path: 'stdout' } };
+  const dflt: LoggingConfig = { level: 'info', format: 'json', path: 'stderr', accessLog: { enabled: true, path: 'stdout' } };
   if (v === undefined || v === null) return dflt;
   const p = ['logging'];
-  const m = c.map(v, p, ['level', 'format', 'accessLog']);
+  const m = c.map(v, p, ['level', 'format', 'path', 'accessLog']);
   if (!m) return dflt;
   let accessLog = dflt.accessLog;
   if (m.accessLog !== undefined) {
@@ -76,8 +77,19 @@ export function checkLogging(c: Checker, v: unknown): LoggingConfig {
   return {
     level: c.opt(m, p, 'level', (x, q) => c.str(x, q, { enum: ['debug', 'info', 'warn', 'error'] }) as LoggingConfig['level'] | undefined, 'info'),
     format: c.opt(m, p, 'format', (x, q) => c.str(x, q, { enum: ['json', 'text'] }) as LoggingConfig['format'] | undefined, 'json'),
+    path: c.opt(m, p, 'path', (x, q) => c.str(x, q, { min: 1 }), 'stderr'),
     accessLog,
   };
+}
+
+/** `drain: { timeout: 30s }` (Envoy's --drain-time-s is 600 s; 30 s is the Kubernetes grace period). */
+export function checkDrain(c: Checker, v: unknown): DrainConfig {
+  const dflt: DrainConfig = { timeoutMs: 30_000 };
+  if (v === undefined || v === null) return dflt;
+  const p = ['drain'];
+  const m = c.map(v, p, ['timeout']);
+  if (!m) return dflt;
+  return { timeoutMs: c.opt(m, p, 'timeout', (x, q) => c.dur(x, q, { min: 1, max: 3_600_000 }), 30_000) };
 }
 
 function ipLiteral(c: Checker, v: unknown, p: Path): string | undefined {
@@ -157,7 +169,7 @@ export function checkListeners(c: Checker, v: unknown): { listeners: ListenerCon
     const l: ListenerConfig = {
       name: name ?? '', port: port ?? 0, tls, protocol,
       address: c.opt(m, p, 'address', (x, q) => ipLiteral(c, x, q), '0.0.0.0'),
-      transport: c.opt(m, p, 'transport', (x, q) => c.str(x, q, { enum: TRANSPORTS }) as Transport | undefined, 'kernel'),
+      transport: c.opt(m, p, 'transport', (x, q) => c.str(x, q, { enum: LISTENER_TRANSPORTS }) as ListenerTransport | undefined, 'auto'),
       timeouts,
       maxHeaderBytes: c.opt(m, p, 'maxHeaderBytes', (x, q) => c.int(x, q, 1024, 1 << 20), 16_384),
       maxConnections: c.opt(m, p, 'maxConnections', (x, q) => c.int(x, q, 1, 10_000_000), 16_384),

@@ -10,6 +10,8 @@
 import type { PolicySpec } from '../l7/policy/types.js';
 
 export type Transport = 'kernel' | 'tap' | 'afxdp';
+/** A listener's transport: 'auto' (the default) picks AF_XDP, else TAP, else the kernel, at start and at each reload. */
+export type ListenerTransport = Transport | 'auto';
 export type LbPolicy = 'round_robin' | 'least_request' | 'random' | 'ring_hash' | 'maglev';
 
 export interface ProxyConfig {
@@ -18,6 +20,8 @@ export interface ProxyConfig {
   admin: AdminConfig | null;
   logging: LoggingConfig;
   listeners: ListenerConfig[];
+  /** SIGTERM: how long in-flight requests may take before their connections are closed; SIGHUP: how long the old routes and clusters are kept for requests still using them. */
+  drain: DrainConfig;
   tls: TlsConfig[];
   clusters: ClusterConfig[];
   routes: HTTPRoute[];
@@ -29,9 +33,15 @@ export interface AdminConfig {
   port: number;
 }
 
+export interface DrainConfig {
+  timeoutMs: number;
+}
+
 export interface LoggingConfig {
   level: 'debug' | 'info' | 'warn' | 'error';
   format: 'json' | 'text';
+  /** Where the proxy's own log goes: 'stderr' (default), 'stdout' or a file path (appended). */
+  path: string;
   accessLog: { enabled: boolean; path: string };
 }
 
@@ -39,7 +49,7 @@ export interface ListenerConfig {
   name: string;
   address: string;
   port: number;
-  transport: Transport;
+  transport: ListenerTransport;
   protocol: 'HTTP' | 'HTTPS';
   /** name of an entry in `tls`; required for HTTPS */
   tls: string | null;

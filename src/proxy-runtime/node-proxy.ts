@@ -1,0 +1,631 @@
+// The long-lived node proxy behind `strata proxy --config F`.
+//
+// State is split in two so a reload never drops a connection:
+//
+// - A *slot* per listener owns what clients are connected to: the bound
+//   listener, the HttpServer and its connections. A slot survives reloads
+//   unless its address, port, transport, protocol or server limits change.
+// - A *generation* owns everything a request is routed with: routes (one
+//   Proxy per listener), clusters and their upstream pools, TLS contexts,
+//   policies and the access log. Each slot's handler is an indirection
+//   through the slot's current generation, so SIGHUP swaps in a new one for
+//   NEW requests in one synchronous step; requests already in flight finish
+//   on the old one, which is closed (pools included) once its last request
+//   is done, or after the drain timeout.
+//
+// SIGHUP: re-read and validate; on any error (file, TLS files, a transport
+// that cannot open, a port that cannot bind) log it and keep the old config.
+// SIGTERM/SIGINT: not ready, stop accepting, close idle keep-alive
+// connections, let in-flight requests finish (bounded by drain.timeout),
+// close pools and transports (detaching the XDP program), exit 0. A second
+// signal during the drain cuts it short.
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import type { ListenerConfig, ProxyConfig } from '../config/types.js';
+import type { L7Listener, L7Socket, L7Transport, TransportKind } from '../l7/transport/types.js';
+import type { Handler, HttpServer, ServerRequest, ServerResponse, ServerStats } from '../l7/server/index.js';
+import type { Proxy, ProxyStats } from '../l7/proxy/index.js';
+import type { TlsContextManager } from '../l7/tls/context.js';
+import type { Lab } from '../lab/topo.js';
+import type { AdminServer } from '../admin/server.js';
+import { Registry, type Metric } from '../obs/metrics.js';
+import { UnavailableError } from '../util/errors.js';
+import { chooseTransport, describeChoice, probeHost, type TransportChoice, type TransportProbe } from './transport-choice.js';
+import { Logger } from './log.js';
+
+export interface NodeProxyOptions {
+  file: string;
+  /** The lab we run in (its server namespace), or null: loopback defaults. */
+  lab: Lab | null;
+  logger?: Logger;
+  /** Injected transport probe (tests); default probeHost(). */
+  probe?: () => Promise<TransportProbe>;
+  /** Where `listening …` lines go once all listeners are up (default stdout). */
+  out?: { write(s: string): unknown };
+}
+
+interface AccessLog { write(o: object): void; close(): void }
+
+/** Everything a request is routed with; replaced as a whole on reload. */
+class Generation {
+  inflight = 0;
+  retired = false;
+  closed = false;
+  readonly proxies = new Map<string, Proxy>();
+  readonly clusters: { close(): void }[] = [];
+  tlsCtx = new Map<string, TlsContextManager>();
+  access: AccessLog | null = null;
+  mtls: typeof import('../l7/tls/index.js') | null = null;
+  private onIdle: (() => void) | null = null;
+
+  constructor(readonly id: number, readonly cfg: ProxyConfig) {}
+
+  /** Shared by every request of this generation: no closure per request. */
+  readonly done = (): void => {
+    if (--this.inflight === 0 && this.retired && this.onIdle !== null) this.onIdle();
+  };
+
+  /** Resolves once no request uses this generation (or at once if none does). */
+  idle(): Promise<void> {
+    if (this.inflight <= 0) return Promise.resolve();
+    return new Promise((resolve) => { this.onIdle = resolve; });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const p of this.proxies.values()) p.close();
+    for (const c of this.clusters) c.close();
+    for (const m of this.tlsCtx.values()) m.close();
+    this.access?.close();
+  }
+}
+
+/** What clients connect to; survives reloads that do not change its key. */
+class Slot {
+  gen: Generation;
+  proxy: Proxy;
+  bound: L7Listener | null = null;
+  closing = false;
+
+  constructor(readonly cfg: ListenerConfig, readonly choice: TransportChoice, readonly host: string, readonly server: HttpServer, gen: Generation) {
+    this.gen = gen;
+    this.proxy = gen.proxies.get(cfg.name)!;
+  }
+
+  /** The HttpServer's handler: the current generation's proxy, counted in flight. */
+  readonly handler: Handler = (req: ServerRequest, res: ServerResponse) => {
+    const g = this.gen;
+    g.inflight++;
+    // 'finish' once the last byte is handed to the socket; 'close' if the connection dies first. Only one fires.
+    res.once('finish', g.done);
+    res.once('close', g.done);
+    return this.proxy.handler(req, res);
+  };
+
+  get key(): string { return slotKey(this.cfg, this.choice.kind, this.host); }
+  /** Two slots with the same bind key cannot be bound at once. */
+  get bindKey(): string { return `${this.choice.kind} ${this.host}:${this.cfg.port}`; }
+}
+
+function slotKey(l: ListenerConfig, kind: TransportKind, host: string): string {
+  return JSON.stringify([kind, host, l.port, l.protocol, l.tls !== null, l.timeouts, l.maxHeaderBytes, l.maxConnections]);
+}
+
+export class ReloadError extends Error {}
+
+export class NodeProxy {
+  readonly log: Logger;
+  readonly registry = new Registry();
+  admin: AdminServer | null = null;
+  private gen: Generation | null = null;
+  private genSeq = 0;
+  private readonly slots = new Map<string, Slot>();
+  private readonly transports = new Map<TransportKind, L7Transport>();
+  private readonly retiredStats: { listener: string; proxy: ProxyStats }[] = [];
+  private readonly retiredServers: { listener: string; stats: ServerStats }[] = [];
+  private readonly closingGens = new Set<Generation>();
+  private readonly closingSlots = new Set<Promise<void>>();
+  private ready = false;
+  private draining = false;
+  private reloading: Promise<boolean> | null = null;
+  private reloadAgain = false;
+  private probe: TransportProbe | null = null;
+  private readonly reloads = { ok: 0, failed: 0 };
+  private drainTimeoutMs = 30_000;
+  private readonly metricsDone = new Set<string>();
+  private mods!: {
+    config: typeof import('../config/index.js');
+    transport: typeof import('../l7/transport/index.js');
+    server: typeof import('../l7/server/index.js');
+    proxy: typeof import('../l7/proxy/index.js');
+    netns: typeof import('../cli/netns-exec.js');
+  };
+
+  constructor(private readonly opts: NodeProxyOptions) {
+    this.log = opts.logger ?? new Logger();
+  }
+
+  get generation(): number { return this.gen?.id ?? 0; }
+  get isReady(): boolean { return this.ready && !this.draining; }
+
+  /** Loads the config, starts the admin listener, opens every listener; throws (after cleaning up) on failure. */
+  async start(): Promise<string[]> {
+    this.mods = {
+      config: await import('../config/index.js'),
+      transport: await import('../l7/transport/index.js'),
+      server: await import('../l7/server/index.js'),
+      proxy: await import('../l7/proxy/index.js'),
+      netns: await import('../cli/netns-exec.js'),
+    };
+    const cfg = this.mods.config.loadConfig(this.opts.file);
+    this.log.configure(cfg.logging);
+    this.drainTimeoutMs = cfg.drain.timeoutMs;
+    this.log.info('start', { pid: process.pid, config: cfg.file, listeners: cfg.listeners.length, clusters: cfg.clusters.length, routes: cfg.routes.length, lab: this.opts.lab?.prefix ?? null });
+    try {
+      if (cfg.admin !== null) await this.startAdmin(cfg.admin);
+      const gen = await this.build(cfg);
+      const lines: string[] = [];
+      try {
+        for (const l of cfg.listeners) {
+          const slot = await this.openSlot(l, await this.choose(l), gen);
+          lines.push(`listening ${slot.bound!.host}:${slot.bound!.port} transport=${slot.choice.kind}`);
+        }
+      } catch (e) {
+        gen.close();
+        throw e;
+      }
+      this.gen = gen;
+      this.registerMetrics();
+      this.ready = true;
+      for (const line of lines) (this.opts.out ?? process.stdout).write(`${line}\n`);
+      this.log.info('ready', { generation: gen.id, listeners: [...this.slots.values()].map((s) => ({ name: s.cfg.name, address: s.bound!.host, port: s.bound!.port, transport: s.choice.kind })) });
+      return lines;
+    } catch (e) {
+      await this.shutdownNow();
+      throw e;
+    }
+  }
+
+  private async startAdmin(a: { address: string; port: number }): Promise<void> {
+    const { startAdminServer } = await import('../admin/server.js');
+    this.admin = await startAdminServer({
+      host: a.address, port: a.port, registry: this.registry,
+      ready: () => this.draining ? { ready: false, reason: 'draining' } : this.ready ? true : { ready: false, reason: 'starting' },
+    });
+    const ad = this.admin.address!;
+    this.log.info('admin listening', { address: ad.address, port: ad.port });
+  }
+
+  private async choose(l: ListenerConfig): Promise<TransportChoice> {
+    const lab = this.opts.lab;
+    if (l.transport === 'auto' && this.probe === null) {
+      this.probe = await (this.opts.probe ?? (() => probeHost({ afxdp: lab?.serverIface ?? 's0', tap: lab?.tapIface ?? 'tap0' })))();
+    }
+    const probe = this.probe ?? { afxdp: { available: true }, tap: { available: true } };
+    const c = chooseTransport(l.transport, probe, l.address);
+    if (l.transport === 'auto') this.log.info('transport chosen', { listener: l.name, transport: c.kind, reason: c.reason, skipped: c.skipped, summary: describeChoice(c) });
+    else this.log.info('transport configured', { listener: l.name, transport: c.kind });
+    return c;
+  }
+
+  private hostFor(l: ListenerConfig, kind: TransportKind): string {
+    return l.address === '0.0.0.0' && kind !== 'kernel' ? this.mods.netns.defaultHost(kind, this.opts.lab) : l.address;
+  }
+
+  private async transportFor(kind: TransportKind, cfg: ProxyConfig): Promise<L7Transport> {
+    let t = this.transports.get(kind);
+    if (t !== undefined) return t;
+    const lab = this.opts.lab;
+    if (kind === 'afxdp' && lab !== null) this.mods.netns.prepareLabForAfxdp(lab);
+    // A stack transport's address is the first listener's that names one, else the lab's target.
+    const l = cfg.listeners.find((x) => x.transport === kind && x.address !== '0.0.0.0');
+    const before = signalListeners();
+    t = await this.mods.transport.openTransport(kind, kind === 'kernel' ? {} : {
+      addr: l?.address ?? this.mods.netns.defaultHost(kind, lab),
+      ...(lab !== null ? { netns: lab.serverNs, pinDir: lab.pinDir, ...(kind === 'tap' ? { gateway: lab.tapKernelAddr } : {}) } : {}),
+    });
+    // The XDP loader's default signal handlers detach the program the moment
+    // SIGTERM/SIGHUP arrives, which would cut off a drain or a reload. This
+    // process handles those signals and detaches when it closes the transport;
+    // the loader's process 'exit' hook stays as the last resort.
+    removeNewSignalListeners(before);
+    this.transports.set(kind, t);
+    if (kind !== 'kernel') {
+      const st = t as unknown as { stack?: { stats?: unknown } };
+      if (st.stack?.stats !== undefined) {
+        const { registerStackMetrics } = await import('../stack/stats.js');
+        registerStackMetrics(this.registry, st.stack.stats as Parameters<typeof registerStackMetrics>[1], { transport: kind });
+      }
+    }
+    this.log.info('transport opened', { transport: kind });
+    return t;
+  }
+
+  /** Builds a generation (routes, clusters, TLS, policies, access log); closes what it made on failure. */
+  private async build(cfg: ProxyConfig): Promise<Generation> {
+    const { config } = this.mods;
+    const { Proxy, routesFor, clusterFromConfig } = this.mods.proxy;
+    const gen = new Generation(++this.genSeq, cfg);
+    try {
+      const tlsNeeded = cfg.listeners.some((l) => l.tls !== null) || cfg.clusters.some((c) => c.tls !== null);
+      if (tlsNeeded) {
+        gen.tlsCtx = config.createTlsContexts(cfg);
+        gen.mtls = await import('../l7/tls/index.js');
+      }
+      const mtls = gen.mtls;
+      const clusters = [];
+      for (const c of cfg.clusters) {
+        clusters.push(await clusterFromConfig(c, {
+          transportFor: (k) => this.transportFor(k, cfg),
+          wrapFor: (tlsName, expect) => (s: L7Socket) => new Promise<L7Socket>((resolve, reject) => {
+            const t = mtls!.wrapClient(s as Duplex, gen.tlsCtx.get(tlsName)!, expect !== null ? { expectServer: expect } : {});
+            t.once('secureConnect', () => resolve(t as unknown as L7Socket));
+            t.once('error', reject);
+          }),
+        }));
+        gen.clusters.push(clusters[clusters.length - 1]!);
+      }
+      const policies = config.configPolicies(cfg);
+      const access = accessLog(cfg.logging.accessLog);
+      gen.access = access;
+      for (const l of cfg.listeners) {
+        const lp = policies.forListener(l.name);
+        const policy = lp.selected ? (req: ServerRequest) => {
+          const sock = req.socket as unknown as TLSSocket;
+          const id = mtls !== null && l.tls !== null ? mtls.peerIdentity(sock) : null;
+          const v = lp.evaluate({ port: l.port, srcAddr: req.remoteAddress, identity: id, method: req.method, path: req.url, host: req.header('host') ?? '', header: (n) => req.headers[n] });
+          if (!v.allowed && access) access.write({ verdict: 'deny', listener: l.name, policy: v.policy, rule: v.rule, reason: v.reason, method: req.method, path: req.url, client: req.remoteAddress, identity: id?.spiffeId ?? null });
+          return v.allowed;
+        } : null;
+        gen.proxies.set(l.name, new Proxy({
+          routes: routesFor(cfg, l.name), clusters, scheme: l.tls !== null ? 'https' : 'http', listenerPort: l.port, policy,
+          ...(access ? { onLog: (e: object) => access.write({ listener: l.name, ...e }) } : {}),
+        }));
+      }
+    } catch (e) {
+      gen.close();
+      throw e;
+    }
+    return gen;
+  }
+
+  /**
+   * Binds a listener for `l` serving generation `gen`. The acceptor is ours
+   * for plain and TLS listeners alike (the server only adopts connections),
+   * so closing a slot stops accepting at once without waiting for the
+   * transport's listener to see every connection end.
+   */
+  private async openSlot(l: ListenerConfig, choice: TransportChoice, gen: Generation, register = true): Promise<Slot> {
+    const { HttpServer } = this.mods.server;
+    const host = this.hostFor(l, choice.kind);
+    const slotRef: { s: Slot | null } = { s: null };
+    const server = new HttpServer((req, res) => slotRef.s!.handler(req, res), {
+      headersTimeoutMs: l.timeouts.headerMs, keepAliveTimeoutMs: l.timeouts.idleMs, requestTimeoutMs: l.timeouts.requestMs,
+      maxHeaderSize: l.maxHeaderBytes, closeTimeoutMs: this.drainTimeoutMs,
+      ...(l.maxConnections > 0 ? { maxConnections: l.maxConnections } : {}),
+    });
+    const slot = new Slot(l, choice, host, server, gen);
+    slotRef.s = slot;
+    const transport = await this.transportFor(choice.kind, gen.cfg);
+    slot.bound = await transport.listen(l.port, host, l.tls === null ? (s) => server.accept(s) : (s) => {
+      // The current generation's context: a reload with new files applies to new handshakes.
+      const g = slot.gen;
+      const ctx = g.tlsCtx.get(g.cfg.listeners.find((x) => x.name === l.name)?.tls ?? l.tls!);
+      if (ctx === undefined || g.mtls === null) { s.destroy(); return; }
+      const t = g.mtls.wrapServer(s as Duplex, ctx);
+      t.on('error', () => t.destroy());
+      server.accept(t as unknown as L7Socket);
+    });
+    if (register) this.slots.set(l.name, slot);
+    this.log.info('listening', { listener: l.name, address: slot.bound.host, port: slot.bound.port, transport: choice.kind, tls: l.tls !== null, generation: gen.id });
+    return slot;
+  }
+
+  /** Graceful close of one slot: stop accepting, close idle connections, let in-flight requests finish. */
+  private closeSlot(slot: Slot, why: string): Promise<void> {
+    if (slot.closing) return Promise.resolve();
+    slot.closing = true;
+    this.retiredServers.push({ listener: slot.cfg.name, stats: slot.server.stats });
+    // The listening socket closes now; the promise (node:net) settles only when its connections are gone.
+    const stopped = slot.bound?.close() ?? Promise.resolve();
+    const p = (async () => {
+      await slot.server.close();
+      await stopped;
+      this.log.info('listener closed', { listener: slot.cfg.name, reason: why });
+    })();
+    this.closingSlots.add(p);
+    void p.finally(() => this.closingSlots.delete(p));
+    return p;
+  }
+
+  /**
+   * SIGHUP. Resolves true when the new config is live, false when it was
+   * rejected (the old one keeps running). Reloads are serialised; a SIGHUP
+   * during a reload runs one more afterwards.
+   */
+  reload(): Promise<boolean> {
+    if (this.draining) return Promise.resolve(false);
+    if (this.reloading !== null) { this.reloadAgain = true; return this.reloading; }
+    const run = async (): Promise<boolean> => {
+      let ok = false;
+      do {
+        this.reloadAgain = false;
+        ok = await this.reloadOnce();
+      } while (this.reloadAgain && !this.draining);
+      return ok;
+    };
+    this.reloading = run().finally(() => { this.reloading = null; });
+    return this.reloading;
+  }
+
+  private async reloadOnce(): Promise<boolean> {
+    const { config } = this.mods;
+    this.log.info('reload start', { config: this.opts.file, generation: this.generation });
+    const check = config.checkConfig(this.opts.file);
+    if (!check.ok) return this.reloadFailed('invalid config', check.lines);
+    let cfg: ProxyConfig;
+    try { cfg = config.loadConfig(this.opts.file); } catch (e) { return this.reloadFailed('invalid config', [(e as Error).message]); }
+    const old = this.gen!;
+    let gen: Generation;
+    try {
+      gen = await this.build(cfg);
+    } catch (e) {
+      return this.reloadFailed(e instanceof UnavailableError ? 'transport unavailable' : 'cannot build', [(e as Error).message]);
+    }
+
+    // Listener plan: keep, add, replace (key changed) or remove.
+    const keep: Slot[] = [];
+    const add: { l: ListenerConfig; choice: TransportChoice; replaces: Slot | null }[] = [];
+    this.probe = null; // the host may have changed (lab up or down): probe again
+    for (const l of cfg.listeners) {
+      let choice: TransportChoice;
+      const cur = this.slots.get(l.name);
+      if (cur !== undefined && cur.cfg.transport === l.transport && l.transport === 'auto') choice = cur.choice; // auto does not flip on reload
+      else choice = await this.choose(l);
+      if (cur !== undefined && cur.key === slotKey(l, choice.kind, this.hostFor(l, choice.kind))) keep.push(cur);
+      else add.push({ l, choice, replaces: cur ?? null });
+    }
+    const names = new Set(cfg.listeners.map((l) => l.name));
+    const removed = [...this.slots.values()].filter((s) => !names.has(s.cfg.name));
+
+    // Bind new listeners before the swap, so a port that cannot be bound
+    // fails the reload with nothing changed. A listener whose address is held
+    // by one going away (replaced on the same address, or removed while
+    // another takes its port) is bound right after the swap instead, once
+    // the old socket stopped accepting.
+    const outgoing = new Map<string, Slot>();
+    for (const s of removed) outgoing.set(s.bindKey, s);
+    for (const a of add) if (a.replaces !== null) outgoing.set(a.replaces.bindKey, a.replaces);
+    const opened: Slot[] = [];
+    const deferred: { l: ListenerConfig; choice: TransportChoice }[] = [];
+    try {
+      for (const a of add) {
+        if (outgoing.has(`${a.choice.kind} ${this.hostFor(a.l, a.choice.kind)}:${a.l.port}`)) { deferred.push(a); continue; }
+        opened.push(await this.openSlot(a.l, a.choice, gen, false));
+      }
+    } catch (e) {
+      for (const s of opened) void this.closeSlot(s, 'reload failed');
+      gen.close();
+      return this.reloadFailed('cannot listen', [(e as Error).message]);
+    }
+
+    // The swap: one synchronous step, so every new request sees either the old generation or the new one.
+    for (const s of keep) { s.gen = gen; s.proxy = gen.proxies.get(s.cfg.name)!; }
+    const going = [...removed, ...add.flatMap((a) => (a.replaces !== null ? [a.replaces] : []))];
+    for (const s of going) if (this.slots.get(s.cfg.name) === s) this.slots.delete(s.cfg.name);
+    for (const s of opened) this.slots.set(s.cfg.name, s);
+    this.gen = gen;
+    this.log.configure(cfg.logging);
+    this.drainTimeoutMs = cfg.drain.timeoutMs;
+    // Old sockets stop accepting now; their connections finish on the old servers.
+    for (const s of going) void this.closeSlot(s, removed.includes(s) ? 'removed from config' : 'replaced');
+    for (const a of deferred) {
+      try {
+        this.slots.set(a.l.name, await this.openSlot(a.l, a.choice, gen, false));
+      } catch (e) {
+        this.log.error('listener lost', { listener: a.l.name, error: (e as Error).message });
+      }
+    }
+    this.retire(old);
+    this.registerMetrics();
+    this.reloads.ok++;
+    this.log.info('reload ok', {
+      generation: gen.id, previous: old.id,
+      kept: keep.map((s) => s.cfg.name), added: add.filter((a) => a.replaces === null).map((a) => a.l.name),
+      replaced: add.filter((a) => a.replaces !== null).map((a) => a.l.name), removed: removed.map((s) => s.cfg.name),
+      inflightOnPrevious: old.inflight,
+    });
+    return true;
+  }
+
+  private reloadFailed(what: string, errors: string[]): false {
+    this.reloads.failed++;
+    this.log.error('reload failed', { error: what, errors, generation: this.generation, keeping: 'previous config' });
+    return false;
+  }
+
+  /** The old generation serves its in-flight requests, then its pools, TLS contexts and access log close. */
+  private retire(g: Generation): void {
+    g.retired = true;
+    this.closingGens.add(g);
+    const finish = (why: string): void => {
+      if (g.closed) return;
+      clearTimeout(t);
+      for (const [listener, p] of g.proxies) this.retiredStats.push({ listener, proxy: p.stats });
+      g.close();
+      this.closingGens.delete(g);
+      this.log.info('generation closed', { generation: g.id, reason: why });
+    };
+    const t = setTimeout(() => finish(`drain timeout with ${g.inflight} requests in flight`), this.drainTimeoutMs);
+    t.unref();
+    void g.idle().then(() => finish('idle'));
+  }
+
+  /** SIGTERM: drain and close everything; resolves when done. */
+  async drain(signal: string): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    const t0 = performance.now();
+    const conns = [...this.slots.values()].reduce((n, s) => n + s.server.connectionCount, 0);
+    this.log.info('drain start', { signal, timeoutMs: this.drainTimeoutMs, connections: conns, inflight: this.gen?.inflight ?? 0 });
+    if (this.reloading !== null) await this.reloading.catch(() => false);
+    const slots = [...this.slots.values()];
+    this.slots.clear();
+    await Promise.all([...slots.map((s) => this.closeSlot(s, 'drain')), ...this.closingSlots]);
+    const inflight = this.gen?.inflight ?? 0;
+    await this.shutdownNow();
+    this.log.info('drain end', { signal, ms: Math.round(performance.now() - t0), unfinished: inflight });
+  }
+
+  /** Closes generations, transports (detaching XDP) and the admin listener without waiting for anyone. */
+  async shutdownNow(): Promise<void> {
+    this.draining = true;
+    for (const s of this.slots.values()) void this.closeSlot(s, 'shutdown');
+    this.slots.clear();
+    for (const g of this.closingGens) g.close();
+    this.closingGens.clear();
+    this.gen?.close();
+    for (const [kind, t] of this.transports) {
+      try { await t.close(); this.log.info('transport closed', { transport: kind }); } catch (e) { this.log.error('transport close failed', { transport: kind, error: (e as Error).message }); }
+    }
+    this.transports.clear();
+    if (this.admin !== null) { await this.admin.close(); this.admin = null; }
+  }
+
+  /** Signal handling for the CLI: SIGHUP reloads, SIGTERM/SIGINT drain (a second one cuts the drain short). */
+  run(): Promise<number> {
+    return new Promise((resolve) => {
+      let stopping = false;
+      const onHup = (): void => { void this.reload(); };
+      const onStop = (sig: NodeJS.Signals): void => {
+        if (stopping) {
+          this.log.warn('second signal: closing now', { signal: sig });
+          void this.shutdownNow().then(() => { cleanup(); resolve(1); });
+          return;
+        }
+        stopping = true;
+        void this.drain(sig).then(async () => { cleanup(); await this.log.close(); resolve(0); });
+      };
+      const cleanup = (): void => { process.off('SIGHUP', onHup); process.off('SIGTERM', onStop); process.off('SIGINT', onStop); };
+      process.on('SIGHUP', onHup);
+      process.on('SIGTERM', onStop);
+      process.on('SIGINT', onStop);
+    });
+  }
+
+  // ---------------------------------------------------------------- metrics
+
+  private proxySum(listener: string, f: (s: ProxyStats) => number): number {
+    let n = 0;
+    for (const r of this.retiredStats) if (r.listener === listener) n += f(r.proxy);
+    for (const g of [this.gen, ...this.closingGens]) {
+      const p = g?.proxies.get(listener);
+      if (p !== undefined && !g!.closed) n += f(p.stats);
+    }
+    return n;
+  }
+
+  private serverSum(listener: string, f: (s: ServerStats) => number): number {
+    let n = 0;
+    for (const r of this.retiredServers) if (r.listener === listener) n += f(r.stats);
+    const s = this.slots.get(listener);
+    if (s !== undefined && !s.closing) n += f(s.server.stats);
+    return n;
+  }
+
+  /** Registers each listener's families once (values are read at scrape time and survive reloads). */
+  private registerMetrics(): void {
+    const r = this.registry;
+    if (!this.metricsDone.has('')) {
+      this.metricsDone.add('');
+      r.gaugeFunc('strata_proxy_config_generation', 'Config generation serving new requests (1 at start, +1 per successful reload).', () => this.generation);
+      r.counterFunc('strata_proxy_reloads_total', 'SIGHUP reloads by result.', () => this.reloads.ok, { result: 'ok' });
+      r.counterFunc('strata_proxy_reloads_total', 'SIGHUP reloads by result.', () => this.reloads.failed, { result: 'failed' });
+      r.gaugeFunc('strata_proxy_draining', '1 while draining after SIGTERM.', () => (this.draining ? 1 : 0));
+      r.gaugeFunc('strata_proxy_inflight_requests', 'Requests in flight on every live generation.', () => {
+        let n = this.gen?.inflight ?? 0;
+        for (const g of this.closingGens) n += g.inflight;
+        return n;
+      });
+    }
+    for (const s of this.slots.values()) {
+      const name = s.cfg.name;
+      if (this.metricsDone.has(name)) continue;
+      this.metricsDone.add(name);
+      const L = { listener: name };
+      const pc = (metric: string, help: string, f: (x: ProxyStats) => number): void => { r.counterFunc(metric, help, () => this.proxySum(name, f), L); };
+      pc('strata_proxy_requests_total', 'Requests the proxy handled.', (x) => x.requests);
+      pc('strata_proxy_denied_total', 'Requests denied by L7 policy (403).', (x) => x.denied);
+      pc('strata_proxy_no_route_total', 'Requests no route matched (404).', (x) => x.noRoute);
+      pc('strata_proxy_redirects_total', 'Requests answered with a redirect.', (x) => x.redirects);
+      pc('strata_proxy_retries_total', 'Upstream retries.', (x) => x.retries);
+      pc('strata_proxy_mirrored_total', 'Requests mirrored.', (x) => x.mirrored);
+      r.register(new ReasonFunc('strata_proxy_failures_total', 'Proxy failures by reason.', L, () => {
+        const out: Record<string, number> = {};
+        const add = (p: ProxyStats): void => { for (const [k, v] of Object.entries(p.failures)) out[k] = (out[k] ?? 0) + v; };
+        for (const x of this.retiredStats) if (x.listener === name) add(x.proxy);
+        for (const g of [this.gen, ...this.closingGens]) { const p = g?.proxies.get(name); if (p !== undefined && !g!.closed) add(p.stats); }
+        return out;
+      }));
+      const sc = (metric: string, help: string, f: (x: ServerStats) => number): void => { r.counterFunc(metric, help, () => this.serverSum(name, f), L); };
+      sc('strata_http_server_connections_total', 'Connections accepted.', (x) => x.connections);
+      sc('strata_http_server_rejected_connections_total', 'Connections refused at maxConnections.', (x) => x.rejectedConnections);
+      sc('strata_http_server_requests_total', 'Requests parsed.', (x) => x.requests);
+      sc('strata_http_server_header_timeouts_total', 'Connections closed waiting for a request head.', (x) => x.headerTimeouts);
+      sc('strata_http_server_request_timeouts_total', 'Requests timed out.', (x) => x.requestTimeouts);
+      sc('strata_http_server_idle_timeouts_total', 'Keep-alive connections closed when idle.', (x) => x.idleTimeouts);
+      sc('strata_http_server_handler_errors_total', 'Handler errors (500 or reset).', (x) => x.handlerErrors);
+      r.register(new ReasonFunc('strata_http_server_parse_errors_total', 'Requests rejected by the parser, by reason.', L, () => {
+        const out: Record<string, number> = {};
+        for (const x of this.retiredServers) if (x.listener === name) for (const [k, v] of Object.entries(x.stats.parseErrors)) out[k] = (out[k] ?? 0) + v;
+        const s2 = this.slots.get(name);
+        if (s2 !== undefined && !s2.closing) for (const [k, v] of Object.entries(s2.server.stats.parseErrors)) out[k] = (out[k] ?? 0) + v;
+        return out;
+      }));
+      r.gaugeFunc('strata_http_server_open_connections', 'Open client connections.', () => this.slots.get(name)?.server.connectionCount ?? 0, L);
+    }
+  }
+}
+
+/** A counter family whose reasons are only known at scrape time (e.g. proxy failure kinds). */
+class ReasonFunc implements Metric {
+  readonly type = 'counter' as const;
+  constructor(readonly name: string, readonly help: string, private readonly labels: Record<string, string>, private readonly read: () => Record<string, number>) {}
+  render(out: string[]): void {
+    const base = Object.entries(this.labels).map(([k, v]) => `${k}="${esc(v)}"`);
+    for (const [reason, n] of Object.entries(this.read())) out.push(`${this.name}{${[...base, `reason="${esc(reason)}"`].join(',')}} ${n}`);
+  }
+}
+
+const esc = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+function signalListeners(): Map<string, Function[]> {
+  return new Map(SIGNALS.map((s) => [s, process.listeners(s)]));
+}
+function removeNewSignalListeners(before: Map<string, Function[]>): void {
+  for (const s of SIGNALS) {
+    const had = before.get(s)!;
+    for (const f of process.listeners(s)) if (!had.includes(f)) process.off(s, f as (...a: unknown[]) => void);
+  }
+}
+
+/** Access and verdict log: JSON lines, batched per event-loop turn. */
+function accessLog(cfg: { enabled: boolean; path: string }): AccessLog | null {
+  if (!cfg.enabled) return null;
+  const out: NodeJS.WritableStream | WriteStream = cfg.path === 'stdout' ? process.stdout : cfg.path === 'stderr' ? process.stderr : createWriteStream(cfg.path, { flags: 'a' });
+  let batch: string[] = [];
+  let scheduled = false;
+  let closed = false;
+  const flush = (): void => { scheduled = false; if (batch.length > 0) { out.write(batch.join('')); batch = []; } };
+  return {
+    write(o: object) {
+      if (closed) return;
+      batch.push(`${JSON.stringify({ time: new Date().toISOString(), ...o })}\n`);
+      if (!scheduled) { scheduled = true; setImmediate(flush); }
+    },
+    close() { flush(); closed = true; if (out !== process.stdout && out !== process.stderr) (out as WriteStream).end(); },
+  };
+}

@@ -1,0 +1,291 @@
+// `strata proxy` as a long-lived node proxy, spawned as a process on
+// loopback (STRATA_LAB=off, kernel transport): SIGHUP swaps a route under a
+// wrk run with zero failed requests, an invalid config on SIGHUP is logged
+// and the old one keeps serving, SIGTERM under load lets slow in-flight
+// requests finish with 200 and exits 0, the admin listener's /metrics
+// parses as Prometheus text and /readyz flips to 503 while draining. The
+// proxy's own log is read as JSON lines.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import * as net from 'node:net';
+import * as http from 'node:http';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+
+const execFileP = promisify(execFile);
+const root = resolve(import.meta.dirname, '..');
+let dir = '';
+let runner = '';
+
+interface Proc {
+  p: ChildProcess;
+  /** Parsed JSON log events so far (stderr). */
+  events: Record<string, unknown>[];
+  stdout: () => string;
+  stderr: () => string;
+  exit: Promise<number | null>;
+  /** Resolves with the first event with this msg (and matching pred) seen from now or already seen after `from`. */
+  event(msg: string, from?: number, pred?: (e: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
+}
+
+function start(config: string): Proc {
+  const p = spawn(process.execPath, ['--import', 'tsx', runner, 'proxy', '--config', config], { cwd: root, env: { ...process.env, STRATA_LAB: 'off' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '', err = '', partial = '';
+  const events: Record<string, unknown>[] = [];
+  const waiters: { msg: string; from: number; pred: (e: Record<string, unknown>) => boolean; resolve: (e: Record<string, unknown>) => void }[] = [];
+  const check = (): void => {
+    for (let i = waiters.length - 1; i >= 0; i--) {
+      const w = waiters[i]!;
+      const e = events.slice(w.from).find((x) => x.msg === w.msg && w.pred(x));
+      if (e) { waiters.splice(i, 1); w.resolve(e); }
+    }
+  };
+  p.stdout!.on('data', (d) => { out += d; });
+  p.stderr!.on('data', (d) => {
+    err += d; partial += d;
+    const lines = partial.split('\n');
+    partial = lines.pop()!;
+    for (const l of lines) { try { events.push(JSON.parse(l) as Record<string, unknown>); } catch { /* not a log line */ } }
+    check();
+  });
+  const exit = new Promise<number | null>((r) => p.on('exit', (code) => r(code)));
+  return {
+    p, events, stdout: () => out, stderr: () => err, exit,
+    event(msg, from = 0, pred = () => true) {
+      return new Promise((res, rej) => {
+        waiters.push({ msg, from, pred, resolve: res });
+        check();
+        void exit.then((code) => rej(new Error(`exited ${code} before '${msg}': ${out}${err}`)));
+      });
+    },
+  };
+}
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const p = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return p;
+}
+
+interface Upstream { server: http.Server; port: number; hits: number }
+async function upstream(name: string, delayMs = 0): Promise<Upstream> {
+  const u: Upstream = { server: null as unknown as http.Server, port: 0, hits: 0 };
+  u.server = http.createServer((req, res) => {
+    u.hits++;
+    const answer = (): void => { res.end(`${name} ${req.url}`); };
+    if (delayMs > 0) setTimeout(answer, delayMs); else answer();
+  });
+  u.server.keepAliveTimeout = 60_000;
+  await new Promise<void>((r) => u.server.listen(0, '127.0.0.1', () => r()));
+  u.port = (u.server.address() as net.AddressInfo).port;
+  return u;
+}
+
+function get(port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((res, rej) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent: false }, (r) => {
+      let b = '';
+      r.on('data', (c) => { b += c; });
+      r.on('end', () => res({ status: r.statusCode!, body: b }));
+    });
+    req.on('error', rej);
+  });
+}
+
+function route(name: string, prefix: string, cluster: string): string[] {
+  return [
+    '  - apiVersion: gateway.networking.k8s.io/v1', '    kind: HTTPRoute', `    metadata: { name: ${name} }`, '    spec:',
+    '      parentRefs: [{ name: web }]', '      rules:', `        - matches: [{ path: { type: PathPrefix, value: ${prefix} } }]`, `          backendRefs: [{ name: ${cluster} }]`,
+  ];
+}
+
+function config(o: { port: number; admin?: number; clusters: Record<string, number>; routes: [string, string][]; drain?: string; extra?: string[] }): string {
+  return [
+    'logging: { level: info, format: json, accessLog: { enabled: false } }',
+    ...(o.admin !== undefined ? [`admin: { address: 127.0.0.1, port: ${o.admin} }`] : []),
+    ...(o.drain !== undefined ? [`drain: { timeout: ${o.drain} }`] : []),
+    'listeners:', '  - name: web', '    address: 127.0.0.1', `    port: ${o.port}`,
+    'clusters:', ...Object.entries(o.clusters).flatMap(([n, p]) => [`  - name: ${n}`, `    endpoints: [127.0.0.1:${p}]`]),
+    'routes:', ...o.routes.flatMap(([prefix, cluster], i) => route(`r${i}`, prefix, cluster)),
+    ...(o.extra ?? []), '',
+  ].join('\n');
+}
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'strata-node-'));
+  runner = join(dir, 'run.mts');
+  writeFileSync(runner, `const m = await import(${JSON.stringify(`${root}/src/cli/main.ts`)});\nprocess.exitCode = await m.run(process.argv.slice(2));\n`);
+});
+afterAll(() => { rmSync(dir, { recursive: true, force: true }); });
+
+describe('SIGHUP reload', () => {
+  let a: Upstream, b: Upstream;
+  beforeAll(async () => { a = await upstream('A'); b = await upstream('B'); });
+  afterAll(async () => { for (const u of [a, b]) { u.server.closeAllConnections(); await new Promise<void>((r) => u.server.close(() => r())); } });
+
+  it('a changed route takes effect during a wrk run with zero failed requests; an invalid config keeps the old one', async () => {
+    const port = await freePort();
+    const f = join(dir, 'reload.yaml');
+    writeFileSync(f, config({ port, clusters: { a: a.port, b: b.port }, routes: [['/app', 'a']] }));
+    const pr = start(f);
+    try {
+      const chosen = await pr.event('transport chosen');
+      expect(chosen).toMatchObject({ level: 'info', listener: 'web', transport: 'kernel' });
+      expect(String(chosen.summary)).toMatch(/loopback/);
+      await pr.event('ready');
+      expect(pr.stdout().trim()).toBe(`listening 127.0.0.1:${port} transport=kernel`);
+      expect((await get(port, '/app/x')).body).toBe('A /app/x');
+      expect((await get(port, '/new')).status).toBe(404);
+
+      const wrk = execFileP('wrk', ['-t1', '-c10', '-d4s', `http://127.0.0.1:${port}/app/x`]);
+      await new Promise((r) => setTimeout(r, 1500));
+      const hitsA = a.hits;
+      expect(hitsA).toBeGreaterThan(10);
+      writeFileSync(f, config({ port, clusters: { a: a.port, b: b.port }, routes: [['/app', 'b'], ['/new', 'b']] }));
+      const mark = pr.events.length;
+      pr.p.kill('SIGHUP');
+      const ok = await pr.event('reload ok', mark);
+      expect(ok).toMatchObject({ generation: 2, previous: 1, kept: ['web'], added: [], removed: [] });
+      // The old generation (its upstream pools) closes once its last request is done.
+      expect(await pr.event('generation closed', mark)).toMatchObject({ generation: 1, reason: 'idle' });
+      const w = await wrk;
+      const total = Number(/(\d+) requests in/.exec(w.stdout)?.[1] ?? 0);
+      expect(total).toBeGreaterThan(100);
+      expect(w.stdout).not.toMatch(/Non-2xx|Socket errors/);
+      // Both upstreams served part of the same run: the switch happened under load.
+      expect(b.hits).toBeGreaterThan(10);
+      expect(a.hits + b.hits).toBeGreaterThanOrEqual(total);
+      expect((await get(port, '/app/y')).body).toBe('B /app/y');
+      expect((await get(port, '/new/z')).body).toBe('B /new/z');
+
+      // Invalid: logged with file, line and field; the old config keeps serving.
+      writeFileSync(f, config({ port, clusters: { a: a.port, b: b.port }, routes: [['/app', 'nowhere']] }));
+      const mark2 = pr.events.length;
+      pr.p.kill('SIGHUP');
+      const bad = await pr.event('reload failed', mark2);
+      expect(bad).toMatchObject({ level: 'error', error: 'invalid config', generation: 2, keeping: 'previous config' });
+      expect((bad.errors as string[]).join('\n')).toContain(`${f}:`);
+      expect((bad.errors as string[]).join('\n')).toContain('backendRefs[0].name: no cluster named "nowhere"');
+      expect((await get(port, '/app/q')).body).toBe('B /app/q');
+
+      const mark3 = pr.events.length;
+      pr.p.kill('SIGTERM');
+      expect(await pr.exit).toBe(0);
+      expect(pr.events.slice(mark3).map((e) => e.msg)).toEqual(['drain start', 'listener closed', 'transport closed', 'drain end']);
+    } finally {
+      pr.p.kill('SIGKILL');
+    }
+  }, 30_000);
+
+  it('a listener added on reload serves, a removed one closes', async () => {
+    const [port, port2] = [await freePort(), await freePort()];
+    const f = join(dir, 'listeners.yaml');
+    writeFileSync(f, config({ port, clusters: { a: a.port }, routes: [['/', 'a']] }));
+    const pr = start(f);
+    try {
+      await pr.event('ready');
+      const two = config({ port, clusters: { a: a.port }, routes: [['/', 'a']] }).replace('clusters:', `  - name: extra\n    address: 127.0.0.1\n    port: ${port2}\nclusters:`)
+        .replace('parentRefs: [{ name: web }]', 'parentRefs: [{ name: web }, { name: extra }]');
+      writeFileSync(f, two);
+      let mark = pr.events.length;
+      pr.p.kill('SIGHUP');
+      expect(await pr.event('reload ok', mark)).toMatchObject({ kept: ['web'], added: ['extra'] });
+      expect((await get(port2, '/via-extra')).body).toBe('A /via-extra');
+      // Now drop 'web' and change 'extra' to the first port: removed + replaced.
+      writeFileSync(f, config({ port: port2, clusters: { a: a.port }, routes: [['/', 'a']] }));
+      mark = pr.events.length;
+      pr.p.kill('SIGHUP');
+      const ok = await pr.event('reload ok', mark);
+      expect(ok).toMatchObject({ removed: ['extra'], replaced: ['web'] });
+      expect((await get(port2, '/web-now')).body).toBe('A /web-now');
+      await expect(get(port, '/')).rejects.toThrow(/ECONNREFUSED/);
+      pr.p.kill('SIGTERM');
+      expect(await pr.exit).toBe(0);
+    } finally {
+      pr.p.kill('SIGKILL');
+    }
+  }, 30_000);
+});
+
+describe('SIGTERM drain and the admin listener', () => {
+  let slow: Upstream;
+  beforeAll(async () => { slow = await upstream('slow', 1000); });
+  afterAll(async () => { slow.server.closeAllConnections(); await new Promise<void>((r) => slow.server.close(() => r())); });
+
+  it('in-flight requests complete with 200, /readyz flips to 503, /metrics parses, exit 0', async () => {
+    const [port, admin] = [await freePort(), await freePort()];
+    const f = join(dir, 'drain.yaml');
+    // A drain timeout longer than the test's: an idle keep-alive connection that held up the drain would fail it.
+    writeFileSync(f, config({ port, admin, drain: '60s', clusters: { slow: slow.port }, routes: [['/', 'slow']] }));
+    const pr = start(f);
+    try {
+      await pr.event('ready');
+      expect(await pr.event('admin listening')).toMatchObject({ port: admin });
+      expect((await get(admin, '/readyz')).status).toBe(200);
+      expect((await get(port, '/warm')).body).toBe('slow /warm');
+
+      const m = await get(admin, '/metrics');
+      expect(m.status).toBe(200);
+      const families = parsePrometheusTextFormat(m.body) as { name: string; type: string; metrics: { value?: string; labels?: Record<string, string> }[] }[];
+      const fam = (n: string) => families.find((x) => x.name === n);
+      expect(fam('strata_proxy_requests_total')).toMatchObject({ type: 'COUNTER', metrics: [{ labels: { listener: 'web' }, value: '1' }] });
+      expect(fam('strata_http_server_connections_total')?.metrics[0]).toMatchObject({ labels: { listener: 'web' }, value: '1' });
+      expect(fam('strata_proxy_config_generation')?.metrics[0]?.value).toBe('1');
+      expect(fam('strata_proxy_reloads_total')?.metrics.map((x) => x.labels?.result).sort()).toEqual(['failed', 'ok']);
+      expect(fam('strata_admin_requests_total')).toBeDefined();
+
+      // An idle keep-alive client: the drain must close it, not wait for it.
+      const idle = net.connect(port, '127.0.0.1');
+      let idleGot = '';
+      idle.on('data', (d) => { idleGot += d; });
+      const idleClosed = new Promise<void>((r) => idle.on('close', () => r()));
+      idle.write('GET /keep HTTP/1.1\r\nHost: x\r\n\r\n');
+      for (let i = 0; i < 300 && !idleGot.includes('slow /keep'); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(idleGot).toMatch(/^HTTP\/1.1 200/);
+
+      const before = slow.hits;
+      const inflight = Array.from({ length: 5 }, (_, i) => get(port, `/slow/${i}`));
+      for (let i = 0; i < 200 && slow.hits < before + 5; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(slow.hits).toBe(before + 5);
+      const mark = pr.events.length;
+      pr.p.kill('SIGTERM');
+      expect(await pr.event('drain start', mark)).toMatchObject({ signal: 'SIGTERM', inflight: 5, timeoutMs: 60_000, connections: 6 });
+      const rz = await get(admin, '/readyz');
+      expect(rz.status).toBe(503);
+      expect(rz.body).toContain('draining');
+      // No new connections once draining.
+      await expect(get(port, '/late')).rejects.toThrow(/ECONNREFUSED/);
+      const res = await Promise.all(inflight);
+      expect(res.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+      expect(res.map((r) => r.body)).toEqual([0, 1, 2, 3, 4].map((i) => `slow /slow/${i}`));
+      await idleClosed;
+      expect(await pr.exit).toBe(0);
+      expect(pr.events.slice(mark).find((e) => e.msg === 'drain end')).toMatchObject({ signal: 'SIGTERM', unfinished: 0 });
+    } finally {
+      pr.p.kill('SIGKILL');
+    }
+  }, 30_000);
+
+  it('logging.format text writes one human line per event', async () => {
+    const port = await freePort();
+    const f = join(dir, 'text.yaml');
+    writeFileSync(f, config({ port, clusters: { slow: slow.port }, routes: [['/', 'slow']] }).replace('format: json', 'format: text'));
+    const pr = start(f);
+    try {
+      for (let i = 0; i < 300 && !pr.stdout().includes('listening'); i++) await new Promise((r) => setTimeout(r, 20));
+      pr.p.kill('SIGTERM');
+      expect(await pr.exit).toBe(0);
+      const lines = pr.stderr().trim().split('\n');
+      expect(lines.some((l) => /^\S+Z INFO  transport chosen listener=web transport=kernel /.test(l))).toBe(true);
+      expect(lines.some((l) => /^\S+Z INFO  drain end signal=SIGTERM /.test(l))).toBe(true);
+      expect(lines.every((l) => !l.startsWith('{'))).toBe(true);
+    } finally {
+      pr.p.kill('SIGKILL');
+    }
+  }, 30_000);
+});
