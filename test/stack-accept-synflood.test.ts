@@ -140,20 +140,16 @@ for (const kind of KINDS) {
 }
 
 // Found by the 10,000-connection test (stack-accept-scale): a connection that
-// began with a SYN cookie can come back from the dead. When its peer's last
-// ACK arrives once more after the connection closed (a duplicate, or the
-// answer to a FIN the stack retransmitted too early), the listener takes it
-// for a cookie ACK: Tcp.cookieInput() decodes `ack - 1 - hash - (seq - 1)`,
-// and when both sides sent as many bytes as each other (an echo, or no data)
-// seq and ack have advanced by the same amount, so the old cookie decodes
-// again. The listener then creates an ESTABLISHED child the peer knows
-// nothing of; nothing ever ends it (no data, no keep-alive). Linux's
-// cookie_v4_check has the same arithmetic but only runs within
-// TCP_SYNCOOKIE_VALID of a SYN-queue overflow (tcp_synq_no_recent_overflow).
-// `it.fails` until fixed: it then fails, and should become a plain `it`.
-
+// began with a SYN cookie could come back from the dead. When its peer's last
+// ACK arrived once more after the connection closed (a duplicate, or the
+// answer to a FIN the stack retransmitted), the listener took it for a cookie
+// ACK: the cookie was `hash + client ISN + …` and was checked as
+// `ack - 1 - hash - (seq - 1)`, so when both sides had sent as many bytes as
+// each other (an echo, or no data) seq and ack had advanced alike and the old
+// cookie decoded again, opening an ESTABLISHED child the peer knew nothing of,
+// which nothing ever ended. Fixed in b70e3cb (the cookie hashes the client ISN).
 describe('SYN cookies, deterministic', () => {
-  it.fails('a late duplicate of the final ACK of a closed cookie connection does not open a new one (KNOWN BUG)', () => {
+  it('a late duplicate of the final ACK of a closed cookie connection does not open a new one', () => {
     const A = 0x0a000001, B = 0x0a000002;
     const net = new LoopNet(5, { delay: 1 });
     const a = net.add(A);
