@@ -9,7 +9,10 @@
 //      and expire conntrack entries (bounded per poll) when a table is attached;
 //   2. recv() up to maxBurstsPerPoll bursts; each frame goes through
 //      Ethernet -> ARP / IPv4 -> ICMP / transports, then back to the link:
-//      freed (one free() per burst) or reused in place for a reply;
+//      freed (one free() per burst) or reused in place for a reply. Each
+//      burst is bracketed for the transports (burstBegin/burstEnd): TCP
+//      ACKs and hands data to the application once per connection per
+//      burst, not per segment (Linux's GRO effect);
 //   3. frames we sent to our own addresses (the loopback queue) go through
 //      the same input path, as Linux's lo would carry them;
 //   4. ONE send() of everything queued for transmission (a full tx burst is
@@ -326,6 +329,7 @@ export class Stack implements StackCore {
         const n = this.link.recv(rx);
         if (n === 0) break;
         received += n;
+        this.ipv4.burstBegin();
         for (i = 0; i < rx.count; i++) {
           const off = rx.off(i);
           const len = rx.len(i);
@@ -340,6 +344,7 @@ export class Stack implements StackCore {
         }
         rx.clear();
         this.currentFrame = -1;
+        this.ipv4.burstEnd(now);
         if (n < rx.capacity) break;
         if (round === this.maxBursts - 1) this.more = true;
       }
@@ -352,6 +357,8 @@ export class Stack implements StackCore {
         rx.clear();
         this.currentFrame = -1;
       }
+      // Unwinding from an exception: deferred transport work waits for the next poll.
+      this.ipv4.burstEnd(now, true);
       this.flushTx();
       if (this.freeB.count > 0) this.link.free(this.freeB);
       if (this.pool.count > 0) this.link.free(this.pool);
@@ -374,6 +381,7 @@ export class Stack implements StackCore {
     this.looping = true;
     let i = 0;
     let inInput = false;
+    this.ipv4.burstBegin();
     try {
       for (i = 0; i < l.count; i++) {
         const off = l.off(i);
@@ -384,7 +392,9 @@ export class Stack implements StackCore {
         inInput = false;
         if (!this.consumed) this.release(off);
       }
+      this.ipv4.burstEnd(now);
     } finally {
+      this.ipv4.burstEnd(now, true);
       if (i < l.count) {
         if (inInput && !this.consumed) this.release(l.off(i));
         for (let j = i + 1; j < l.count; j++) this.release(l.off(j));

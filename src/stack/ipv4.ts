@@ -77,6 +77,9 @@ export class Ipv4 implements NetworkWriter {
   conntrack: ConntrackHook | null = null;
   icmp!: Icmp;
   private readonly transports: (TransportDispatcher | null)[] = new Array<TransportDispatcher | null>(256).fill(null);
+  /** The attached transports that bracket receive bursts (deliverBegin/deliverEnd). */
+  private readonly bursty: TransportDispatcher[] = [];
+  private inBurst = false;
   private readonly pmtu = new Map<number, PmtuEntry>();
   // IP ids: 2048 counters picked by a keyed hash of (dst, protocol), as
   // Linux's ip_idents_reserve does, so ids are not one global sequence an
@@ -117,7 +120,32 @@ export class Ipv4 implements NetworkWriter {
   attach(t: TransportDispatcher): void {
     if (!(t.protocol > 0 && t.protocol < 256)) throw new InvalidArgumentError(`bad protocol ${t.protocol}`);
     if (t.protocol === IPPROTO.ICMP) throw new InvalidArgumentError('ICMP is built into the IPv4 layer');
+    const prev = this.transports[t.protocol];
+    if (prev) { const i = this.bursty.indexOf(prev); if (i >= 0) this.bursty.splice(i, 1); }
     this.transports[t.protocol] = t;
+    if (t.deliverBegin !== undefined && t.deliverEnd !== undefined) this.bursty.push(t);
+  }
+
+  /** A receive burst starts: transports may defer per-segment work until burstEnd() (registration.ts). */
+  burstBegin(): void {
+    if (this.inBurst) return;
+    this.inBurst = true;
+    const b = this.bursty;
+    for (let i = 0; i < b.length; i++) b[i]!.deliverBegin!();
+  }
+
+  /** The burst ended: transports do the deferred work (defer: only queue it for the next poll). */
+  burstEnd(now: number, defer = false): void {
+    if (!this.inBurst) return;
+    this.inBurst = false;
+    const b = this.bursty;
+    let i = 0;
+    try {
+      for (; i < b.length; i++) b[i]!.deliverEnd!(now, defer);
+    } finally {
+      // One transport's application threw: the others still close their bracket (deferring).
+      for (let j = i + 1; j < b.length; j++) b[j]!.deliverEnd!(now, true);
+    }
   }
 
   transport(protocol: number): TransportDispatcher | null { return this.transports[protocol] ?? null; }

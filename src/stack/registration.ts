@@ -27,6 +27,18 @@ export interface TransportDispatcher {
    * 8 bytes). src/dst are the quoted packet's addresses (ours, theirs).
    */
   deliverError(type: number, code: number, mtu: number, src: number, dst: number, quoted: Uint8Array, off: number, len: number, now: number): void;
+  /**
+   * Optional burst bracketing. deliverBegin() says that the segments of one
+   * receive burst (a link recv()) follow; until deliverEnd() the transport may
+   * defer work that can wait for the burst's end (TCP: the ACK and the
+   * hand-off to the application, once per connection per burst, the effect
+   * Linux gets from GRO). deliverEnd(now, false) does that work, and
+   * application callbacks may run (and throw) in it; deliverEnd(now, true)
+   * only queues it for the next poll, for a caller unwinding from an
+   * exception. A deliver() outside a bracket is never deferred.
+   */
+  deliverBegin?(): void;
+  deliverEnd?(now: number, defer: boolean): void;
 }
 
 /**

@@ -90,6 +90,8 @@ export class TcpConnection implements CcState {
   nextInBucket: TcpConnection | null = null;
   inTable = false;
   dirty = false;
+  /** Queued by Tcp for its end-of-burst work (ACK, hand-off to the application). */
+  inputPending = false;
 
   // --- send sequence space (RFC 9293 §3.3.1)
   iss = 0;
@@ -120,6 +122,8 @@ export class TcpConnection implements CcState {
   private readonly oooStart = new Uint32Array(MAX_OOO);
   private readonly oooEnd = new Uint32Array(MAX_OOO);
   private oooCount = 0;
+  /** True while out-of-order data waits for a hole to fill (every segment is then ACKed at once). */
+  get hasOutOfOrder(): boolean { return this.oooCount > 0; }
   // --- options
   mss = 536;
   advMss = 1460;

@@ -227,6 +227,9 @@ export class Tcp implements TransportDispatcher {
   private readonly listeners = new Map<number, TcpListener[]>();
   private dirtyList: TcpConnection[] = [];
   private spare: TcpConnection[] = [];
+  /** Between deliverBegin() and deliverEnd(): connections whose ACK and hand-off wait for the burst's end. */
+  private batching = false;
+  private readonly batch: TcpConnection[] = [];
   private readonly seg = new Segment();
   private readonly opts = new TcpOptions();
   private readonly outOpts = new TcpOptionsOut();
@@ -308,13 +311,49 @@ export class Tcp implements TransportDispatcher {
     }
     if (conn !== null) {
       conn.process(seg, now);
-      this.afterInput(conn, now);
+      // In a burst, in-order input waits for the burst's end: one ACK and one
+      // hand-off to the application per connection per burst, as Linux gets
+      // from GRO. With out-of-order data queued every segment is answered at
+      // once (duplicate ACKs with SACK, RFC 5681 §4.2), so loss recovery on
+      // the peer sees what it would without batching.
+      if (this.batching && !conn.hasOutOfOrder && conn.state !== 'CLOSED') {
+        if (!conn.inputPending) { conn.inputPending = true; this.batch.push(conn); }
+      } else {
+        this.afterInput(conn, now);
+      }
       return;
     }
     const l = this.findListener(dst, dport);
     if (l !== null) { this.listenInput(l, src, dst, sport, dport, seg, iss, now); return; }
     this.drop('NO_SOCKET');
     this.sendReset(dst, dport, src, sport, seg, now);
+  }
+
+  deliverBegin(): void { this.batching = true; }
+
+  deliverEnd(now: number, defer: boolean): void {
+    this.batching = false;
+    const b = this.batch;
+    if (b.length === 0) return;
+    this.lastNow = now;
+    let i = 0;
+    try {
+      if (!defer) {
+        for (; i < b.length; i++) {
+          const c = b[i]!;
+          c.inputPending = false;
+          this.afterInput(c, now);
+        }
+      }
+    } finally {
+      // Unwinding (or an application callback threw): the next poll does the rest.
+      for (let j = i; j < b.length; j++) {
+        const c = b[j]!;
+        c.inputPending = false;
+        if (c.state !== 'CLOSED') this.markDirty(c);
+      }
+      b.length = 0;
+    }
   }
 
   deliverError(type: number, code: number, mtu: number, src: number, dst: number, quoted: Uint8Array, off: number, len: number, now: number): void {
