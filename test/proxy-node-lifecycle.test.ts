@@ -239,6 +239,17 @@ describe('SIGTERM drain and the admin listener', () => {
       expect(fam('strata_proxy_reloads_total')?.metrics.map((x) => x.labels?.result).sort()).toEqual(['failed', 'ok']);
       expect(fam('strata_admin_requests_total')).toBeDefined();
 
+      // /flows?follow=1 on the admin port: one L7 record per proxied request (built only while followed).
+      const flows = await new Promise<http.IncomingMessage>((res, rej) => { http.get({ host: '127.0.0.1', port: admin, path: '/flows?follow=1&http_method=GET', agent: false }, res).on('error', rej); });
+      let flowText = '';
+      flows.on('data', (d) => { flowText += d; });
+      flows.on('error', () => { /* closed by the drain */ });
+      expect((await get(port, '/followed')).body).toBe('slow /followed');
+      for (let i = 0; i < 300 && !flowText.includes('/followed'); i++) await new Promise((r) => setTimeout(r, 10));
+      const rec = JSON.parse(flowText.split('\n').find((l) => l.includes('/followed'))!) as { verdict: string; Type: string; l7: { http: { code: number; method: string; url: string } }; strata: { transport?: string } };
+      expect(rec).toMatchObject({ verdict: 'FORWARDED', Type: 'L7', l7: { http: { code: 200, method: 'GET', url: 'http://127.0.0.1:' + port + '/followed' } } });
+      flows.destroy();
+
       // An idle keep-alive client: the drain must close it, not wait for it.
       const idle = net.connect(port, '127.0.0.1');
       let idleGot = '';

@@ -141,7 +141,10 @@ export class NodeProxy {
     server: typeof import('../l7/server/index.js');
     proxy: typeof import('../l7/proxy/index.js');
     netns: typeof import('../cli/netns-exec.js');
+    flows: typeof import('../flows/http.js');
   };
+  /** Joins what only the proxy knows (policy verdicts) to the flow records; idle while nobody listens. */
+  private join!: import('../flows/http.js').FlowJoin;
 
   constructor(private readonly opts: NodeProxyOptions) {
     this.log = opts.logger ?? new Logger();
@@ -158,7 +161,9 @@ export class NodeProxy {
       server: await import('../l7/server/index.js'),
       proxy: await import('../l7/proxy/index.js'),
       netns: await import('../cli/netns-exec.js'),
+      flows: await import('../flows/http.js'),
     };
+    this.join = new this.mods.flows.FlowJoin();
     const cfg = this.mods.config.loadConfig(this.opts.file);
     this.log.configure(cfg.logging);
     this.drainTimeoutMs = cfg.drain.timeoutMs;
@@ -276,6 +281,7 @@ export class NodeProxy {
           const sock = req.socket as unknown as TLSSocket;
           const id = mtls !== null && l.tls !== null ? mtls.peerIdentity(sock) : null;
           const v = lp.evaluate({ port: l.port, srcAddr: req.remoteAddress, identity: id, method: req.method, path: req.url, host: req.header('host') ?? '', header: (n) => req.headers[n] });
+          this.join.notePolicy(req, { action: v.allowed ? 'allow' : 'deny', rule: String(v.rule), policy: v.policy ?? null, reason: v.reason });
           if (!v.allowed && access) access.write({ verdict: 'deny', listener: l.name, policy: v.policy, rule: v.rule, reason: v.reason, method: req.method, path: req.url, client: req.remoteAddress, identity: id?.spiffeId ?? null });
           return v.allowed;
         } : null;
@@ -301,7 +307,12 @@ export class NodeProxy {
     const { HttpServer } = this.mods.server;
     const host = this.hostFor(l, choice.kind);
     const slotRef: { s: Slot | null } = { s: null };
-    const server = new HttpServer((req, res) => slotRef.s!.handler(req, res), {
+    // One flow record per exchange (and per connection) while someone follows /flows; a direct call otherwise.
+    const observed = this.mods.flows.observeHttp((req, res) => slotRef.s!.handler(req, res), {
+      ctx: { transport: choice.kind, scheme: l.tls !== null ? 'https' : 'http', ...(choice.kind === 'afxdp' ? { xdpVerdict: 'redirected' } : {}) },
+      enrich: this.join.enrich,
+    });
+    const server = new HttpServer(observed, {
       headersTimeoutMs: l.timeouts.headerMs, keepAliveTimeoutMs: l.timeouts.idleMs, requestTimeoutMs: l.timeouts.requestMs,
       maxHeaderSize: l.maxHeaderBytes, closeTimeoutMs: this.drainTimeoutMs,
       ...(l.maxConnections > 0 ? { maxConnections: l.maxConnections } : {}),
