@@ -62,6 +62,7 @@ describe.skipIf(skip !== null)(`node proxy in a lab on auto (${expected})${skip 
   }
   const cfg = (cluster: string): string => [
     'logging: { accessLog: { enabled: false } }',
+    'admin: { port: 9901 }',
     'listeners:', '  - name: web', '    port: 8080',
     'clusters:', '  - name: a', `    endpoints: [${lab.kernelAddr}:9001]`, '  - name: b', `    endpoints: [${lab.kernelAddr}:9002]`,
     'routes:', '  - apiVersion: gateway.networking.k8s.io/v1', '    kind: HTTPRoute', '    metadata: { name: app }', '    spec:',
@@ -110,6 +111,11 @@ describe.skipIf(skip !== null)(`node proxy in a lab on auto (${expected})${skip 
       expect(existsSync(lab.pinDir)).toBe(true);
     }
     expect(await client(['curl', '-sS', '--max-time', '10', `http://${target()}:8080/one`])).toBe('A /one');
+    // The admin listener (kernel TCP on the server side's loopback) exposes the stack's counters next to the proxy's.
+    const m = lab.server(['curl', '-sS', '--max-time', '10', 'http://127.0.0.1:9901/metrics']);
+    const metrics = (await exec(m[0]!, m.slice(1))).stdout;
+    expect(metrics).toMatch(/^strata_proxy_requests_total\{listener="web"\} 1$/m);
+    if (expected !== 'kernel') expect(metrics).toMatch(new RegExp(`^strata_stack_drops_total\\{transport="${expected}",reason="[a-z_]+"\\} \\d+$`, 'm'));
 
     const wrk = client(['wrk', '-t1', '-c10', '-d4s', `http://${target()}:8080/w`]);
     await new Promise((r) => setTimeout(r, 1500));
