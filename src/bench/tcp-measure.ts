@@ -112,7 +112,7 @@ export interface ServerProc {
  * stdout, or (for servers that print nothing, like nginx) `ready()` true,
  * polled every 100 ms.
  */
-export async function startServer(argv: readonly string[], ready: RegExp | (() => boolean), env: NodeJS.ProcessEnv = {}, readyTimeoutMs = 20_000): Promise<ServerProc> {
+export async function startServer(argv: readonly string[], ready: RegExp | (() => boolean), env: NodeJS.ProcessEnv = {}, readyTimeoutMs = 45_000): Promise<ServerProc> {
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], cwd: repoRoot, env: { ...process.env, ...env } });
   children.add(child);
   let out = '', err = '', gone = false;
