@@ -20,7 +20,7 @@ import { isRoot } from '../util/run.js';
 import type { BenchContext, Workload } from './workload.js';
 import { serverSummary } from './tcp.js';
 import {
-  lastJson, benchCpus, numOption, pickTransports, addCleanup, checkInterrupted, clearLabXdp, errMsg, interruptAll, isInterrupted, medianOf, metric, nodeScript, pinned, removeCleanup,
+  clientNote, lastJson, benchCpus, numOption, pickTransports, addCleanup, checkInterrupted, clearLabXdp, errMsg, interruptAll, isInterrupted, medianOf, metric, nodeScript, pinned, removeCleanup,
   resetInterrupt, startServer, stopServer, unavailableRow, verdict, type ClientRun, type ServerPids, type ServerProc,
 } from './tcp-measure.js';
 import { runWrk, wrkAvailable } from './wrk.js';
@@ -97,7 +97,7 @@ export function loadRow(workload: string, transport: string, point: string, l: L
       'dataplane CPU': metric('% core', 'lower', (r.serverCpu / r.window) * 100),
       'RSS': metric('MiB', 'lower', r.rss / 2 ** 20),
     },
-    note: `${l.detail}; client CPU ${((r.clientCpu / r.window) * 100).toFixed(0)} % of a core; softirq is machine-wide`,
+    note: `${l.detail}; ${clientNote(r)}; softirq is machine-wide`,
   };
 }
 

@@ -240,6 +240,16 @@ export async function runClient(argv: readonly string[], server: ServerPids, mar
   };
 }
 
+/**
+ * The client's CPU over the window, flagged when it used (nearly) a whole
+ * core: then the generator, not the server, may have set the rate.
+ */
+export function clientNote(r: ClientRun): string {
+  const pct = (r.clientCpu / r.window) * 100;
+  if (!Number.isFinite(pct)) return 'client CPU not measured';
+  return `client CPU ${pct.toFixed(0)} % of a core${pct >= 90 ? ' (CLIENT-BOUND: the generator used a whole core; the server may be faster than this row)' : ''}`;
+}
+
 /** The last JSON object a generator printed. */
 export function lastJson<T>(out: string): T | null {
   const l = out.trim().split('\n').filter((x) => x.startsWith('{')).pop();

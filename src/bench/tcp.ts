@@ -26,7 +26,7 @@ import type { ResultRow } from '../report/results.js';
 import { isRoot, tryRun } from '../util/run.js';
 import type { Workload } from './workload.js';
 import {
-  benchCpus, numOption, pickTransports, addCleanup, checkInterrupted, clearLabXdp, errMsg, interruptAll, isInterrupted, lastJson, medianOf, metric, nodeScript, pinned,
+  clientNote, benchCpus, numOption, pickTransports, addCleanup, checkInterrupted, clearLabXdp, errMsg, interruptAll, isInterrupted, lastJson, medianOf, metric, nodeScript, pinned,
   removeCleanup, resetInterrupt, runClient, startServer, stopServer, tcploadPath, unavailableRow, verdict, type ServerProc,
 } from './tcp-measure.js';
 
@@ -155,7 +155,7 @@ async function measure(o: TcpBenchOptions, t: TcpTransport, srv: ServerProc, poi
   const base = { workload: 'tcp', transport: t, point: TCP_POINTS[point] };
   const cpuPct = (r.serverCpu / r.window) * 100;
   const rss = metric('MiB', 'lower', r.rss / 2 ** 20);
-  const clientNote = `client CPU ${(r.clientCpu / r.window * 100).toFixed(0)} % of a core over the window`;
+  const client = clientNote(r);
   if (point === 'bulk') {
     const j = lastJson<BulkOut>(r.out);
     if (r.code !== 0 || !j || !j.server_fin) throw new Error(`tcpload bulk failed (${r.code}): ${(r.err || r.out).trim().slice(-300)}`);
@@ -169,7 +169,7 @@ async function measure(o: TcpBenchOptions, t: TcpTransport, srv: ServerProc, poi
         'dataplane CPU': metric('% core', 'lower', cpuPct),
         'RSS': rss,
       },
-      note: `${(j.bytes / 2 ** 20).toFixed(0)} MiB in ${j.duration_s.toFixed(2)} s (until the server's FIN); ${clientNote}`,
+      note: `${(j.bytes / 2 ** 20).toFixed(0)} MiB in ${j.duration_s.toFixed(2)} s (until the server's FIN); ${client}`,
     };
   }
   if (point === 'crr') {
@@ -185,7 +185,7 @@ async function measure(o: TcpBenchOptions, t: TcpTransport, srv: ServerProc, poi
         'dataplane CPU': metric('% core', 'lower', cpuPct),
         'RSS': rss,
       },
-      note: `${j.completed} connections, ${j.errors} failed after connect, ${j.connect_errors} failed to connect, ${j.stalled} stalled at the end; ${o.conc} in flight; ${clientNote}`,
+      note: `${j.completed} connections, ${j.errors} failed after connect, ${j.connect_errors} failed to connect, ${j.stalled} stalled at the end; ${o.conc} in flight; ${client}`,
     };
   }
   const j = lastJson<PingOut>(r.out);
@@ -201,7 +201,7 @@ async function measure(o: TcpBenchOptions, t: TcpTransport, srv: ServerProc, poi
       'softirq/rt': metric('µs', 'lower', (r.softirq / j.round_trips) * 1e6),
       'RSS': rss,
     },
-    note: `${j.round_trips} round trips, ${j.errors} errors, max ${j.max_us.toFixed(0)} µs; ${pingMode(t, point)}; ${clientNote}`,
+    note: `${j.round_trips} round trips, ${j.errors} errors, max ${j.max_us.toFixed(0)} µs; ${pingMode(t, point)}; ${client}`,
   };
 }
 
