@@ -6,13 +6,16 @@
 // parses as Prometheus text and /readyz flips to 503 while draining. The
 // proxy's own log is read as JSON lines.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as net from 'node:net';
 import * as http from 'node:http';
+import * as tls from 'node:tls';
+import { copyFileSync, readFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 
 const execFileP = promisify(execFile);
@@ -295,6 +298,74 @@ describe('SIGTERM drain and the admin listener', () => {
       expect(lines.some((l) => /^\S+Z INFO  transport chosen listener=web transport=kernel /.test(l))).toBe(true);
       expect(lines.some((l) => /^\S+Z INFO  drain end signal=SIGTERM /.test(l))).toBe(true);
       expect(lines.every((l) => !l.startsWith('{'))).toBe(true);
+    } finally {
+      pr.p.kill('SIGKILL');
+    }
+  }, 30_000);
+});
+
+describe('SIGHUP reloads TLS files', () => {
+  let up: Upstream;
+  beforeAll(async () => { up = await upstream('tls-up'); });
+  afterAll(async () => { up.server.closeAllConnections(); await new Promise<void>((r) => up.server.close(() => r())); });
+
+  /** One request on a TLS connection; resolves with the response head line and body once it is complete. */
+  function exchange(s: tls.TLSSocket, path: string): Promise<string> {
+    return new Promise((res) => {
+      let got = '';
+      const on = (d: Buffer): void => {
+        got += d;
+        const end = got.indexOf('\r\n\r\n');
+        const m = end < 0 ? null : /\r\ncontent-length: (\d+)/i.exec(got.slice(0, end + 2));
+        if (m && got.length >= end + 4 + Number(m[1])) { s.off('data', on); res(got); }
+      };
+      s.on('data', on);
+      s.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    });
+  }
+  function connect(port: number): Promise<tls.TLSSocket> {
+    return new Promise((res, rej) => { const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => res(s)); s.on('error', rej); });
+  }
+
+  it('new handshakes get the rewritten certificate; a connection opened before keeps working', async () => {
+    const pki = (out: string, td: string) => execFileP(process.execPath, ['--import', 'tsx', runner, 'certs', 'dev', '--out', out, '--trust-domain', td], { cwd: root });
+    await pki(join(dir, 'pki1'), 'one.example');
+    await pki(join(dir, 'pki2'), 'two.example');
+    const live = join(dir, 'live');
+    const install = (from: string): void => {
+      rmSync(live, { recursive: true, force: true });
+      for (const [src, dst] of [['server/chain.pem', 'cert.pem'], ['server/key.pem', 'key.pem'], ['ca/bundle.pem', 'ca.pem']]) {
+        execFileSync('mkdir', ['-p', live]);
+        copyFileSync(join(from, src!), join(live, dst!));
+      }
+    };
+    install(join(dir, 'pki1'));
+    const fp = (pkiDir: string) => new X509Certificate(readFileSync(join(pkiDir, 'server/cert.pem'))).fingerprint256;
+    const port = await freePort();
+    const f = join(dir, 'tls.yaml');
+    writeFileSync(f, config({ port, clusters: { up: up.port }, routes: [['/', 'up']], extra: [
+      'tls:', '  - name: srv', `    cert: ${live}/cert.pem`, `    key: ${live}/key.pem`, `    ca: ${live}/ca.pem`, '    requireClientCert: false', '    watch: false',
+    ] }).replace(`    port: ${port}\n`, `    port: ${port}\n    tls: srv\n`));
+    const pr = start(f);
+    try {
+      await pr.event('ready');
+      const before = await connect(port);
+      expect(before.getPeerCertificate().fingerprint256).toBe(fp(join(dir, 'pki1')));
+      expect(await exchange(before, '/first')).toMatch(/^HTTP\/1.1 200[\s\S]*tls-up \/first$/);
+
+      install(join(dir, 'pki2'));
+      const mark = pr.events.length;
+      pr.p.kill('SIGHUP');
+      expect(await pr.event('reload ok', mark)).toMatchObject({ kept: ['web'] });
+      const after = await connect(port);
+      expect(after.getPeerCertificate().fingerprint256).toBe(fp(join(dir, 'pki2')));
+      expect(await exchange(after, '/second')).toMatch(/tls-up \/second$/);
+      // The connection from before the reload still has its session and still proxies.
+      expect(await exchange(before, '/again')).toMatch(/tls-up \/again$/);
+      before.destroy();
+      after.destroy();
+      pr.p.kill('SIGTERM');
+      expect(await pr.exit).toBe(0);
     } finally {
       pr.p.kill('SIGKILL');
     }
