@@ -371,3 +371,19 @@ describe('SIGHUP reloads TLS files', () => {
     }
   }, 30_000);
 });
+
+describe('start failures', () => {
+  it('a port in use is one logged error and exit 1, with nothing left running', async () => {
+    const hold = net.createServer();
+    await new Promise<void>((r) => hold.listen(0, '127.0.0.1', () => r()));
+    const port = (hold.address() as net.AddressInfo).port;
+    const f = join(dir, 'inuse.yaml');
+    writeFileSync(f, config({ port, clusters: { a: 9 }, routes: [['/', 'a']] }));
+    const pr = start(f);
+    expect(await pr.exit).toBe(1);
+    expect(pr.events.find((e) => e.msg === 'start failed')).toMatchObject({ level: 'error', error: expect.stringContaining('EADDRINUSE') });
+    expect(pr.stderr()).toContain(`strata proxy: listen EADDRINUSE: address already in use 127.0.0.1:${port}`);
+    expect(pr.stdout()).not.toContain('listening');
+    await new Promise<void>((r) => hold.close(() => r()));
+  }, 30_000);
+});

@@ -51,7 +51,8 @@ export async function main(argv: string[]): Promise<number> {
     np.log.error('start failed', { error: (e as Error).message, ...(e instanceof StrataError ? { code: e.code } : {}) });
     await np.log.close();
     if (e instanceof UnavailableError) { process.stderr.write(`strata proxy: ${e.message}\n`); return 3; }
-    if (e instanceof StrataError) { process.stderr.write(`strata proxy: ${e.message}\n`); return 1; }
+    // Our errors and the system's (a port in use, a missing device) are one line; anything else is a bug: keep its stack.
+    if (e instanceof StrataError || typeof (e as NodeJS.ErrnoException).code === 'string') { process.stderr.write(`strata proxy: ${(e as Error).message}\n`); return 1; }
     throw e;
   }
   const done = np.run();
