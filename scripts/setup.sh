@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { echo "setup: $*"; }
 
-PKGS=(clang llvm libbpf-dev libxdp-dev xdp-tools bpftool pkg-config make g++ iproute2 ethtool
+PKGS=(clang llvm libbpf-dev libxdp-dev xdp-tools bpftool pkg-config make g++ libssl-dev iproute2 ethtool
       iputils-ping wrk curl tcpdump openssl iptables nginx-light netcat-openbsd util-linux procps)
 
 missing=()

@@ -14,17 +14,19 @@
 // The default lab (strata-client / strata-server) is brought up if it is not
 // already, and taken down again afterwards if this command made it. Ctrl-C
 // ends the echo processes and detaches XDP before exiting.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { encode as encodeCbor, decode as decodeCbor } from 'cbor-x';
 import { join, resolve } from 'node:path';
 import { Lab } from '../lab/topo.js';
 import { repoRoot } from '../link/native.js';
 import { RESULTS_SCHEMA, collectMeta, type ResultRow, type ResultSet } from '../report/results.js';
-import { renderMarkdown } from '../report/render.js';
+import { compare, renderComparison, renderHtml, renderMarkdown } from '../report/render.js';
 import { isRoot } from '../util/run.js';
 import { loadWorkload, workloadNames, type Workload } from '../bench/workload.js';
 import { parseArgs, UsageError } from './args.js';
 
-const USAGE = `usage: strata bench [--workloads raw,tcp,http,proxy,mtls] [--quick] [--duration S] [--transports LIST]
+const USAGE = `usage: strata bench compare A.json|A.cbor B.json|B.cbor
+       strata bench [--workloads raw,tcp,http,proxy,mtls] [--quick] [--duration S] [--transports LIST]
                     [--rate PPS] [--mode event|busy] [--burst N] [--flows N] [--payload BYTES]
                     [--alloc-packets N] [--nice N] [--conc N] [--connections N] [--repeat N] [--out DIR] [--json]
 `;
@@ -56,13 +58,15 @@ export async function main(argv: string[]): Promise<number> {
     lists: ['workloads', 'transports'],
   });
   if (a.flags.has('help')) { process.stdout.write(USAGE); return 0; }
+  if (a.positionals[0] === 'compare') return compareCommand(a.positionals.slice(1));
   if (a.positionals.length) throw new UsageError(`unexpected argument '${a.positionals[0]}'\n${USAGE}`);
   const quick = a.flags.has('quick');
   const duration = a.values.has('duration') ? Number(a.values.get('duration')) : quick ? 3 : 10;
   if (!Number.isFinite(duration) || duration <= 0 || duration > 3600) throw new UsageError('--duration must be a number of seconds in (0, 3600]');
   const repeat = Number(a.values.get('repeat') ?? 1);
   if (!Number.isInteger(repeat) || repeat < 1 || repeat > 100) throw new UsageError('--repeat must be an integer in [1, 100]');
-  const names = list(a.listValues.get('workloads')) ?? ['raw'];
+  // Every workload by default: the full comparison (issue 5); --workloads narrows it.
+  const names = list(a.listValues.get('workloads')) ?? workloadNames();
   const workloads: Workload[] = [];
   for (const n of names) {
     const w = await loadWorkload(n);
@@ -113,10 +117,39 @@ export async function main(argv: string[]): Promise<number> {
   mkdirSync(outDir, { recursive: true });
   const stamp = rs.meta.startedAt.replace(/[:.]/g, '-');
   const jsonPath = join(outDir, `bench-${stamp}.json`);
+  const cborPath = join(outDir, `bench-${stamp}.cbor`);
   const mdPath = join(outDir, `bench-${stamp}.md`);
+  const htmlPath = join(outDir, `bench-${stamp}.html`);
   writeFileSync(jsonPath, `${JSON.stringify(rs, null, 2)}\n`);
+  writeFileSync(cborPath, encodeCbor(rs));
   writeFileSync(mdPath, md);
+  writeFileSync(htmlPath, renderHtml(rs));
   process.stdout.write(a.flags.has('json') ? `${JSON.stringify(rs)}\n` : md);
-  progress(`bench: results saved to ${jsonPath} and ${mdPath}`);
+  progress(`bench: results saved to ${jsonPath} and ${cborPath}`);
+  process.stdout.write(`\nreport: ${htmlPath}\n`);
+  return 0;
+}
+
+/** Reads a result set written by `strata bench` (.json or .cbor). */
+export function readResultSet(path: string): ResultSet {
+  const buf = readFileSync(path);
+  const rs = (path.endsWith('.cbor') ? decodeCbor(buf) : JSON.parse(buf.toString('utf8'))) as ResultSet;
+  if (rs?.schema !== RESULTS_SCHEMA) throw new UsageError(`${path}: not a strata bench result set (schema ${String(rs?.schema)})`);
+  return rs;
+}
+
+/** `strata bench compare A B`: B against A, flagging only differences outside the noise bands. */
+function compareCommand(args: string[]): number {
+  if (args.length !== 2) throw new UsageError('usage: strata bench compare A.json|A.cbor B.json|B.cbor');
+  const [pa, pb] = args as [string, string];
+  const ra = readResultSet(pa), rb = readResultSet(pb);
+  const diffs = compare(ra, rb);
+  process.stdout.write(`A: ${pa} (${ra.meta.startedAt}, ${ra.meta.gitCommit ?? 'no git'})\nB: ${pb} (${rb.meta.startedAt}, ${rb.meta.gitCommit ?? 'no git'})\n\n`);
+  process.stdout.write(renderComparison(diffs));
+  const flagged = diffs.filter((d) => d.significant);
+  const unbanded = diffs.filter((d) => !d.banded).length;
+  process.stdout.write(`\n${flagged.length} of ${diffs.length} figures differ beyond the noise band`
+    + `${flagged.length ? `: ${flagged.map((d) => `${d.workload}/${d.transport}/${d.point}/${d.metric} ${d.improved ? 'better' : 'worse'}`).join(', ')}` : ''}`
+    + `${unbanded ? `; ${unbanded} have no band (run with --repeat 2 or more)` : ''}\n`);
   return 0;
 }
