@@ -148,6 +148,24 @@ describe.skipIf(skip !== null)(`node proxy in a lab on auto (${expected})${skip 
     expect(await xdpOnS0()).toBe(false);
     expect(existsSync(lab.pinDir)).toBe(false);
 
+    // A reload that moves the listener off AF_XDP detaches the program while the proxy keeps running.
+    if (expected === 'afxdp') {
+      const pr3 = proxy(f);
+      await until(() => pr3.out().includes('listening '), 'listening', pr3);
+      expect(await xdpOnS0()).toBe(true);
+      writeFileSync(f, cfg('b').replace('    port: 8080', '    port: 8080\n    transport: kernel'));
+      const m3 = pr3.events.length;
+      pr3.p.kill('SIGHUP');
+      await until(() => pr3.events.slice(m3).some((e) => e.msg === 'transport closed'), 'transport closed', pr3);
+      expect(pr3.events.slice(m3).find((e) => e.msg === 'reload ok')).toMatchObject({ replaced: ['web'] });
+      expect(pr3.events.slice(m3).find((e) => e.msg === 'transport closed')).toMatchObject({ transport: 'afxdp', reason: 'unused after reload' });
+      expect(await xdpOnS0()).toBe(false);
+      expect(existsSync(lab.pinDir)).toBe(false);
+      expect(await client(['curl', '-sS', '--max-time', '10', `http://${lab.kernelAddr}:8080/four`])).toBe('B /four');
+      pr3.p.kill('SIGTERM');
+      expect(await pr3.exit).toBe(0);
+    }
+
     a.p.kill('SIGTERM');
     b.p.kill('SIGTERM');
   }, 60_000);

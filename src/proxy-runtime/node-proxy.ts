@@ -127,6 +127,9 @@ export class NodeProxy {
   private readonly retiredServers: { listener: string; stats: ServerStats }[] = [];
   private readonly closingGens = new Set<Generation>();
   private readonly closingSlots = new Set<Promise<void>>();
+  /** Slots still draining after a reload took them out (their transport must stay open). */
+  private readonly drainingSlots = new Set<Slot>();
+  private readonly stackStats = new Map<TransportKind, object>();
   private ready = false;
   private draining = false;
   private reloading: Promise<boolean> | null = null;
@@ -237,11 +240,15 @@ export class NodeProxy {
     // the loader's process 'exit' hook stays as the last resort.
     removeNewSignalListeners(before);
     this.transports.set(kind, t);
-    if (kind !== 'kernel') {
-      const st = t as unknown as { stack?: { stats?: unknown } };
-      if (st.stack?.stats !== undefined) {
+    const st = (t as unknown as { stack?: { stats?: object } }).stack?.stats;
+    if (st !== undefined) {
+      this.stackStats.set(kind, st);
+      if (!this.metricsDone.has(`stack ${kind}`)) {
+        // Registered once per kind and read through the transport open now, so a transport closed and reopened by reloads keeps one series.
+        this.metricsDone.add(`stack ${kind}`);
         const { registerStackMetrics } = await import('../stack/stats.js');
-        registerStackMetrics(this.registry, st.stack.stats as Parameters<typeof registerStackMetrics>[1], { transport: kind });
+        const view = new globalThis.Proxy(st, { get: (_t, k) => (this.stackStats.get(kind) as Record<string | symbol, unknown>)[k] });
+        registerStackMetrics(this.registry, view as Parameters<typeof registerStackMetrics>[1], { transport: kind });
       }
     }
     this.log.info('transport opened', { transport: kind });
@@ -341,10 +348,13 @@ export class NodeProxy {
     this.retiredServers.push({ listener: slot.cfg.name, stats: slot.server.stats });
     // The listening socket closes now; the promise (node:net) settles only when its connections are gone.
     const stopped = slot.bound?.close() ?? Promise.resolve();
+    this.drainingSlots.add(slot);
     const p = (async () => {
       await slot.server.close();
       await stopped;
+      this.drainingSlots.delete(slot);
       this.log.info('listener closed', { listener: slot.cfg.name, reason: why });
+      await this.gcTransports();
     })();
     this.closingSlots.add(p);
     void p.finally(() => this.closingSlots.delete(p));
@@ -367,7 +377,7 @@ export class NodeProxy {
       } while (this.reloadAgain && !this.draining);
       return ok;
     };
-    this.reloading = run().finally(() => { this.reloading = null; });
+    this.reloading = run().finally(() => { this.reloading = null; void this.gcTransports(); });
     return this.reloading;
   }
 
@@ -468,10 +478,30 @@ export class NodeProxy {
       g.close();
       this.closingGens.delete(g);
       this.log.info('generation closed', { generation: g.id, reason: why });
+      void this.gcTransports();
     };
     const t = setTimeout(() => finish(`drain timeout with ${g.inflight} requests in flight`), this.drainTimeoutMs);
     t.unref();
     void g.idle().then(() => finish('idle'));
+  }
+
+  /**
+   * After a reload: closes transports nothing uses any more (no listener,
+   * draining or not, and no cluster of a live generation), so a listener
+   * moved off AF_XDP detaches the XDP program without a restart.
+   */
+  private async gcTransports(): Promise<void> {
+    // A reload in progress may have opened a transport for listeners it has not bound yet: it runs this when done.
+    if (this.draining || this.reloading !== null) return;
+    const used = new Set<TransportKind>();
+    for (const s of this.slots.values()) used.add(s.choice.kind);
+    for (const s of this.drainingSlots) used.add(s.choice.kind);
+    for (const g of [this.gen, ...this.closingGens]) if (g !== null) for (const c of g.cfg.clusters) used.add(c.transport);
+    for (const [kind, t] of [...this.transports]) {
+      if (used.has(kind)) continue;
+      this.transports.delete(kind);
+      try { await t.close(); this.log.info('transport closed', { transport: kind, reason: 'unused after reload' }); } catch (e) { this.log.error('transport close failed', { transport: kind, error: (e as Error).message }); }
+    }
   }
 
   /** SIGTERM: drain and close everything; resolves when done. */
