@@ -141,6 +141,8 @@ describe('SIGHUP reload', () => {
       expect(chosen).toMatchObject({ level: 'info', listener: 'web', transport: 'kernel' });
       expect(String(chosen.summary)).toMatch(/loopback/);
       await pr.event('ready');
+      // stdout and stderr are separate pipes: the line may trail the log event.
+      for (let i = 0; i < 200 && !pr.stdout().includes('\n'); i++) await new Promise((r) => setTimeout(r, 10));
       expect(pr.stdout().trim()).toBe(`listening 127.0.0.1:${port} transport=kernel`);
       expect((await get(port, '/app/x')).body).toBe('A /app/x');
       expect((await get(port, '/new')).status).toBe(404);
