@@ -16,7 +16,8 @@
 //   3. frames we sent to our own addresses (the loopback queue) go through
 //      the same input path, as Linux's lo would carry them;
 //   4. ONE send() of everything queued for transmission (a full tx burst is
-//      flushed early), and unused pre-allocated frames go back.
+//      flushed early, and so is what a full receive burst produced when
+//      another burst follows), and unused pre-allocated frames go back.
 // Frames owned by the stack between polls: those waiting on ARP, and those
 // sent by user code since the last poll (tx queue, loopback queue, the small
 // pre-allocated pool): framesHeld() counts them, close() returns them all.
@@ -346,6 +347,10 @@ export class Stack implements StackCore {
         this.currentFrame = -1;
         this.ipv4.burstEnd(now);
         if (n < rx.capacity) break;
+        // More bursts follow: the ACKs of this one leave now, not after them
+        // (a window-limited sender waits on them; Linux's NAPI sends them
+        // as each poll's batch is processed).
+        this.flushTx();
         if (round === this.maxBursts - 1) this.more = true;
       }
       if (this.loopNext.count > 0) this.runLoop(now);
