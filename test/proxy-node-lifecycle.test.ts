@@ -389,3 +389,35 @@ describe('start failures', () => {
     await new Promise<void>((r) => hold.close(() => r()));
   }, 30_000);
 });
+
+describe('transport on the host without a lab', () => {
+  it('auto on 0.0.0.0 probes for real and falls back to the kernel, saying why AF_XDP and TAP were passed over', async () => {
+    const port = await freePort();
+    const f = join(dir, 'auto-host.yaml');
+    writeFileSync(f, config({ port, clusters: { a: 9 }, routes: [['/', 'a']] }).replace('    address: 127.0.0.1\n', '    address: 0.0.0.0\n'));
+    const pr = start(f);
+    try {
+      const c = await pr.event('transport chosen');
+      expect(c).toMatchObject({ listener: 'web', transport: 'kernel', reason: 'no kernel-bypass transport is available' });
+      const skipped = c.skipped as { kind: string; reason: string }[];
+      expect(skipped.map((s) => s.kind)).toEqual(['afxdp', 'tap']);
+      // Whatever the host lacks (root, the addon, the device), each reason names it.
+      for (const s of skipped) expect(s.reason).toMatch(/no interface (s0|tap0) here|needs root|addon|not built|AF_XDP|tun/);
+      await pr.event('ready');
+      pr.p.kill('SIGTERM');
+      expect(await pr.exit).toBe(0);
+    } finally {
+      pr.p.kill('SIGKILL');
+    }
+  }, 30_000);
+
+  it('an explicit transport that cannot run here fails clearly (exit 3)', async () => {
+    const port = await freePort();
+    const f = join(dir, 'tap-host.yaml');
+    writeFileSync(f, config({ port, clusters: { a: 9 }, routes: [['/', 'a']] }).replace('    address: 127.0.0.1\n', '    address: 10.201.0.2\n    transport: tap\n'));
+    const pr = start(f);
+    expect(await pr.exit).toBe(3);
+    expect(pr.stderr()).toMatch(/strata proxy: tap transport unavailable: .+/);
+    expect(pr.events.find((e) => e.msg === 'transport configured')).toMatchObject({ listener: 'web', transport: 'tap' });
+  }, 30_000);
+});
