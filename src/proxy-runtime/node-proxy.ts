@@ -440,6 +440,7 @@ export class NodeProxy {
     this.gen = gen;
     this.log.configure(cfg.logging);
     this.drainTimeoutMs = cfg.drain.timeoutMs;
+    if (JSON.stringify(cfg.admin) !== JSON.stringify(old.cfg.admin)) this.log.warn('admin listener changes take effect on restart', { running: old.cfg.admin, configured: cfg.admin });
     // Old sockets stop accepting now; their connections finish on the old servers.
     for (const s of going) void this.closeSlot(s, removed.includes(s) ? 'removed from config' : 'replaced');
     for (const a of deferred) {
