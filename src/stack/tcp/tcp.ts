@@ -310,13 +310,15 @@ export class Tcp implements TransportDispatcher {
       }
     }
     if (conn !== null) {
+      const hadOutOfOrder = conn.hasOutOfOrder;
       conn.process(seg, now);
       // In a burst, in-order input waits for the burst's end: one ACK and one
       // hand-off to the application per connection per burst, as Linux gets
       // from GRO. With out-of-order data queued every segment is answered at
       // once (duplicate ACKs with SACK, RFC 5681 §4.2), so loss recovery on
-      // the peer sees what it would without batching.
-      if (this.batching && !conn.hasOutOfOrder && conn.state !== 'CLOSED') {
+      // the peer sees what it would without batching; so does the segment
+      // that fills the last hole (its ACK is due at once too).
+      if (this.batching && !hadOutOfOrder && !conn.hasOutOfOrder && conn.state !== 'CLOSED') {
         if (!conn.inputPending) { conn.inputPending = true; this.batch.push(conn); }
       } else {
         this.afterInput(conn, now);
