@@ -22,6 +22,8 @@ const execFileP = promisify(execFile);
 const root = resolve(import.meta.dirname, '..');
 let dir = '';
 let runner = '';
+/** Every proxy spawned, killed in afterAll so a failed or timed-out test leaves none running. */
+const spawned: ChildProcess[] = [];
 
 interface Proc {
   p: ChildProcess;
@@ -36,6 +38,7 @@ interface Proc {
 
 function start(config: string): Proc {
   const p = spawn(process.execPath, ['--import', 'tsx', runner, 'proxy', '--config', config], { cwd: root, env: { ...process.env, STRATA_LAB: 'off' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  spawned.push(p);
   let out = '', err = '', partial = '';
   const events: Record<string, unknown>[] = [];
   const waiters: { msg: string; from: number; pred: (e: Record<string, unknown>) => boolean; resolve: (e: Record<string, unknown>) => void }[] = [];
@@ -124,7 +127,10 @@ beforeAll(() => {
   runner = join(dir, 'run.mts');
   writeFileSync(runner, `const m = await import(${JSON.stringify(`${root}/src/cli/main.ts`)});\nprocess.exitCode = await m.run(process.argv.slice(2));\n`);
 });
-afterAll(() => { rmSync(dir, { recursive: true, force: true }); });
+afterAll(() => {
+  for (const p of spawned) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
 
 describe('SIGHUP reload', () => {
   let a: Upstream, b: Upstream;
