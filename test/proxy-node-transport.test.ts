@@ -78,3 +78,13 @@ describe('config', () => {
     expect(bad.errors.map((e) => e.field)).toEqual(['admin.port']);
   });
 });
+
+describe('kernel addresses', () => {
+  it('an address a kernel interface holds is the kernel\'s (the stack must not claim it)', () => {
+    const c = chooseTransport('auto', { afxdp: up, tap: up, kernelAddrs: ['10.200.0.2', '127.0.0.1'] }, '10.200.0.2');
+    expect(c.kind).toBe('kernel');
+    expect(c.reason).toBe('listener address 10.200.0.2 belongs to a kernel interface');
+    expect(c.skipped[0]).toEqual({ kind: 'afxdp', reason: "10.200.0.2 is a kernel interface's address here" });
+    expect(chooseTransport('auto', { afxdp: up, tap: up, kernelAddrs: ['10.200.0.2'] }, '10.200.0.3').kind).toBe('afxdp');
+  });
+});

@@ -3,18 +3,25 @@
 // kernel's TCP, and always says why each better one was passed over: the
 // host (probeTransports: root, addon, XDP object, /dev/net/tun), the device
 // (the veth or TAP device the stack would drive must exist where we run),
-// and the address (a loopback listener can only be the kernel's).
+// and the address (a loopback listener, or one on an address a kernel
+// interface holds, e.g. the lab's 10.200.0.2, can only be the kernel's).
 //
 // The choice is a pure function of a probe so it is tested with injected
 // probe results; probeHost() gathers the real ones.
 import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import type { ListenerTransport } from '../config/types.js';
 import type { TransportKind } from '../l7/transport/types.js';
 
 export interface TransportStatus { available: boolean; reason?: string }
 
 /** What the host offers: the two stack transports (the kernel is always there). */
-export interface TransportProbe { afxdp: TransportStatus; tap: TransportStatus }
+export interface TransportProbe {
+  afxdp: TransportStatus;
+  tap: TransportStatus;
+  /** Addresses the kernel's own interfaces hold where we run: a listener on one of them is the kernel's. */
+  kernelAddrs?: readonly string[];
+}
 
 export interface TransportChoice {
   requested: ListenerTransport;
@@ -43,10 +50,12 @@ export function chooseTransport(requested: ListenerTransport, probe: TransportPr
   for (const kind of ORDER) {
     const st = probe[kind];
     if (isLoopback(address)) { skipped.push({ kind, reason: 'only the kernel serves loopback' }); continue; }
+    if (probe.kernelAddrs?.includes(address)) { skipped.push({ kind, reason: `${address} is a kernel interface's address here` }); continue; }
     if (!st.available) { skipped.push({ kind, reason: st.reason ?? 'not available' }); continue; }
     return { requested, kind, reason: kind === 'afxdp' ? 'AF_XDP is available (preferred)' : 'TAP is available (AF_XDP is not)', skipped };
   }
-  const reason = isLoopback(address) ? `listener address ${address} is loopback` : 'no kernel-bypass transport is available';
+  const reason = isLoopback(address) ? `listener address ${address} is loopback`
+    : probe.kernelAddrs?.includes(address) ? `listener address ${address} belongs to a kernel interface` : 'no kernel-bypass transport is available';
   return { requested, kind: 'kernel', reason, skipped };
 }
 
@@ -74,5 +83,7 @@ export async function probeHost(devices: { afxdp: string; tap: string }, netns?:
     }
     return st;
   };
-  return { afxdp: device(p.afxdp, devices.afxdp), tap: device(p.tap, devices.tap) };
+  // Our own namespace's addresses (the proxy runs in the lab's server namespace when there is one).
+  const kernelAddrs = netns === undefined ? Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((a) => a.address)) : [];
+  return { afxdp: device(p.afxdp, devices.afxdp), tap: device(p.tap, devices.tap), kernelAddrs };
 }
