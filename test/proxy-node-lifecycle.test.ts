@@ -257,8 +257,13 @@ describe('SIGTERM drain and the admin listener', () => {
       flows.on('error', () => { /* closed by the drain */ });
       expect((await get(port, '/followed')).body).toBe('slow /followed');
       for (let i = 0; i < 300 && !flowText.includes('/followed'); i++) await new Promise((r) => setTimeout(r, 10));
-      const rec = JSON.parse(flowText.split('\n').find((l) => l.includes('/followed'))!) as { verdict: string; Type: string; l7: { http: { code: number; method: string; url: string } }; strata: { transport?: string } };
+      const rec = JSON.parse(flowText.split('\n').find((l) => l.includes('/followed'))!) as { verdict: string; Type: string; l7: { http: { code: number; method: string; url: string } }; strata: { transport?: string; upstream: { cluster: string | null; endpoint: string | null; retries: number } | null } };
       expect(rec).toMatchObject({ verdict: 'FORWARDED', Type: 'L7', l7: { http: { code: 200, method: 'GET', url: 'http://127.0.0.1:' + port + '/followed' } } });
+      // The upstream the proxy chose, and the retries it made, are joined to the request's record.
+      expect(rec.strata.upstream).not.toBeNull();
+      expect(typeof rec.strata.upstream!.cluster).toBe('string');
+      expect(rec.strata.upstream!.endpoint).toMatch(/^127\.0\.0\.1:\d+$/);
+      expect(rec.strata.upstream!.retries).toBe(0);
       flows.destroy();
 
       // An idle keep-alive client: the drain must close it, not wait for it.

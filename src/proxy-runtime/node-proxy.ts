@@ -294,7 +294,8 @@ export class NodeProxy {
         } : null;
         gen.proxies.set(l.name, new Proxy({
           routes: routesFor(cfg, l.name), clusters, scheme: l.tls !== null ? 'https' : 'http', listenerPort: l.port, policy,
-          ...(access ? { onLog: (e: object) => access.write({ listener: l.name, ...e }) } : {}),
+          // The upstream chosen and the tries made join the request's flow record.
+          onLog: (e, req) => { this.join.noteUpstream(req, e); access?.write({ listener: l.name, ...e }); },
         }));
       }
     } catch (e) {

@@ -56,7 +56,8 @@ export interface ProxyOptions {
   /** L7 policy: false denies the request with 403 before routing. */
   policy?: PolicyHook | null;
   /** Called once per request with what happened (access log). */
-  onLog?: (e: AccessLogEntry) => void;
+  /** Called once per request with its outcome; req lets observers join it to the request's flow record. */
+  onLog?: (e: AccessLogEntry, req: ServerRequest) => void;
 }
 
 export type PolicyHook = (req: ServerRequest) => boolean;
@@ -214,7 +215,7 @@ export class Proxy {
   private readonly defaultTimeoutMs: number;
   private readonly scheme: 'http' | 'https';
   private readonly listenerPort: number | null;
-  private readonly onLog: ((e: AccessLogEntry) => void) | null;
+  private readonly onLog: ((e: AccessLogEntry, req: ServerRequest) => void) | null;
   private readonly policy: PolicyHook | null;
   private readonly view = new RouteView();
   /** @internal The one wheel for request, per-try and backoff timers, on this proxy's clock. */
@@ -241,7 +242,7 @@ export class Proxy {
   private fail(reason: string): void { this.stats.failures[reason] = (this.stats.failures[reason] ?? 0) + 1; }
 
   private log(req: ServerRequest, status: number, cluster: string | null, host: Host | null, tries: number, reason: string | null): void {
-    this.onLog?.({ method: req.method, url: req.url, status, cluster, host: host?.id ?? null, tries, reason, client: req.remoteAddress });
+    this.onLog?.({ method: req.method, url: req.url, status, cluster, host: host?.id ?? null, tries, reason, client: req.remoteAddress }, req);
   }
 
   private handle(req: ServerRequest, res: ServerResponse): void {
@@ -565,8 +566,9 @@ class Forward implements UpstreamExchange {
     this.endTry();
     this.conn = null;
     this.res.off('drain', this.onDrain);
-    this.res.end();
+    // Log before ending: observers (flow records) are built when the response finishes.
     this.finish(this.res.statusCode, null);
+    this.res.end();
   }
 
   onError(err: UpstreamError, responseStarted: boolean): void {
@@ -632,13 +634,13 @@ class Forward implements UpstreamExchange {
     this.done = true;
     this.proxy.noteFailure(reason);
     this.release();
+    this.proxy.logFor(this.req, status, this.cluster.name, this.host, this.tries, reason);
     if (!this.res.headersSent) {
       this.res.statusCode = status;
       this.res.setHeader('Content-Type', 'text/plain');
       this.res.setHeader('X-Strata-Failure', reason);
       this.res.end(`${reason.replace(/_/g, ' ')}\n`);
     }
-    this.proxy.logFor(this.req, status, this.cluster.name, this.host, this.tries, reason);
   }
 
   private finish(status: number, reason: string | null): void {
