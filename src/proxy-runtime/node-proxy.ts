@@ -185,6 +185,7 @@ export class NodeProxy {
         throw e;
       }
       this.gen = gen;
+      this.applyL4Deny(cfg);
       this.registerMetrics();
       this.ready = true;
       for (const line of lines) (this.opts.out ?? process.stdout).write(`${line}\n`);
@@ -253,6 +254,23 @@ export class NodeProxy {
     }
     this.log.info('transport opened', { transport: kind });
     return t;
+  }
+
+  /**
+   * Pure L3/L4 deny rules of the policies (no L7 part) go to every open
+   * transport's earliest layer: XDP on AF_XDP, conntrack on TAP, accept() on
+   * the kernel. Replaced wholesale on each reload.
+   */
+  private applyL4Deny(cfg: ProxyConfig): void {
+    const entries = this.mods.config.configL4DenyEntries(cfg);
+    for (const [kind, t] of this.transports) {
+      try {
+        const r = t.setL4Deny(entries);
+        if (entries.length > 0 || r.installed > 0) this.log.info('l4 policy', { transport: kind, where: r.where, installed: r.installed, skipped: r.skipped });
+      } catch (e) {
+        this.log.error('l4 policy failed', { transport: kind, error: (e as Error).message });
+      }
+    }
   }
 
   /** Builds a generation (routes, clusters, TLS, policies, access log); closes what it made on failure. */
@@ -452,6 +470,7 @@ export class NodeProxy {
       }
     }
     this.retire(old);
+    this.applyL4Deny(cfg);
     this.registerMetrics();
     this.reloads.ok++;
     this.log.info('reload ok', {

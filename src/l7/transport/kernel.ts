@@ -3,6 +3,8 @@
 import * as net from 'node:net';
 import type { ConnectionHandler, L7Listener, L7Socket, L7Transport } from './types.js';
 import { ConnectError } from './errors.js';
+import { L4DenyMatcher, type L4DenyReport } from './l4deny.js';
+import type { L4DenyEntry } from '../policy/types.js';
 
 export interface KernelTransportOptions {
   /** Disable Nagle on every socket (default true: request/response traffic). */
@@ -19,6 +21,8 @@ export class KernelTransport implements L7Transport {
   private readonly noDelay: boolean;
   private readonly backlog: number;
   private readonly connectTimeoutMs: number;
+  /** L3/L4 denies, checked at accept(): the kernel already finished the handshake, so no byte is read. */
+  private deny: L4DenyMatcher | null = null;
 
   constructor(opts: KernelTransportOptions = {}) {
     this.noDelay = opts.noDelay ?? true;
@@ -28,7 +32,11 @@ export class KernelTransport implements L7Transport {
 
   listen(port: number, host: string, onConnection: ConnectionHandler): Promise<L7Listener> {
     const noDelay = this.noDelay;
-    const server = net.createServer({ noDelay, pauseOnConnect: false }, (s) => onConnection(s));
+    const server = net.createServer({ noDelay, pauseOnConnect: false }, (s) => {
+      const d = this.deny;
+      if (d !== null && d.denies(s.remoteAddress ?? '', s.localPort ?? port)) { d.refused++; s.destroy(); return; }
+      onConnection(s);
+    });
     this.servers.add(server);
     return new Promise((resolve, reject) => {
       const onErr = (e: Error): void => { this.servers.delete(server); reject(e); };
@@ -69,6 +77,16 @@ export class KernelTransport implements L7Transport {
       });
     });
   }
+
+  setL4Deny(entries: readonly L4DenyEntry[]): L4DenyReport {
+    const m = new L4DenyMatcher(entries);
+    if (this.deny !== null) m.refused = this.deny.refused;
+    this.deny = m.size > 0 ? m : null;
+    return { where: 'accept', installed: m.size, skipped: [] };
+  }
+
+  /** Connections closed at accept() by an L3/L4 deny rule. */
+  get refusedByPolicy(): number { return this.deny?.refused ?? 0; }
 
   async close(): Promise<void> {
     const all = [...this.servers];

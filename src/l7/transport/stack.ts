@@ -17,6 +17,8 @@ import type { Link } from '../../link/types.js';
 import type { Stack, StackDriver } from '../../stack/iface.js';
 import type { Tcp } from '../../stack/tcp/tcp.js';
 import type { XdpProgram } from '../../xdp/program.js';
+import type { L4DenyEntry } from '../policy/types.js';
+import type { L4DenyReport } from './l4deny.js';
 
 export interface StackTransportOptions {
   /** Interface the stack drives: the TAP device (default tap0) or the veth for AF_XDP (default s0). */
@@ -52,7 +54,29 @@ export class StackTransport implements L7Transport {
     private readonly driver: StackDriver,
     private readonly prog: XdpProgram | null,
     private readonly socketMod: typeof import('../../stack/tcp/socket.js'),
+    readonly conntrack: import('../../stack/conntrack/index.js').Conntrack,
+    private readonly ctDenyPolicy: typeof import('../../stack/conntrack/index.js').ctDenyPolicy,
   ) {}
+
+  /** Packets dropped by L3/L4 policy at this transport's layer: XDP's deny_drop, or conntrack's policy drops. */
+  policyDrops(): number {
+    return this.prog !== null ? this.prog.counters().deny_drop.packets : this.conntrack.invalid.get('policy');
+  }
+
+  /** The XDP program's deny maps on AF_XDP (dropped in the driver), else the conntrack policy (dropped at IP input). */
+  setL4Deny(entries: readonly L4DenyEntry[]): L4DenyReport {
+    if (this.prog !== null) {
+      for (const d of this.prog.denials()) this.prog.allow(d);
+      for (const e of entries) this.prog.deny({ prefix: e.prefix, ...(e.port !== undefined ? { dstPort: e.port } : {}) });
+      return { where: 'xdp', installed: entries.length, skipped: [] };
+    }
+    const p = this.ctDenyPolicy(entries);
+    this.conntrack.setPolicy(p.policy);
+    return {
+      where: 'conntrack', installed: p.rules,
+      skipped: entries.filter((e) => e.family === 6).map((e) => ({ prefix: e.prefix, reason: 'conntrack tracks IPv4 only' })),
+    };
+  }
 
   static async open(kind: 'tap' | 'afxdp', opts: StackTransportOptions = {}): Promise<StackTransport> {
     const feature = `${kind} transport`;
@@ -83,10 +107,13 @@ export class StackTransport implements L7Transport {
       prog?.detach();
       throw new UnavailableError(feature, `cannot open ${iface}: ${(e as Error).message}`, { cause: e });
     }
-    const stack = new Stack({ link, addrs: [{ addr, prefixLen: opts.prefixLen ?? 24 }], ...(gateway ? { gateway } : {}) });
+    // Every flow the dataplane terminates is tracked (and L3/L4 policy enforced there on TAP).
+    const { Conntrack, ctDenyPolicy } = await import('../../stack/conntrack/index.js');
+    const conntrack = new Conntrack();
+    const stack = new Stack({ link, addrs: [{ addr, prefixLen: opts.prefixLen ?? 24 }], ...(gateway ? { gateway } : {}), conntrack });
     const tcp = Tcp.attach(stack);
     const driver = runStack(stack);
-    return new StackTransport(kind, link, stack, tcp, driver, prog, socketMod);
+    return new StackTransport(kind, link, stack, tcp, driver, prog, socketMod, conntrack, ctDenyPolicy);
   }
 
   listen(port: number, host: string, onConnection: ConnectionHandler): Promise<L7Listener> {

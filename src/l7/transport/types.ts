@@ -1,3 +1,5 @@
+import type { L4DenyEntry } from '../policy/types.js';
+import type { L4DenyReport } from './l4deny.js';
 // The transport seam: the one interface that lets the same L7 code (server,
 // proxy, upstream pools) run over the kernel's TCP (node:net), the userspace
 // stack on TAP, and the userspace stack on AF_XDP. Everything above this file
@@ -34,4 +36,10 @@ export interface L7Transport {
   connect(port: number, host: string): Promise<L7Socket>;
   /** Releases whatever the transport owns (the stack, its link); idempotent. */
   close(): Promise<void>;
+  /**
+   * Replaces the L3/L4 deny rules (source prefix, optional destination port)
+   * enforced at this transport's earliest layer: XDP on AF_XDP, conntrack on
+   * TAP, accept() on the kernel. See l4deny.ts.
+   */
+  setL4Deny(entries: readonly L4DenyEntry[]): L4DenyReport;
 }
