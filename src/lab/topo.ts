@@ -126,10 +126,15 @@ export class Lab {
   server(argv: readonly string[]): string[] { return inNetns(this.serverNs, argv); }
 }
 
-/** Removes a pin directory and, if it is then empty, the strata pin root. */
+/** libxdp's own bpffs directory (dispatcher pins and its lock); it leaves it behind empty. */
+const LIBXDP_PIN_DIR = '/sys/fs/bpf/xdp';
+
+/** Removes a pin directory and, if they are then empty, the strata pin root and libxdp's directory. */
 export function removePins(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
-  try {
-    if (existsSync(BPF_PIN_ROOT) && readdirSync(BPF_PIN_ROOT).length === 0) rmSync(BPF_PIN_ROOT, { recursive: true, force: true });
-  } catch { /* another lab still uses it */ }
+  for (const d of [BPF_PIN_ROOT, LIBXDP_PIN_DIR]) {
+    try {
+      if (existsSync(d) && readdirSync(d).length === 0) rmSync(d, { recursive: true, force: true });
+    } catch { /* still in use by another lab or program */ }
+  }
 }
