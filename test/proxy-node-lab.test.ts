@@ -116,6 +116,8 @@ describe.skipIf(skip !== null)(`node proxy in a lab on auto (${expected})${skip 
     const metrics = (await exec(m[0]!, m.slice(1))).stdout;
     expect(metrics).toMatch(/^strata_proxy_requests_total\{listener="web"\} 1$/m);
     if (expected !== 'kernel') expect(metrics).toMatch(new RegExp(`^strata_stack_drops_total\\{transport="${expected}",reason="[a-z_]+"\\} \\d+$`, 'm'));
+    // The XDP layer: the requests above were steered into the socket, and counted.
+    if (expected === 'afxdp') expect(Number(/^strata_xdp_packets_total\{reason="redirected"\} (\d+)$/m.exec(metrics)?.[1] ?? 0)).toBeGreaterThan(0);
 
     const wrk = client(['wrk', '-t1', '-c10', '-d4s', `http://${target()}:8080/w`]);
     await new Promise((r) => setTimeout(r, 1500));

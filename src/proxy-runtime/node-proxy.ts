@@ -252,6 +252,19 @@ export class NodeProxy {
         registerStackMetrics(this.registry, view as Parameters<typeof registerStackMetrics>[1], { transport: kind });
       }
     }
+    if (kind === 'afxdp' && !this.metricsDone.has('xdp')) {
+      // The XDP layer on /metrics: verdicts by reason, read (a map lookup per CPU) only when scraped.
+      this.metricsDone.add('xdp');
+      const { REASON_NAMES } = await import('../xdp/shared.js');
+      const read = (reason: (typeof REASON_NAMES)[number], f: 'packets' | 'bytes') => (): number => {
+        const x = this.transports.get('afxdp') as unknown as { xdpCounters?: () => Record<string, { packets: number; bytes: number }> | null } | undefined;
+        return x?.xdpCounters?.()?.[reason]?.[f] ?? 0;
+      };
+      for (const r of REASON_NAMES) {
+        this.registry.counterFunc('strata_xdp_packets_total', 'Packets seen by the XDP program, by verdict reason.', read(r, 'packets'), { reason: r });
+        this.registry.counterFunc('strata_xdp_bytes_total', 'Bytes seen by the XDP program, by verdict reason.', read(r, 'bytes'), { reason: r });
+      }
+    }
     this.log.info('transport opened', { transport: kind });
     return t;
   }

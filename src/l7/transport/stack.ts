@@ -58,6 +58,12 @@ export class StackTransport implements L7Transport {
     private readonly ctDenyPolicy: typeof import('../../stack/conntrack/index.js').ctDenyPolicy,
   ) {}
 
+  /** The XDP program's verdict counters (summed over CPUs), or null off AF_XDP or once closed. */
+  xdpCounters(): ReturnType<XdpProgram['counters']> | null {
+    if (this.prog === null || this.closed) return null;
+    try { return this.prog.counters(); } catch { return null; }
+  }
+
   /** Packets dropped by L3/L4 policy at this transport's layer: XDP's deny_drop, or conntrack's policy drops. */
   policyDrops(): number {
     return this.prog !== null ? this.prog.counters().deny_drop.packets : this.conntrack.invalid.get('policy');
