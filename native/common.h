@@ -7,6 +7,8 @@
 // only where they call back into JS.
 #pragma once
 #include <napi.h>
+#include <uv.h>
+#include <memory>
 #include <set>
 #include <string>
 
@@ -68,6 +70,60 @@ class NetnsScope {
 std::string OptString(const Napi::Object &o, const char *key);
 uint32_t OptU32(const Napi::Object &o, const char *key, uint32_t dflt);
 bool OptBool(const Napi::Object &o, const char *key, bool dflt);
+
+// Readiness through the libuv loop for one fd (an XSK or a TAP): a
+// level-triggered uv_poll that calls a JS function once per readiness, not
+// per packet. Owned by the wrapping object; Stop() is safe to repeat.
+class FdPoll {
+ public:
+  // Starts watching fd (or just swaps the function when already started).
+  // Returns false with a JS exception pending when uv_poll_init fails.
+  bool Start(Napi::Env env, int fd, Napi::Function fn, const char *resource) {
+    onReady_ = Napi::Persistent(fn);
+    env_ = env;
+    if (!ctx_) ctx_.reset(new Napi::AsyncContext(env, resource));
+    if (poll_) return true;
+    uv_loop_t *loop;
+    napi_get_uv_event_loop(env, &loop);
+    poll_ = new uv_poll_t;
+    int r = uv_poll_init(loop, poll_, fd);
+    if (r) { delete poll_; poll_ = nullptr; ThrowSystemMsg(env, "uv_poll_init", -r, uv_strerror(r)); return false; }
+    poll_->data = this;
+    uv_poll_start(poll_, UV_READABLE, OnPoll);
+    return true;
+  }
+  void Stop() {
+    if (poll_) {
+      poll_->data = nullptr;
+      uv_poll_stop(poll_);
+      uv_close(reinterpret_cast<uv_handle_t *>(poll_), [](uv_handle_t *h) { delete reinterpret_cast<uv_poll_t *>(h); });
+      poll_ = nullptr;
+    }
+    if (!onReady_.IsEmpty()) onReady_.Reset();
+  }
+  bool active() const { return poll_ != nullptr; }
+  // Readiness callbacks delivered so far.
+  uint64_t events() const { return events_; }
+
+ private:
+  static void OnPoll(uv_poll_t *h, int, int) {
+    FdPoll *self = static_cast<FdPoll *>(h->data);
+    if (!self || self->onReady_.IsEmpty()) return;
+    self->events_++;
+    Napi::Env env(self->env_);
+    Napi::HandleScope scope(env);
+    self->onReady_.MakeCallback(env.Global(), {}, *self->ctx_);
+    if (env.IsExceptionPending()) {
+      Napi::Error e = env.GetAndClearPendingException();
+      napi_fatal_exception(env, e.Value());
+    }
+  }
+  uv_poll_t *poll_ = nullptr;
+  napi_env env_ = nullptr;
+  Napi::FunctionReference onReady_;
+  std::unique_ptr<Napi::AsyncContext> ctx_;
+  uint64_t events_ = 0;
+};
 
 Napi::Object InitXsk(Napi::Env env, Napi::Object exports);
 Napi::Object InitTap(Napi::Env env, Napi::Object exports);

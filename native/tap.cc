@@ -162,46 +162,15 @@ class Tap : public Napi::ObjectWrap<Tap>, public Closable {
     return Napi::Number::New(env, done);
   }
 
-  static void OnPoll(uv_poll_t *h, int, int) {
-    Tap *self = static_cast<Tap *>(h->data);
-    if (!self || self->onReady_.IsEmpty()) return;
-    self->pollEvents_++;
-    Napi::Env env = self->Env();
-    Napi::HandleScope scope(env);
-    self->onReady_.MakeCallback(env.Global(), {}, *self->asyncCtx_);
-    if (env.IsExceptionPending()) {
-      Napi::Error e = env.GetAndClearPendingException();
-      napi_fatal_exception(env, e.Value());
-    }
-  }
-
   Napi::Value StartPoll(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     CHECK_ARG(fd_ >= 0, "tap is closed");
     CHECK_ARG(info[0].IsFunction(), "startPoll(fn) needs a function");
-    onReady_ = Napi::Persistent(info[0].As<Napi::Function>());
-    if (!asyncCtx_) asyncCtx_.reset(new Napi::AsyncContext(env, "strata:tap"));
-    if (!poll_) {
-      uv_loop_t *loop;
-      napi_get_uv_event_loop(env, &loop);
-      poll_ = new uv_poll_t;
-      int r = uv_poll_init(loop, poll_, fd_);
-      if (r) { delete poll_; poll_ = nullptr; ThrowSystemMsg(env, "uv_poll_init", -r, uv_strerror(r)); return Napi::Value(); }
-      poll_->data = this;
-      uv_poll_start(poll_, UV_READABLE, OnPoll);
-    }
+    if (!poll_.Start(env, fd_, info[0].As<Napi::Function>(), "strata:tap")) return Napi::Value();
     return env.Undefined();
   }
 
-  void StopPollNative() {
-    if (poll_) {
-      poll_->data = nullptr;
-      uv_poll_stop(poll_);
-      uv_close(reinterpret_cast<uv_handle_t *>(poll_), [](uv_handle_t *h) { delete reinterpret_cast<uv_poll_t *>(h); });
-      poll_ = nullptr;
-    }
-    if (!onReady_.IsEmpty()) onReady_.Reset();
-  }
+  void StopPollNative() { poll_.Stop(); }
 
   Napi::Value StopPoll(const Napi::CallbackInfo &info) {
     StopPollNative();
@@ -234,7 +203,7 @@ class Tap : public Napi::ObjectWrap<Tap>, public Closable {
     set("readErrors", (double)readErrors_);
     set("writeErrors", (double)writeErrors_);
     set("badDescs", (double)badDescs_);
-    set("pollEvents", (double)pollEvents_);
+    set("pollEvents", (double)poll_.events());
     return o;
   }
 
@@ -252,11 +221,9 @@ class Tap : public Napi::ObjectWrap<Tap>, public Closable {
   Napi::Reference<Napi::ArrayBuffer> pool_;
   uint8_t *mem_ = nullptr;
   size_t memSize_ = 0;
-  uv_poll_t *poll_ = nullptr;
-  Napi::FunctionReference onReady_;
-  std::unique_ptr<Napi::AsyncContext> asyncCtx_;
+  FdPoll poll_;
   uint64_t rxPackets_ = 0, rxBytes_ = 0, txPackets_ = 0, txBytes_ = 0, txDropped_ = 0, txQueueFull_ = 0;
-  uint64_t readErrors_ = 0, writeErrors_ = 0, badDescs_ = 0, pollEvents_ = 0;
+  uint64_t readErrors_ = 0, writeErrors_ = 0, badDescs_ = 0;
 };
 
 unsigned Tap::if_nametoindex_(const std::string &n) {

@@ -182,7 +182,7 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
   ~Xsk() override { CloseNative(); }
 
   void CloseNative() override {
-    if (poll_) StopPollNative();
+    if (poll_.active()) StopPollNative();
     if (xsk_) { xsk_socket__delete(xsk_); xsk_ = nullptr; }
     if (umem_) { xsk_umem__delete(umem_); umem_ = nullptr; }
     if (area_) { UnrefArea(area_); area_ = nullptr; }
@@ -389,48 +389,17 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
     return env.Undefined();
   }
 
-  static void OnPoll(uv_poll_t *h, int status, int events) {
-    Xsk *self = static_cast<Xsk *>(h->data);
-    if (!self || self->onReady_.IsEmpty()) return;
-    self->pollEvents_++;
-    Napi::Env env = self->Env();
-    Napi::HandleScope scope(env);
-    self->onReady_.MakeCallback(env.Global(), {}, *self->asyncCtx_);
-    if (env.IsExceptionPending()) {
-      Napi::Error e = env.GetAndClearPendingException();
-      napi_fatal_exception(env, e.Value());
-    }
-  }
-
   // startPoll(fn): fn() is called from the event loop whenever the RX ring
   // is readable (level-triggered: once per readiness, not per packet).
   Napi::Value StartPoll(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     CHECK_ARG(xsk_ != nullptr, "socket is closed");
     CHECK_ARG(info[0].IsFunction(), "startPoll(fn) needs a function");
-    onReady_ = Napi::Persistent(info[0].As<Napi::Function>());
-    if (!asyncCtx_) asyncCtx_.reset(new Napi::AsyncContext(env, "strata:xsk"));
-    if (!poll_) {
-      uv_loop_t *loop;
-      napi_get_uv_event_loop(env, &loop);
-      poll_ = new uv_poll_t;
-      int r = uv_poll_init(loop, poll_, fd_);
-      if (r) { delete poll_; poll_ = nullptr; ThrowSystemMsg(env, "uv_poll_init", -r, uv_strerror(r)); return Napi::Value(); }
-      poll_->data = this;
-      uv_poll_start(poll_, UV_READABLE, OnPoll);
-    }
+    if (!poll_.Start(env, fd_, info[0].As<Napi::Function>(), "strata:xsk")) return Napi::Value();
     return env.Undefined();
   }
 
-  void StopPollNative() {
-    if (poll_) {
-      poll_->data = nullptr;
-      uv_poll_stop(poll_);
-      uv_close(reinterpret_cast<uv_handle_t *>(poll_), [](uv_handle_t *h) { delete reinterpret_cast<uv_poll_t *>(h); });
-      poll_ = nullptr;
-    }
-    if (!onReady_.IsEmpty()) onReady_.Reset();
-  }
+  void StopPollNative() { poll_.Stop(); }
 
   Napi::Value StopPoll(const Napi::CallbackInfo &info) {
     StopPollNative();
@@ -452,7 +421,7 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
     set("txWakeErrors", (double)txWakeErrors_);
     set("badDescs", (double)badDescs_);
     set("allocFailed", (double)allocFailed_);
-    set("pollEvents", (double)pollEvents_);
+    set("pollEvents", (double)poll_.events());
     set("freeFrames", (double)freeTop_);
     set("fillOutstanding", (double)fillOutstanding_);
     set("txOutstanding", (double)txOutstanding_);
@@ -512,11 +481,9 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
   static constexpr uint32_t compBatch_ = 4096;
   static constexpr int kBusyRetries = 100;        // x 5 ms: half a second at most
   static constexpr useconds_t kBusyRetryUsec = 5000;
-  uv_poll_t *poll_ = nullptr;
-  Napi::FunctionReference onReady_;
-  std::unique_ptr<Napi::AsyncContext> asyncCtx_;
+  FdPoll poll_;
   uint64_t rxPackets_ = 0, rxBytes_ = 0, txPackets_ = 0, txBytes_ = 0, txDropped_ = 0, txRingFull_ = 0;
-  uint64_t rxWakeups_ = 0, txWakeups_ = 0, txWakeErrors_ = 0, badDescs_ = 0, allocFailed_ = 0, pollEvents_ = 0;
+  uint64_t rxWakeups_ = 0, txWakeups_ = 0, txWakeErrors_ = 0, badDescs_ = 0, allocFailed_ = 0;
 };
 
 Napi::Object InitXsk(Napi::Env env, Napi::Object exports) {
