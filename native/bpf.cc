@@ -7,10 +7,11 @@
 #include "common.h"
 #include <errno.h>
 #include <net/if.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/mount.h>
@@ -102,6 +103,15 @@ static Napi::Value IfInfo(const Napi::CallbackInfo &info) {
   return o;
 }
 
+// Blocks every blockable signal on this thread for its lifetime.
+class SignalsHeld {
+ public:
+  SignalsHeld() { sigset_t all; sigfillset(&all); pthread_sigmask(SIG_BLOCK, &all, &old_); }
+  ~SignalsHeld() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
+ private:
+  sigset_t old_;
+};
+
 static const char *ModeName(enum xdp_attach_mode m) {
   switch (m) {
     case XDP_MODE_NATIVE: return "native";
@@ -133,7 +143,16 @@ static Napi::Value XdpAttach(const Napi::CallbackInfo &info) {
     ThrowSystemMsg(env, "xdp_program__open_file", (int)-perr, obj + ": " + XdpErr((int)perr) + (g_log.empty() ? "" : " | " + g_log));
     return Napi::Value();
   }
-  int r = xdp_program__attach(prog, ifindex, mode == "native" ? XDP_MODE_NATIVE : XDP_MODE_SKB, 0);
+  int r;
+  {
+    // The verifier gives up with EAGAIN whenever a signal is pending on the
+    // loading thread (kernel/bpf/verifier.c checks signal_pending()), and
+    // libbpf retries only a few times: under V8's sampling profiler (SIGPROF
+    // every millisecond) or a busy SIGCHLD the load never finishes. Hold
+    // signals for the load; they are delivered when the mask is restored.
+    SignalsHeld held;
+    r = xdp_program__attach(prog, ifindex, mode == "native" ? XDP_MODE_NATIVE : XDP_MODE_SKB, 0);
+  }
   if (r) {
     std::string log = g_log;
     xdp_program__close(prog);

@@ -56,6 +56,33 @@ describe.skipIf(skip !== null)(`XDP attach modes${skip ? ` (skipped: ${skip})` :
     expect(XdpProgram.query({ iface: NOXDP, netns: lab.serverNs }).programs).toEqual([]);
   });
 
+  it('attaches while the process is showered with signals (the verifier gives up on a pending signal)', async () => {
+    // V8's sampling profiler (node --cpu-prof) sends SIGPROF every
+    // millisecond; the verifier answers EAGAIN whenever a signal is pending
+    // and libbpf retries only a few times. A shell loop sending SIGUSR2 as
+    // fast as it can stands in for it.
+    const noop = (): void => {};
+    process.on('SIGUSR2', noop);
+    const storm = spawn('sh', ['-c', `while kill -USR2 ${process.pid} 2>/dev/null; do :; done`], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 100)); // the storm is running
+      for (let i = 0; i < 3; i++) {
+        const p = XdpProgram.attach({ iface: lab.serverIface, netns: lab.serverNs, pinDir: lab.pinDir, mode: 'auto' });
+        try {
+          expect(p.mode).toBe('native');
+        } finally {
+          p.detach();
+        }
+      }
+      expect(storm.exitCode).toBeNull(); // it was still sending when the last attach finished
+    } finally {
+      storm.kill('SIGKILL');
+      await new Promise((r) => setTimeout(r, 50));
+      process.off('SIGUSR2', noop);
+    }
+    expect(XdpProgram.query({ iface: lab.serverIface, netns: lab.serverNs }).programs).toEqual([]);
+  });
+
   it('carries AF_XDP traffic in forced generic mode', async () => {
     const p = XdpProgram.attach({ iface: lab.serverIface, netns: lab.serverNs, pinDir: lab.pinDir, mode: 'generic' });
     const link = AfXdpLink.open({ iface: lab.serverIface, netns: lab.serverNs, xdp: p, frameCount: 256, mode: 'copy' });
