@@ -19,6 +19,11 @@
 // Failures the client sees: 503 when no host is available or a breaker
 // overflows or the last try could not connect, 502 for a reset or a bad
 // response, 504 for a timeout. Each is counted by reason.
+//
+// Upgrade requests (WebSocket) take the same path on a dedicated upstream
+// connection and become tunnels on a 101 (tunnel.ts; wire the server with
+// upgradeServerOptions()). Trailers pass both ways on chunked messages,
+// filtered as RFC 9110 §6.5.1 asks (trailers.ts).
 import type { Clock } from '../../util/clock.js';
 import { monotonicClock } from '../../util/clock.js';
 import { Prng } from '../../util/prng.js';
@@ -33,6 +38,10 @@ import { Timer } from '../../stack/timers.js';
 import { TimerDriver } from '../server/timers.js';
 import { UpstreamError, type UpstreamConnection, type UpstreamExchange } from './upstream.js';
 import type { Host } from './hosts.js';
+import { UpgradeResponse, upgradeVia, type HttpServerOptions } from '../server/index.js';
+import type { L7Socket } from '../transport/types.js';
+import { DEFAULT_TUNNEL_IDLE_MS, DEFAULT_UPGRADE_TYPES, Tunnels, switchHead, switchIssue, upgradeAllowed, type TunnelEnd, type TunnelStats } from './tunnel.js';
+import { forwardTrailerAnnouncement, forwardTrailers, trailerLines } from './trailers.js';
 
 export interface ProxyOptions {
   routes: HTTPRoute[];
@@ -58,12 +67,18 @@ export interface ProxyOptions {
   /** Called once per request with what happened (access log). */
   /** Called once per request with its outcome; req lets observers join it to the request's flow record. */
   onLog?: (e: AccessLogEntry, req: ServerRequest) => void;
+  /** Upgrade protocols that tunnel (Envoy upgrade_configs; case-insensitive; default ['websocket']; [] for none). */
+  upgradeTypes?: readonly string[];
+  /** A tunnel with no byte either way for this long is closed (Envoy stream_idle_timeout; default 300 000 ms; 0: never). */
+  tunnelIdleTimeoutMs?: number;
 }
 
 export type PolicyHook = (req: ServerRequest) => boolean;
 
 export interface AccessLogEntry {
   method: string; url: string; status: number; cluster: string | null; host: string | null; tries: number; reason: string | null; client: string;
+  /** A tunnel (status 101), logged when it ends: bytes from the client to the upstream and back. */
+  tunnel?: { bytesToUpstream: number; bytesToClient: number };
 }
 
 export interface ProxyStats {
@@ -78,6 +93,7 @@ export interface ProxyStats {
    * Why a retriable failure was not retried: retry_budget_exhausted, retries_exhausted.
    */
   failures: Record<string, number>;
+  tunnels: TunnelStats;
 }
 
 /** Hop-by-hop fields (RFC 9110 §7.6.1) plus those the proxy re-frames or handles itself. */
@@ -177,6 +193,13 @@ function serializeHead(method: string, target: string, h: HeaderList, bodyLen: n
   return `${s}\r\n`;
 }
 
+/** A whole request body as one chunk, then the last chunk with trailer fields. */
+function chunkWithTrailers(body: Buffer | null, trailers: string[]): Buffer {
+  const n = body?.length ?? 0;
+  const t = Buffer.from(`0\r\n${trailerLines(trailers)}\r\n`, 'latin1');
+  return n === 0 ? t : Buffer.concat([Buffer.from(`${n.toString(16)}\r\n`), body!, Buffer.from('\r\n'), t]);
+}
+
 /** A request body too large to buffer: what was read so far, and the rest still arriving. */
 export interface StreamedBody {
   head: Buffer[];
@@ -207,7 +230,7 @@ class RouteView implements RouteRequest {
 export class Proxy {
   readonly router: Router;
   readonly clusters = new Map<string, Cluster>();
-  readonly stats: ProxyStats = { requests: 0, denied: 0, noRoute: 0, redirects: 0, mirrored: 0, retries: 0, failures: {} };
+  readonly stats: ProxyStats;
   private readonly clock: Clock;
   private readonly rng: Prng;
   private readonly maxBodyBytes: number;
@@ -220,6 +243,8 @@ export class Proxy {
   private readonly view = new RouteView();
   /** @internal The one wheel for request, per-try and backoff timers, on this proxy's clock. */
   readonly timers: TimerDriver;
+  /** @internal */ readonly tunnels: Tunnels;
+  private readonly upgradeTypes: ReadonlySet<string>;
 
   constructor(opts: ProxyOptions) {
     this.router = new Router(opts.routes);
@@ -234,6 +259,17 @@ export class Proxy {
     this.onLog = opts.onLog ?? null;
     this.policy = opts.policy ?? null;
     this.timers = new TimerDriver(this.clock, 1);
+    this.upgradeTypes = new Set((opts.upgradeTypes ?? DEFAULT_UPGRADE_TYPES).map((t) => t.toLowerCase()));
+    this.tunnels = new Tunnels(this.timers, opts.tunnelIdleTimeoutMs ?? DEFAULT_TUNNEL_IDLE_MS);
+    this.stats = { requests: 0, denied: 0, noRoute: 0, redirects: 0, mirrored: 0, retries: 0, failures: {}, tunnels: this.tunnels.stats };
+  }
+
+  /** Whether an upgrade request tunnels (its protocols are all allowed); the rest are plain requests. */
+  readonly shouldUpgrade = (req: ServerRequest): boolean => upgradeAllowed(this.upgradeTypes, req);
+
+  /** HttpServer options that send this proxy's upgrade requests through `handler` (default this.handler) as tunnels. */
+  upgradeServerOptions(handler: Handler = this.handler): Pick<HttpServerOptions, 'onUpgrade' | 'shouldUpgrade'> {
+    return { onUpgrade: upgradeVia(handler), shouldUpgrade: (req) => this.shouldUpgrade(req) };
   }
 
   /** The server handler. */
@@ -241,8 +277,8 @@ export class Proxy {
 
   private fail(reason: string): void { this.stats.failures[reason] = (this.stats.failures[reason] ?? 0) + 1; }
 
-  private log(req: ServerRequest, status: number, cluster: string | null, host: Host | null, tries: number, reason: string | null): void {
-    this.onLog?.({ method: req.method, url: req.url, status, cluster, host: host?.id ?? null, tries, reason, client: req.remoteAddress }, req);
+  private log(req: ServerRequest, status: number, cluster: string | null, host: Host | null, tries: number, reason: string | null, tunnel?: AccessLogEntry['tunnel']): void {
+    this.onLog?.({ method: req.method, url: req.url, status, cluster, host: host?.id ?? null, tries, reason, client: req.remoteAddress, ...(tunnel ? { tunnel } : {}) }, req);
   }
 
   private handle(req: ServerRequest, res: ServerResponse): void {
@@ -309,13 +345,21 @@ export class Proxy {
       }
     }
     const fwd = forwardRequestHeaders(headers, hostHeader, req.remoteAddress, this.scheme, rawHost ?? '');
+    // An upgrade keeps what forwarding strips as hop-by-hop: the offer and the option naming it (RFC 9110 §7.8).
+    const upgrade = res instanceof UpgradeResponse;
+    if (upgrade) fwd.push('connection', 'upgrade', 'upgrade', req.headers['upgrade']!);
     const upstreamTarget = query.length > 0 ? `${path}?${query}` : path;
     const deadline = this.clock.now() + (ruleTimeout(rule) ?? this.defaultTimeoutMs);
     const perTry = rule.timeouts?.backendRequest ?? cluster.retry.perTryTimeoutMs;
 
     const go = (body: Buffer | null, streamed: StreamedBody | null): void => {
-      const head = serializeHead(req.method, upstreamTarget, fwd, streamed !== null ? streamed.length : body?.length ?? 0);
-      if (streamed === null) for (const name of mirrors) this.mirror(name, req.method, head, body);
+      // A chunked request's trailers go on with it (RFC 9112 §7.1.2): a buffered body is then re-chunked around them.
+      const trailers = req.chunked && streamed === null ? forwardTrailers(req.rawTrailers, req.rawHeaders) : null;
+      const rechunk = trailers !== null && trailers.length > 0;
+      if (rechunk) body = chunkWithTrailers(body, trailers);
+      if (req.chunked && (rechunk || streamed !== null)) { const t = forwardTrailerAnnouncement(req.rawHeaders); if (t !== null) fwd.push('trailer', t); }
+      const head = serializeHead(req.method, upstreamTarget, fwd, streamed !== null ? streamed.length : rechunk ? -1 : body?.length ?? 0);
+      if (streamed === null && !upgrade) for (const name of mirrors) this.mirror(name, req.method, head, body);
       new Forward(this, cluster, req, res, head, body, streamed, deadline, perTry, respFilters).start();
     };
     if (!req.hasBody) { go(null, null); return; }
@@ -365,11 +409,17 @@ export class Proxy {
 
   /** @internal */ noteRetry(): void { this.stats.retries++; }
   /** @internal */ noteFailure(reason: string): void { this.fail(reason); }
-  /** @internal */ logFor(req: ServerRequest, status: number, cluster: string, host: Host | null, tries: number, reason: string | null): void { this.log(req, status, cluster, host, tries, reason); }
+  /** @internal */ logFor(req: ServerRequest, status: number, cluster: string, host: Host | null, tries: number, reason: string | null, tunnel?: AccessLogEntry['tunnel']): void { this.log(req, status, cluster, host, tries, reason, tunnel); }
   /** @internal */ now(): number { return this.clock.now(); }
   /** @internal */ random(): Prng { return this.rng; }
 
+  /** @internal A Forward's 101: the exchange becomes a tunnel; `onEnd` releases what the try held. */
+  openTunnel(res: UpgradeResponse, upstream: L7Socket, head: string, upstreamEarly: Buffer, onEnd: (end: TunnelEnd, toUpstream: number, toClient: number) => void): void {
+    this.tunnels.open({ res, upstream, head, upstreamEarly, onEnd });
+  }
+
   close(): void {
+    this.tunnels.closeAll();
     for (const c of this.clusters.values()) c.close();
     this.timers.stop();
   }
@@ -410,6 +460,8 @@ class Forward implements UpstreamExchange {
   private streaming = false;
   /** A streamed request body has started to flow: no retry can replay it. */
   private bodyStarted = false;
+  /** The response's header section, for its trailers' Connection options. */
+  private upstreamHeaders: string[] = [];
 
   constructor(
     private readonly proxy: Proxy,
@@ -448,7 +500,8 @@ class Forward implements UpstreamExchange {
     host.active++;
     host.requests++;
     if (this.perTryMs > 0) this.proxy.timers.arm(this.tryTimer, now + this.perTryMs);
-    this.cluster.pool(host).acquire().then((conn) => {
+    const pool = this.cluster.pool(host);
+    (this.res instanceof UpgradeResponse ? pool.dedicated() : pool.acquire()).then((conn) => {
       if (this.done || this.host !== host) { this.cluster.pool(host).release(conn); return; }
       this.conn = conn;
       if (this.streamed === null) { conn.send(this.req.method, this.head, this.body, this); return; }
@@ -469,7 +522,7 @@ class Forward implements UpstreamExchange {
     const onDrain = (): void => { rest.resume(); };
     conn.socket.on('drain', onDrain);
     rest.on('data', (c: Buffer) => { if (!write(c)) rest.pause(); });
-    rest.once('end', () => { conn.socket.off('drain', onDrain); conn.endBody(chunked); });
+    rest.once('end', () => { conn.socket.off('drain', onDrain); conn.endBody(chunked, chunked ? trailerLines(forwardTrailers(this.req.rawTrailers, this.req.rawHeaders)) : ''); });
     rest.once('error', () => { conn.socket.off('drain', onDrain); conn.abort(); });
     rest.resume();
   }
@@ -503,6 +556,7 @@ class Forward implements UpstreamExchange {
 
   onHead(status: number, raw: string[], _keepAlive: boolean): void {
     if (this.done) return;
+    this.upstreamHeaders = raw;
     const host = this.host!;
     this.cluster.report(host, status, this.proxy.now());
     if (this.cluster.retry.statusCodes.includes(status) && this.maybeRetryStatus(status)) {
@@ -531,6 +585,7 @@ class Forward implements UpstreamExchange {
         for (let i = 0; i < raw.length; i += 2) { const n = raw[i]!; if (!HOP_BY_HOP.has(n)) res._addTrusted(n, raw[i + 1]!); }
       }
       if (cl !== undefined && !te) res._addTrusted('content-length', cl);
+      else if (te) { const t = forwardTrailerAnnouncement(raw); if (t !== null) res._addTrusted('trailer', t); }
     } else {
       const h = raw.slice();
       stripHopByHop(h);
@@ -539,6 +594,7 @@ class Forward implements UpstreamExchange {
       try {
         for (let i = 0; i < h.length; i += 2) res.addHeader(h[i]!, h[i + 1]!);
         if (cl !== undefined && headerGet(raw, 'transfer-encoding') === undefined) res.setHeader('Content-Length', cl);
+        else if (headerGet(raw, 'transfer-encoding') !== undefined) { const t = forwardTrailerAnnouncement(raw); if (t !== null) res.setHeader('Trailer', t); }
       } catch {
         this.onError(new UpstreamError('protocol', 'invalid header in a response filter'), false);
         return;
@@ -546,6 +602,27 @@ class Forward implements UpstreamExchange {
     }
     this.streaming = true;
     res.on('drain', this.onDrain);
+  }
+
+  /** The upstream switched protocols on the dedicated connection of an upgrade: the exchange becomes a tunnel (tunnel.ts). */
+  onUpgrade(raw: string[], socket: L7Socket, early: Buffer): void {
+    if (this.done) { socket.destroy(); return; }
+    this.conn = null;
+    const issue = switchIssue(this.req.headers['upgrade'], headerGet(raw, 'upgrade'));
+    if (issue !== null) { socket.destroy(); this.onError(new UpstreamError('protocol', `${this.host!.id}: ${issue}`), false); return; }
+    const host = this.host!;
+    this.cluster.report(host, 101, this.proxy.now());
+    // The request's timers and breakers end here; the host stays busy (least_request) until the tunnel ends.
+    this.done = true;
+    this.release();
+    const h = raw.slice();
+    stripHopByHop(h);
+    if (this.respFilters !== null) for (const f of this.respFilters) applyHeaderFilter(h, f);
+    const tries = this.tries;
+    this.proxy.openTunnel(this.res as UpgradeResponse, socket, switchHead(h, headerGet(raw, 'upgrade')!), early, (end, toUpstream, toClient) => {
+      host.active--;
+      this.proxy.logFor(this.req, 101, this.cluster.name, host, tries, end, { bytesToUpstream: toUpstream, bytesToClient: toClient });
+    });
   }
 
   private maybeRetryStatus(status: number): boolean {
@@ -561,11 +638,13 @@ class Forward implements UpstreamExchange {
     return this.res.write(chunk);
   }
 
-  onEnd(): void {
+  onEnd(trailers: string[] | null): void {
     if (this.done) return;
     this.endTry();
     this.conn = null;
     this.res.off('drain', this.onDrain);
+    // Sent only if the response goes out chunked, as it does whenever the upstream's was (RFC 9112 §7.1.2).
+    if (trailers !== null) { const t = forwardTrailers(trailers, this.upstreamHeaders); if (t.length > 0) this.res.addTrailers(t); }
     // Log before ending: observers (flow records) are built when the response finishes.
     this.finish(this.res.statusCode, null);
     this.res.end();

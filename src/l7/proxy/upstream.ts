@@ -10,6 +10,12 @@
 // The pool keeps idle connections per host (LIFO, so a few stay warm and the
 // rest age out), opens new ones within the cluster's max_connections
 // breaker, and queues waiters within max_pending_requests.
+//
+// A dedicated connection (an Upgrade request, tunnel.ts) is opened for one
+// exchange and never pooled: on a 101 the socket leaves HTTP and goes to the
+// exchange's onUpgrade with the bytes read past the 101 head, still counted
+// against max_connections until it closes. Response trailers (RFC 9112
+// §7.1.2) reach the exchange with onEnd.
 import { Http1Parser, type Http1Handler } from '../http1/parser.js';
 import { Errno, Method, ParserType } from '../http1/constants.js';
 import { headerName } from '../http1/names.js';
@@ -32,8 +38,11 @@ export interface UpstreamExchange {
   onHead(status: number, rawHeaders: string[], keepAlive: boolean): void;
   /** Return false to pause the upstream socket until resume(). */
   onBody(chunk: Buffer): boolean;
-  onEnd(): void;
+  /** The response is complete; its trailer fields (flat, names lowercased), if a chunked body had any. */
+  onEnd(trailers: string[] | null): void;
   onError(err: UpstreamError, responseStarted: boolean): void;
+  /** A dedicated connection's 101 (RFC 9110 §15.2.2): the socket (paused) and the bytes after the head are the exchange's. */
+  onUpgrade?(rawHeaders: string[], socket: L7Socket, rest: Buffer): void;
 }
 
 function latin1(b: Uint8Array, s: number, e: number): string {
@@ -44,6 +53,7 @@ export class UpstreamConnection implements Http1Handler {
   private readonly parser = new Http1Parser(ParserType.RESPONSE, this);
   private ex: UpstreamExchange | null = null;
   private raw: string[] = [];
+  private trailers: string[] | null = null;
   private started = false;
   /** Requests completed on this connection (0: fresh). */
   uses = 0;
@@ -53,6 +63,8 @@ export class UpstreamConnection implements Http1Handler {
   /** When it last went idle in the pool (ms, monotonic). */
   idleSince = 0;
   private keepAlive = false;
+  /** Opened for one exchange that may switch protocols: never returned to the pool. */
+  dedicated = false;
 
   constructor(readonly socket: L7Socket, readonly pool: HostPool) {
     socket.on('data', this.onData);
@@ -92,10 +104,10 @@ export class UpstreamConnection implements Http1Handler {
     return ok;
   }
 
-  /** Ends a streamed request body. */
-  endBody(chunked: boolean): void {
+  /** Ends a streamed request body; `trailerLines` (serialized field lines) go in the last chunk (RFC 9112 §7.1.2). */
+  endBody(chunked: boolean, trailerLines = ''): void {
     this.bodyOpen = false;
-    if (!this.dead && chunked) this.socket.write('0\r\n\r\n');
+    if (!this.dead && chunked) this.socket.write(`0\r\n${trailerLines}\r\n`);
   }
 
   /** Hands the rest of the current response to another sink (e.g. to drain a response being retried). */
@@ -114,9 +126,12 @@ export class UpstreamConnection implements Http1Handler {
   }
 
   // ---- parser events -------------------------------------------------------
-  onMessageBegin(): void { this.raw = []; }
+  onMessageBegin(): void { this.raw = []; this.trailers = null; }
   onHeader(n: Uint8Array, ns: number, ne: number, v: Uint8Array, vs: number, ve: number): void {
     this.raw.push(headerName(n, ns, ne), latin1(v, vs, ve));
+  }
+  onTrailer(n: Uint8Array, ns: number, ne: number, v: Uint8Array, vs: number, ve: number): void {
+    (this.trailers ??= []).push(headerName(n, ns, ne), latin1(v, vs, ve));
   }
   onHeadersComplete(): void {
     const st = this.parser.statusCode;
@@ -137,10 +152,10 @@ export class UpstreamConnection implements Http1Handler {
     const ex = this.ex;
     this.ex = null;
     this.uses++;
-    const reusable = this.keepAlive && !this.dead && !this.bodyOpen;
+    const reusable = this.keepAlive && !this.dead && !this.bodyOpen && !this.dedicated;
     if (reusable) this.pool.release(this);
     else this.pool.forget(this);
-    ex?.onEnd();
+    ex?.onEnd(this.trailers);
     if (!reusable) this.destroy();
   }
 
@@ -150,8 +165,12 @@ export class UpstreamConnection implements Http1Handler {
       this.destroy();
       return;
     }
-    this.parser.feed(buf, 0, buf.length);
+    const n = this.parser.feed(buf, 0, buf.length);
     const e = this.parser.errno;
+    if (e === Errno.PAUSED_UPGRADE && this.parser.statusCode === 101 && this.dedicated && this.ex?.onUpgrade !== undefined) {
+      this.switchProtocols(buf.subarray(n));
+      return;
+    }
     if (e !== Errno.OK && e !== Errno.PAUSED) {
       const ex = this.ex;
       this.ex = null;
@@ -159,6 +178,21 @@ export class UpstreamConnection implements Http1Handler {
       ex?.onError(new UpstreamError('protocol', `bad response from ${this.pool.host.id}: ${this.parser.reason}`), this.started);
     }
   };
+
+  /** The 101 arrived: the socket leaves this connection for the exchange; the breaker slot is freed when it closes. */
+  private switchProtocols(rest: Buffer): void {
+    const ex = this.ex!;
+    this.ex = null;
+    const s = this.socket;
+    s.pause();
+    s.off('data', this.onData);
+    s.off('end', this.onEndOfStream);
+    s.off('error', this.onSocketError);
+    s.off('close', this.onClose);
+    s.once('close', () => { this.dead = true; this.pool.forget(this); });
+    // Copied: the transport may reuse its buffer once this call returns.
+    ex.onUpgrade!(this.raw, s, Buffer.from(rest));
+  }
 
   private readonly onEndOfStream = (): void => {
     if (this.ex !== null) {
@@ -223,6 +257,19 @@ export class HostPool {
     this.breakers.noteConnectionOverflow();
     if (!this.breakers.tryPending()) return Promise.reject(new UpstreamError('overflow', `cluster pending requests overflow (${this.breakers.maxPendingRequests})`));
     return new Promise((resolve, reject) => { this.waiters.push({ resolve, reject, settled: false }); });
+  }
+
+  /**
+   * A fresh connection for one exchange that may switch protocols; never
+   * pooled. Within max_connections, else an overflow (no waiting: a tunnel
+   * would hold the slot it waited for indefinitely).
+   */
+  dedicated(): Promise<UpstreamConnection> {
+    if (!this.breakers.canConnect()) {
+      this.breakers.noteConnectionOverflow();
+      return Promise.reject(new UpstreamError('overflow', `cluster connections overflow (${this.breakers.maxConnections})`));
+    }
+    return this.connect().then((c) => { c.dedicated = true; return c; });
   }
 
   private async connect(): Promise<UpstreamConnection> {

@@ -17,7 +17,7 @@ export interface RequestHead {
   /** Content-Length, or -1 for chunked; 0 when the request has no body. */
   contentLength: number;
   chunked: boolean;
-  /** The request asks to switch protocols (Upgrade) or is a CONNECT. */
+  /** The request asks to switch protocols (Upgrade plus the "upgrade" connection option, RFC 9110 §7.8) or is a CONNECT. */
   upgrade: boolean;
 }
 
@@ -25,7 +25,14 @@ export interface DecoderSink {
   onHead(head: RequestHead): void;
   /** A body span; valid only during the call unless the transport hands over fresh buffers (node:net does). */
   onBody(chunk: Buffer): void;
-  onEnd(): void;
+  /** The message is complete; trailer fields (flat, names lowercased) when a chunked body carried any. */
+  onEnd(trailers: string[] | null): void;
+  /**
+   * The request that just ended asked to switch protocols: true takes `rest`
+   * (the bytes after it, a copy) and the rest of the stream away from HTTP;
+   * false goes on parsing HTTP (the upgrade is refused).
+   */
+  onUpgrade(rest: Buffer): boolean;
 }
 
 export interface DecodeFailure {

@@ -8,9 +8,10 @@
 // too large or too many fields → 431, everything else the parser refuses →
 // 400. That includes the request-smuggling shapes (CL+TE, TE not ending in
 // chunked, obfuscated TE, duplicate Content-Length), which therefore never
-// reach a handler or an upstream. Upgrade requests are refused by carrying on
-// with HTTP (the server never answers 101); CONNECT is reported as an upgrade
-// and answered 501 by the server.
+// reach a handler or an upstream. An Upgrade request (RFC 9110 §7.8) is
+// offered to the sink once it is complete: taken, the bytes after it leave
+// HTTP with the connection; refused, parsing carries on in HTTP. CONNECT is
+// reported as an upgrade and answered 501 by the server.
 import { Http1Parser, type Http1Handler } from '../http1/parser.js';
 import { Errno, ErrnoName, Flags, ParserType, Protocol } from '../http1/constants.js';
 import { headerName, requestTargetForm, TargetForm } from '../http1/names.js';
@@ -36,6 +37,8 @@ class Http1RequestDecoder implements RequestDecoder, Http1Handler {
   private readonly parser: Http1Parser;
   private url = '';
   private raw: string[] = [];
+  /** Trailer fields of the current message (RFC 9112 §7.1.2); null until one arrives. */
+  private trailers: string[] | null = null;
   private failure: DecodeFailure | null = null;
 
   constructor(private readonly sink: DecoderSink, limits: DecoderLimits) {
@@ -44,7 +47,7 @@ class Http1RequestDecoder implements RequestDecoder, Http1Handler {
 
   get idle(): boolean { return this.parser.idle; }
 
-  onMessageBegin(): void { this.url = ''; this.raw = []; }
+  onMessageBegin(): void { this.url = ''; this.raw = []; this.trailers = null; }
 
   onUrl(b: Uint8Array, s: number, e: number): number | void {
     // RFC 9112 §3.2: the target's form must fit the method (authority-form
@@ -84,7 +87,7 @@ class Http1RequestDecoder implements RequestDecoder, Http1Handler {
       keepAlive: p.keepAlive,
       contentLength: chunked ? -1 : Math.max(0, p.contentLength),
       chunked,
-      upgrade: p.methodName === 'CONNECT',
+      upgrade: p.upgrade,
     };
     this.sink.onHead(head);
   }
@@ -93,7 +96,11 @@ class Http1RequestDecoder implements RequestDecoder, Http1Handler {
     this.sink.onBody(Buffer.isBuffer(b) ? b.subarray(s, e) : Buffer.from(b.subarray(s, e)));
   }
 
-  onMessageComplete(): void { this.sink.onEnd(); }
+  onTrailer(n: Uint8Array, ns: number, ne: number, v: Uint8Array, vs: number, ve: number): void {
+    (this.trailers ??= []).push(headerName(n, ns, ne), latin1(v, vs, ve));
+  }
+
+  onMessageComplete(): void { this.sink.onEnd(this.trailers); }
 
   feed(buf: Buffer): DecodeFailure | null {
     let off = 0;
@@ -104,7 +111,9 @@ class Http1RequestDecoder implements RequestDecoder, Http1Handler {
       if (errno === Errno.OK) return null;
       if (errno === Errno.PAUSED_UPGRADE) {
         if (this.parser.methodName === 'CONNECT') return null; // the server answers 501 and closes
-        this.parser.resumeAfterUpgrade(); // refuse the upgrade: stay in HTTP
+        // Copied: the transport may reuse its buffer, and the taker keeps these bytes.
+        if (this.sink.onUpgrade(Buffer.from(buf.subarray(off)))) return null; // the parser stays paused for good
+        this.parser.resumeAfterUpgrade(); // refused: stay in HTTP
         if (off >= buf.length) return null;
         continue;
       }

@@ -6,6 +6,7 @@ export { FixedResponse, ServerRequest, ServerResponse, HttpServerError } from '.
 export type { Handler, HttpServerOptions, ServerStats } from './server.js';
 export type { RequestHead, RequestDecoder, DecoderFactory, DecodeFailure } from './decoder.js';
 export { DateCache } from './date.js';
+export { UpgradeResponse, upgradeVia, type UpgradeHandler, type UpgradeViaOptions } from './upgrade.js';
 export { STATUS_TEXT } from './status.js';
 
 /** An HTTP/1.1 server using the project's parser unless another decoder is given. */

@@ -38,6 +38,11 @@ export class ServerRequest {
   readonly rawHeaders: string[];
   readonly contentLength: number;
   readonly chunked: boolean;
+  /**
+   * Trailer fields of a chunked body (RFC 9112 §7.1.2), flat like rawHeaders;
+   * filled in before the body stream ends, empty until then and without any.
+   */
+  rawTrailers: string[] = EMPTY_TRAILERS;
   /** @internal */ _body: Readable | null = null;
   /** @internal body chunks that arrived before the handler asked for the body */ _early: Buffer[] | null = null;
   /** @internal */ _earlyBytes = 0;
@@ -173,6 +178,7 @@ export class FixedResponse {
 
 const CRLF = '\r\n';
 const LAST_CHUNK = '0\r\n\r\n';
+const EMPTY_TRAILERS: string[] = [];
 
 export class ServerResponse extends EventEmitter {
   statusCode = 200;
@@ -184,6 +190,8 @@ export class ServerResponse extends EventEmitter {
   private readonly names: string[] = [];
   private readonly values: string[] = [];
   private chunkedOut = false;
+  /** Trailer field lines for the last chunk, already serialized; null without trailers. */
+  private trailerLines: string | null = null;
   private contentLength = -1;
   private written = 0;
   private readonly noBody: boolean;
@@ -257,8 +265,8 @@ export class ServerResponse extends EventEmitter {
     const noBodyStatus = statusHasNoBody(status);
     if (!noBodyStatus) {
       if (hasCl) { /* the handler's Content-Length stands; write() checks it */ }
-      else if (endBody !== null) { this.contentLength = endBody.length; h += `Content-Length: ${endBody.length}\r\n`; }
-      else if (this.req.httpVersionMinor >= 1 && this.req.httpVersionMajor === 1) { this.chunkedOut = true; h += 'Transfer-Encoding: chunked\r\n'; }
+      else if (endBody !== null && (this.trailerLines === null || !this.http11)) { this.contentLength = endBody.length; h += `Content-Length: ${endBody.length}\r\n`; }
+      else if (this.http11) { this.chunkedOut = true; h += 'Transfer-Encoding: chunked\r\n'; }
       else this._close = true; // HTTP/1.0 without a length: the close delimits the body
       void hasTe;
     }
@@ -294,6 +302,14 @@ export class ServerResponse extends EventEmitter {
     const b = chunk === undefined ? null : typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     if (!this.headersSent) {
       const head = this.head(b ?? Buffer.alloc(0));
+      if (this.chunkedOut) {
+        // Only trailers make a body given whole chunked (RFC 9112 §7.1.2): its chunk, then the last chunk with them.
+        this.owner.output(this, head, false);
+        if (b !== null && b.length > 0) this.write(b);
+        this.finished = true;
+        this.owner.output(this, this.noBody ? '' : this.lastChunk(), true);
+        return;
+      }
       this.finished = true;
       if (b !== null && b.length > 0 && !this.noBody && !statusHasNoBody(this.statusCode)) {
         if (this.contentLength >= 0 && b.length !== this.contentLength) {
@@ -312,7 +328,32 @@ export class ServerResponse extends EventEmitter {
       this.owner.abort(this, new HttpServerError('ERR_STRATA_CONTENT_LENGTH_MISMATCH', `wrote ${this.written} bytes, Content-Length is ${this.contentLength}`));
       return;
     }
-    this.owner.output(this, this.chunkedOut && !this.noBody ? LAST_CHUNK : '', true);
+    this.owner.output(this, this.chunkedOut && !this.noBody ? this.lastChunk() : '', true);
+  }
+
+  private get http11(): boolean { return this.req.httpVersionMajor === 1 && this.req.httpVersionMinor >= 1; }
+
+  private lastChunk(): string { return this.trailerLines === null ? LAST_CHUNK : `0\r\n${this.trailerLines}\r\n`; }
+
+  /**
+   * Trailer fields sent after the last chunk (node:http's addTrailers; flat
+   * [name, value, …] or a record). They go out only with chunked framing,
+   * which a response then gets even for a body given whole to end(); a
+   * response framed by Content-Length, or to HTTP/1.0, drops them (RFC 9112
+   * §7.1.2: trailers exist only in the chunked coding). Which fields may be
+   * trailers is the caller's business (RFC 9110 §6.5.1; the proxy filters).
+   */
+  addTrailers(fields: Readonly<Record<string, string>> | readonly string[]): void {
+    if (this.finished) throw new HttpServerError('ERR_STRATA_WRITE_AFTER_END', 'trailers after end');
+    const flat = Array.isArray(fields) ? fields as readonly string[] : Object.entries(fields).flat();
+    let s = this.trailerLines ?? '';
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const n = flat[i]!, v = flat[i + 1]!;
+      if (!isToken(n)) throw new HttpServerError('ERR_STRATA_INVALID_HEADER', `invalid trailer name ${JSON.stringify(n)}`);
+      if (/[\r\n\0]/.test(v)) throw new HttpServerError('ERR_STRATA_INVALID_HEADER', `invalid value for trailer ${n}`);
+      s += `${n}: ${v}\r\n`;
+    }
+    if (s.length > 0) this.trailerLines = s;
   }
 
   /** Abandons the response: the connection is reset so the client cannot take a partial body for a whole one. */

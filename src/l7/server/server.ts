@@ -19,6 +19,16 @@
 // Malformed requests never reach the handler: the decoder's failure maps to
 // 400 (including every request-smuggling shape the parser rejects), 413, 431,
 // 501 or 505, sent with Connection: close; the reason is counted.
+//
+// Upgrade (RFC 9110 §7.8), opt-in as node:http's 'upgrade' event: with
+// onUpgrade set, a bodiless request carrying Upgrade and the "upgrade"
+// connection option (and accepted by shouldUpgrade) is not dispatched. Once
+// every earlier pipelined response has left, the connection is handed over
+// (upgrade.ts): the request, the socket (paused) and the bytes read past the
+// request. From then on the server neither parses nor times it, and close()
+// does not wait for or close it. CONNECT stays 501: a reverse proxy need not
+// tunnel it (RFC 9110 §9.3.6 is for forward proxies) and Envoy rejects it
+// unless configured to.
 import type { Clock } from '../../util/clock.js';
 import { monotonicClock, wallClock } from '../../util/clock.js';
 import { Timer } from '../../stack/timers.js';
@@ -28,6 +38,7 @@ import { DateCache } from './date.js';
 import { TimerDriver } from './timers.js';
 import { FixedResponse, ServerRequest, ServerResponse, HttpServerError, type ExchangeOwner } from './message.js';
 import { statusLine } from './status.js';
+import type { UpgradeHandler } from './upgrade.js';
 
 export type Handler = (req: ServerRequest, res: ServerResponse) => void | Promise<void>;
 
@@ -58,6 +69,10 @@ export interface HttpServerOptions {
   closeTimeoutMs?: number;
   /** Handler errors are reported here (default: none; the exchange gets 500 or is reset). */
   onError?: (err: Error, req: ServerRequest | null) => void;
+  /** Takes over connections whose request asks to switch protocols (default none: they stay in HTTP). */
+  onUpgrade?: UpgradeHandler | null;
+  /** With onUpgrade: which upgrade requests it gets; the others are served as plain HTTP (default all). */
+  shouldUpgrade?: (req: ServerRequest) => boolean;
 }
 
 /** Why connections or requests were dropped: counters, never exceptions. */
@@ -71,6 +86,8 @@ export interface ServerStats {
   requestTimeouts: number;
   idleTimeouts: number;
   handlerErrors: number;
+  /** Connections handed to onUpgrade (no longer the server's). */
+  upgrades: number;
 }
 
 const enum Phase { IDLE, HEAD, BODY, WAIT }
@@ -98,6 +115,9 @@ class Connection implements DecoderSink, ExchangeOwner {
   closing = false;
   private dead = false;
   private waitingDrain = false;
+  /** An upgrade request taken for onUpgrade, and the bytes after it once it is complete. */
+  private upgradeReq: ServerRequest | null = null;
+  private upgradeRest: Buffer | null = null;
 
   constructor(readonly server: HttpServer, readonly socket: L7Socket) {
     this.remoteAddress = socket.remoteAddress ?? '';
@@ -117,12 +137,15 @@ class Connection implements DecoderSink, ExchangeOwner {
   // ---- input ---------------------------------------------------------------
 
   private readonly onData = (buf: Buffer): void => {
+    // Past an upgrade request every byte is the new protocol's, even those a resume lets in before the hand-over.
+    if (this.upgradeRest !== null) { this.upgradeRest = Buffer.concat([this.upgradeRest, buf]); return; }
     if (this.dead || this.closing && this.current === null) return;
     if (this.phase === Phase.IDLE || this.phase === Phase.WAIT) {
       if (this.current === null) this.beginHead();
     }
     const fail = this.decoder.feed(buf);
     if (fail !== null) { this.reject(fail); return; }
+    if (this.upgradeRest !== null) { this.takeoverWhenDue(); return; }
     if (this.current === null) {
       if (!this.decoder.idle) { if (this.phase !== Phase.HEAD) this.beginHead(); }
       else if (this.phase === Phase.WAIT && this.queue.length === 0 && !this.closing) this.armIdle();
@@ -140,6 +163,14 @@ class Connection implements DecoderSink, ExchangeOwner {
     this.server.stats.requests++;
     this.requests++;
     const req = new ServerRequest(head, this);
+    if (head.upgrade && head.method !== 'CONNECT' && !(head.chunked || head.contentLength > 0) && this.server.upgradeWanted(req)) {
+      // Not dispatched: the request is complete and the connection leaves HTTP after it (onUpgrade below).
+      this.upgradeReq = req;
+      req._ended = true;
+      this.closing = true;
+      this.afterRequest();
+      return;
+    }
     const res = new ServerResponse(req, this);
     if (!head.keepAlive) res._close = true;
     const max = this.server.maxRequestsPerSocket;
@@ -194,9 +225,10 @@ class Connection implements DecoderSink, ExchangeOwner {
     if (req._earlyBytes >= 64 * 1024) this.pauseForBody();
   }
 
-  onEnd(): void {
+  onEnd(trailers: string[] | null): void {
     const req = this.current;
     if (req !== null) {
+      if (trailers !== null) req.rawTrailers = trailers;
       req._ended = true;
       if (req._body !== null && !req._discard) req._body.push(null);
       this.current = null;
@@ -205,6 +237,37 @@ class Connection implements DecoderSink, ExchangeOwner {
       this.afterRequest();
     }
   }
+
+  onUpgrade(rest: Buffer): boolean {
+    if (this.upgradeReq === null) return false;
+    this.upgradeRest = rest;
+    this.socket.pause();
+    return true;
+  }
+
+  /** Hands the connection to onUpgrade once the responses owed before the upgrade have left (RFC 9112 §9.3.2 order). */
+  private takeoverWhenDue(): void {
+    if (this.queue.length === 0) process.nextTick(this.takeover);
+  }
+
+  private readonly takeover = (): void => {
+    const req = this.upgradeReq, rest = this.upgradeRest;
+    if (req === null || rest === null || this.dead || this.queue.length > 0) return;
+    if (this.server.closingAll) { this.destroy(); return; }
+    this.upgradeReq = null;
+    this.upgradeRest = null;
+    // dead: nothing of this Connection acts on the socket again (timers, uncork, close()).
+    this.dead = true;
+    this.server.timers.cancel(this.timer);
+    const s = this.socket;
+    s.off('data', this.onData);
+    s.off('end', this.onPeerEnd);
+    s.off('error', this.onSocketError);
+    s.off('close', this.onClose);
+    s.off('drain', this.onDrain);
+    if (this.corked) { this.corked = false; s.uncork(); }
+    this.server.connectionUpgraded(this, req, rest);
+  };
 
   /** The request is fully received: wait for the response, or for the next request. */
   private afterRequest(): void {
@@ -302,6 +365,7 @@ class Connection implements DecoderSink, ExchangeOwner {
     }
     if (this.queue.length === 0) {
       if (this.server.closingAll) { this.shutdown(); return; }
+      if (this.upgradeRest !== null) { this.takeoverWhenDue(); return; }
       if (this.phase === Phase.WAIT && this.current === null && this.decoder.idle) this.armIdle();
     }
   }
@@ -416,7 +480,10 @@ class Connection implements DecoderSink, ExchangeOwner {
   }
 
   private readonly onPeerEnd = (): void => {
-    const f = this.decoder.finish();
+    // A client gone before its upgrade was handed over: no tunnel, the upgrade is forgotten.
+    const f = this.upgradeReq !== null ? null : this.decoder.finish();
+    this.upgradeReq = null;
+    this.upgradeRest = null;
     if (f !== null) this.server.countParseError(f.code);
     if (this.current !== null && this.current._body !== null && !this.current._ended) {
       this.current._body.destroy(new HttpServerError('ERR_STRATA_ABORTED', 'client closed mid-request'));
@@ -454,13 +521,15 @@ export class HttpServer {
   readonly maxBodySize: number;
   readonly limits: DecoderLimits;
   readonly decoderFactory: DecoderFactory;
-  readonly stats: ServerStats = { connections: 0, rejectedConnections: 0, requests: 0, parseErrors: {}, headerTimeouts: 0, requestTimeouts: 0, idleTimeouts: 0, handlerErrors: 0 };
+  readonly stats: ServerStats = { connections: 0, rejectedConnections: 0, requests: 0, parseErrors: {}, headerTimeouts: 0, requestTimeouts: 0, idleTimeouts: 0, handlerErrors: 0, upgrades: 0 };
   closingAll = false;
   private readonly conns = new Set<Connection>();
   private readonly listeners: L7Listener[] = [];
   private readonly closeTimeoutMs: number;
   private readonly maxConnections: number;
   private readonly onError: ((err: Error, req: ServerRequest | null) => void) | null;
+  private readonly onUpgrade: UpgradeHandler | null;
+  private readonly shouldUpgrade: ((req: ServerRequest) => boolean) | null;
   private drained: (() => void) | null = null;
   private readonly internalError = new FixedResponse(500, { 'Content-Type': 'text/plain' }, 'Internal Server Error\n');
 
@@ -476,6 +545,8 @@ export class HttpServer {
     this.closeTimeoutMs = opts.closeTimeoutMs ?? 30_000;
     this.maxConnections = opts.maxConnections ?? Infinity;
     this.onError = opts.onError ?? null;
+    this.onUpgrade = opts.onUpgrade ?? null;
+    this.shouldUpgrade = opts.shouldUpgrade ?? null;
     const clock = opts.clock ?? monotonicClock;
     this.wall = opts.wallClock ?? wallClock;
     this.timers = new TimerDriver(clock);
@@ -527,6 +598,27 @@ export class HttpServer {
   /** @internal */
   countParseError(code: string): void {
     this.stats.parseErrors[code] = (this.stats.parseErrors[code] ?? 0) + 1;
+  }
+
+  /** @internal Whether onUpgrade takes this upgrade request. */
+  upgradeWanted(req: ServerRequest): boolean {
+    if (this.onUpgrade === null) return false;
+    if (this.shouldUpgrade === null) return true;
+    try { return this.shouldUpgrade(req); } catch (e) { this.reportError(e as Error, req); return false; }
+  }
+
+  /** @internal The connection is onUpgrade's now: not counted, timed or closed by the server. */
+  connectionUpgraded(c: Connection, req: ServerRequest, rest: Buffer): void {
+    this.conns.delete(c);
+    this.stats.upgrades++;
+    if (this.conns.size === 0 && this.drained !== null) this.drained();
+    try {
+      this.onUpgrade!(req, c.socket, rest);
+    } catch (e) {
+      this.stats.handlerErrors++;
+      this.reportError(e as Error, req);
+      c.socket.destroy();
+    }
   }
 
   /** @internal */
