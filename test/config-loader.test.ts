@@ -173,7 +173,7 @@ policies:
 bogus: 1
 `;
     expect(issues(yaml)).toEqual([
-      'proxy.yaml:4: listeners[0].transprt: unknown field (expected one of name, address, port, transport, protocol, tls, timeouts, maxHeaderBytes, maxConnections)',
+      'proxy.yaml:4: listeners[0].transprt: unknown field (expected one of name, address, port, transport, protocol, tls, timeouts, maxHeaderBytes, maxConnections, upgrade)',
       'proxy.yaml:5: listeners[1].name: duplicate listener name "public" (first at listeners[0])',
       'proxy.yaml:6: listeners[1].port: must be in 1..65535',
       'proxy.yaml:10: clusters[0].lbPolicy: must be one of round_robin, least_request, random, ring_hash, maglev',
@@ -383,10 +383,40 @@ clusters:
     expect(r.config!.listeners[0]).toEqual({
       name: 'public', address: '0.0.0.0', port: 8080, transport: 'auto', protocol: 'HTTP', tls: null,
       timeouts: { headerMs: 10_000, idleMs: 60_000, requestMs: 300_000 }, maxHeaderBytes: 16_384, maxConnections: 16_384,
+      upgrade: { types: ['websocket'], idleTimeoutMs: 300_000 },
     });
     expect(r.config!.drain).toEqual({ timeoutMs: 30_000 });
     expect(r.config!.routes).toEqual([]);
     expect(r.config!.policies).toEqual([]);
+  });
+});
+
+describe('listener upgrade tunnelling', () => {
+  const withUpgrade = (u: string): string => `
+listeners:
+  - name: public
+    port: 8080
+    upgrade: ${u}
+clusters:
+  - name: web
+    endpoints: ["10.0.0.1:80"]
+`;
+
+  it('reads types (lowercased) and the idle timeout; [] and 0s turn them off', () => {
+    expect(parseConfig(withUpgrade('{ types: [WebSocket, h2c], idleTimeout: 90s }'), 'proxy.yaml').config!.listeners[0]!.upgrade).toEqual({ types: ['websocket', 'h2c'], idleTimeoutMs: 90_000 });
+    expect(parseConfig(withUpgrade('{ types: [], idleTimeout: 0s }'), 'proxy.yaml').config!.listeners[0]!.upgrade).toEqual({ types: [], idleTimeoutMs: 0 });
+    expect(parseConfig(withUpgrade('{ idleTimeout: 1m }'), 'proxy.yaml').config!.listeners[0]!.upgrade).toEqual({ types: ['websocket'], idleTimeoutMs: 60_000 });
+  });
+
+  it('names file, line and field for each mistake', () => {
+    expect(issues(withUpgrade('{ types: [websocket, "web socket", WEBSOCKET, CONNECT], idleTimeout: 300, tunnel: 1 }'))).toEqual([
+      'proxy.yaml:5: listeners[0].upgrade.types[1]: must be an Upgrade protocol name (an HTTP token, e.g. websocket)',
+      'proxy.yaml:5: listeners[0].upgrade.types[2]: duplicate upgrade type "WEBSOCKET" (types compare case-insensitively)',
+      'proxy.yaml:5: listeners[0].upgrade.types[3]: CONNECT is a method, not an Upgrade protocol: it is answered 501',
+      'proxy.yaml:5: listeners[0].upgrade.idleTimeout: must be a duration like "10s", "1m30s" or "250ms" (a bare number has no unit)',
+      'proxy.yaml:5: listeners[0].upgrade.tunnel: unknown field (expected one of types, idleTimeout)',
+    ]);
+    expect(issues(withUpgrade('websocket'))).toEqual(['proxy.yaml:5: listeners[0].upgrade: must be a mapping']);
   });
 });
 

@@ -148,7 +148,7 @@ export function checkListeners(c: Checker, v: unknown): { listeners: ListenerCon
   if (!list) return { listeners, index };
   list.forEach((item, i) => {
     const p = ['listeners', i];
-    const m = c.map(item, p, ['name', 'address', 'port', 'transport', 'protocol', 'tls', 'timeouts', 'maxHeaderBytes', 'maxConnections'], ['name', 'port']);
+    const m = c.map(item, p, ['name', 'address', 'port', 'transport', 'protocol', 'tls', 'timeouts', 'maxHeaderBytes', 'maxConnections', 'upgrade'], ['name', 'port']);
     if (!m) return;
     const name = m.name !== undefined ? c.str(m.name, [...p, 'name'], { re: DNS_LABEL, reMsg: DNS_LABEL_MSG }) : undefined;
     const port = m.port !== undefined ? c.int(m.port, [...p, 'port'], 1, 65535) : undefined;
@@ -173,6 +173,7 @@ export function checkListeners(c: Checker, v: unknown): { listeners: ListenerCon
       timeouts,
       maxHeaderBytes: c.opt(m, p, 'maxHeaderBytes', (x, q) => c.int(x, q, 1024, 1 << 20), 16_384),
       maxConnections: c.opt(m, p, 'maxConnections', (x, q) => c.int(x, q, 1, 10_000_000), 16_384),
+      upgrade: m.upgrade !== undefined ? checkUpgrade(c, m.upgrade, [...p, 'upgrade']) : { types: ['websocket'], idleTimeoutMs: 300_000 },
     };
     if (name !== undefined && index.has(name)) { c.err([...p, 'name'], `duplicate listener name ${JSON.stringify(name)} (first at listeners[${index.get(name)}])`); return; }
     if (name === undefined || port === undefined) return;
@@ -183,6 +184,36 @@ export function checkListeners(c: Checker, v: unknown): { listeners: ListenerCon
     listeners.push(l);
   });
   return { listeners, index };
+}
+
+/**
+ * A listener's upgrade tunnelling. types: Upgrade protocol names (tokens,
+ * RFC 9110 §7.8), matched case-insensitively; default [websocket] as Envoy
+ * Gateway and Istio configure it; [] turns tunnelling off (upgrade requests
+ * are then forwarded as plain requests). idleTimeout: Envoy's
+ * stream_idle_timeout for tunnels, default 5m, "0s" for none.
+ */
+function checkUpgrade(c: Checker, v: unknown, p: Path): ListenerConfig['upgrade'] {
+  const dflt = { types: ['websocket'], idleTimeoutMs: 300_000 };
+  const m = c.map(v, p, ['types', 'idleTimeout']);
+  if (!m) return dflt;
+  let types = dflt.types;
+  if (m.types !== undefined) {
+    const tp = [...p, 'types'];
+    const list = c.list(m.types, tp);
+    if (list) {
+      types = [];
+      list.forEach((t, i) => {
+        const name = c.str(t, [...tp, i], { re: HEADER_NAME, reMsg: 'must be an Upgrade protocol name (an HTTP token, e.g. websocket)' });
+        if (name === undefined) return;
+        const l = name.toLowerCase();
+        if (l === 'connect') { c.err([...tp, i], 'CONNECT is a method, not an Upgrade protocol: it is answered 501'); return; }
+        if (types.includes(l)) { c.err([...tp, i], `duplicate upgrade type ${JSON.stringify(name)} (types compare case-insensitively)`); return; }
+        types.push(l);
+      });
+    }
+  }
+  return { types, idleTimeoutMs: c.opt(m, p, 'idleTimeout', (x, q) => c.dur(x, q), dflt.idleTimeoutMs) };
 }
 
 // ---------------------------------------------------------------- clusters

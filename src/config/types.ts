@@ -56,6 +56,8 @@ export interface ListenerConfig {
   timeouts: { headerMs: number; idleMs: number; requestMs: number };
   maxHeaderBytes: number;
   maxConnections: number;
+  /** HTTP/1.1 Upgrade tunnelling (Envoy upgrade_configs): protocols that tunnel (lowercase), and the tunnel idle timeout (0: none). */
+  upgrade: { types: string[]; idleTimeoutMs: number };
 }
 
 export interface TlsConfig {

@@ -325,6 +325,7 @@ export class NodeProxy {
         } : null;
         gen.proxies.set(l.name, new Proxy({
           routes: routesFor(cfg, l.name), clusters, scheme: l.tls !== null ? 'https' : 'http', listenerPort: l.port, policy,
+          upgradeTypes: l.upgrade.types, tunnelIdleTimeoutMs: l.upgrade.idleTimeoutMs,
           // The upstream chosen and the tries made join the request's flow record.
           onLog: (e, req) => { this.join.noteUpstream(req, e); access?.write({ listener: l.name, ...e }); },
         }));
@@ -355,6 +356,8 @@ export class NodeProxy {
       headersTimeoutMs: l.timeouts.headerMs, keepAliveTimeoutMs: l.timeouts.idleMs, requestTimeoutMs: l.timeouts.requestMs,
       maxHeaderSize: l.maxHeaderBytes, closeTimeoutMs: this.drainTimeoutMs,
       ...(l.maxConnections > 0 ? { maxConnections: l.maxConnections } : {}),
+      // Upgrade requests take the same observed path, counted in flight until their tunnel ends; which ones is the current generation's call.
+      onUpgrade: this.mods.server.upgradeVia(observed), shouldUpgrade: (req) => slotRef.s!.proxy.shouldUpgrade(req),
     });
     const slot = new Slot(l, choice, host, server, gen);
     slotRef.s = slot;
@@ -549,6 +552,15 @@ export class NodeProxy {
     const slots = [...this.slots.values()];
     this.slots.clear();
     await Promise.all([...slots.map((s) => this.closeSlot(s, 'drain')), ...this.closingSlots]);
+    // Tunnels left the servers when they switched protocols: they are waited for here, within what is left of the drain time.
+    const g = this.gen;
+    const left = this.drainTimeoutMs - (performance.now() - t0);
+    if (g !== null && g.inflight > 0 && left > 0) {
+      g.retired = true;
+      let t: NodeJS.Timeout | undefined;
+      await Promise.race([g.idle(), new Promise<void>((r) => { t = setTimeout(r, left); })]);
+      clearTimeout(t);
+    }
     const inflight = this.gen?.inflight ?? 0;
     await this.shutdownNow();
     this.log.info('drain end', { signal, ms: Math.round(performance.now() - t0), unfinished: inflight });
@@ -637,6 +649,12 @@ export class NodeProxy {
       pc('strata_proxy_redirects_total', 'Requests answered with a redirect.', (x) => x.redirects);
       pc('strata_proxy_retries_total', 'Upstream retries.', (x) => x.retries);
       pc('strata_proxy_mirrored_total', 'Requests mirrored.', (x) => x.mirrored);
+      pc('strata_proxy_tunnels_opened_total', 'Upgrade tunnels opened (101 from the upstream).', (x) => x.tunnels.opened);
+      pc('strata_proxy_tunnels_closed_total', 'Upgrade tunnels closed.', (x) => x.tunnels.closed);
+      pc('strata_proxy_tunnel_idle_timeouts_total', 'Upgrade tunnels closed by the idle timeout.', (x) => x.tunnels.idleTimeouts);
+      r.gaugeFunc('strata_proxy_tunnels_active', 'Upgrade tunnels open now.', () => this.proxySum(name, (x) => x.tunnels.active), L);
+      r.counterFunc('strata_proxy_tunnel_bytes_total', 'Bytes carried by upgrade tunnels, by direction.', () => this.proxySum(name, (x) => x.tunnels.bytesToUpstream), { ...L, direction: 'to_upstream' });
+      r.counterFunc('strata_proxy_tunnel_bytes_total', 'Bytes carried by upgrade tunnels, by direction.', () => this.proxySum(name, (x) => x.tunnels.bytesToClient), { ...L, direction: 'to_client' });
       r.register(new ReasonFunc('strata_proxy_failures_total', 'Proxy failures by reason.', L, () => {
         const out: Record<string, number> = {};
         const add = (p: ProxyStats): void => { for (const [k, v] of Object.entries(p.failures)) out[k] = (out[k] ?? 0) + v; };
@@ -652,6 +670,7 @@ export class NodeProxy {
       sc('strata_http_server_request_timeouts_total', 'Requests timed out.', (x) => x.requestTimeouts);
       sc('strata_http_server_idle_timeouts_total', 'Keep-alive connections closed when idle.', (x) => x.idleTimeouts);
       sc('strata_http_server_handler_errors_total', 'Handler errors (500 or reset).', (x) => x.handlerErrors);
+      sc('strata_http_server_upgrades_total', 'Connections handed over after an Upgrade request.', (x) => x.upgrades);
       r.register(new ReasonFunc('strata_http_server_parse_errors_total', 'Requests rejected by the parser, by reason.', L, () => {
         const out: Record<string, number> = {};
         for (const x of this.retiredServers) if (x.listener === name) for (const [k, v] of Object.entries(x.stats.parseErrors)) out[k] = (out[k] ?? 0) + v;
