@@ -4,11 +4,11 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { privateLab, rootSkipReason } from './helpers/lab.js';
+import { rootSkipReason } from './helpers/lab.js';
+import { openStackLab } from './helpers/stack-lab.js';
 import { probeTransports } from '../src/link/native.js';
-import { run } from '../src/util/run.js';
 import type { Lab } from '../src/lab/topo.js';
-import { StackTransport, KernelTransport } from '../src/l7/transport/index.js';
+import { KernelTransport, type StackTransport } from '../src/l7/transport/index.js';
 import { HttpServer } from '../src/l7/server/index.js';
 import { helloApp, echoApp, HELLO_BODY } from '../src/apps/index.js';
 import { Proxy, Cluster } from '../src/l7/proxy/index.js';
@@ -32,17 +32,7 @@ for (const kind of ['tap', 'afxdp'] as const) {
     const kt = new KernelTransport();
 
     beforeAll(async () => {
-      lab = privateLab(`h${kind[0]}`);
-      lab.up();
-      if (kind === 'afxdp') {
-        // The veth peer must send complete checksums: AF_XDP copy mode hands us the frame as is.
-        run(lab.client(['ethtool', '-K', lab.clientIface, 'tx', 'off']));
-        addr = lab.afxdpAddr;
-        t = await StackTransport.open('afxdp', { iface: lab.serverIface, netns: lab.serverNs, pinDir: lab.pinDir, addr });
-      } else {
-        addr = lab.tapAddr;
-        t = await StackTransport.open('tap', { iface: lab.tapIface, netns: lab.serverNs, addr, gateway: lab.tapKernelAddr });
-      }
+      ({ lab, t, addr } = await openStackLab(kind, `h${kind[0]}`));
       hello = new HttpServer(helloApp);
       await hello.listen(t, 8080, addr);
       echo = new HttpServer(echoApp);

@@ -389,6 +389,7 @@ describe('node proxy: upgrade config and tunnel metrics', () => {
     const f = join(dir, 'proxy.yaml');
     writeFileSync(f, [
       `admin: { address: 127.0.0.1, port: ${admin} }`,
+      'drain: { timeout: 1s }',
       'logging: { accessLog: { enabled: false } }',
       'listeners:',
       `  - { name: web, address: 127.0.0.1, port: ${port}, transport: kernel, upgrade: { types: [WebSocket], idleTimeout: 1m } }`,
@@ -431,8 +432,13 @@ describe('node proxy: upgrade config and tunnel metrics', () => {
       }
       expect(value(fams, 'strata_proxy_tunnels_closed_total', { listener: 'web' })).toBe(1);
       expect(value(fams, 'strata_proxy_tunnels_active', { listener: 'web' })).toBe(0);
-    } finally {
+      // SIGTERM with a tunnel open: the drain waits for it (it is in flight) but no longer than drain.timeout, then closes it.
+      const open = await connect(`ws://127.0.0.1:${port}/lingering`);
+      const gone = closed(open);
       await np.drain('SIGTERM');
+      expect((await gone).code).toBe(1006);
+    } finally {
+      await np.shutdownNow();
       await up.close();
     }
   });

@@ -551,16 +551,16 @@ export class NodeProxy {
     if (this.reloading !== null) await this.reloading.catch(() => false);
     const slots = [...this.slots.values()];
     this.slots.clear();
-    await Promise.all([...slots.map((s) => this.closeSlot(s, 'drain')), ...this.closingSlots]);
-    // Tunnels left the servers when they switched protocols: they are waited for here, within what is left of the drain time.
+    const closing = Promise.all([...slots.map((s) => this.closeSlot(s, 'drain')), ...this.closingSlots]);
+    // Tunnels left the servers when they switched protocols, so the servers
+    // do not wait for them (a kernel listener's close does): they count in
+    // flight on the generation, and are waited for here within the drain
+    // time; shutdownNow() closes whatever is left.
     const g = this.gen;
-    const left = this.drainTimeoutMs - (performance.now() - t0);
-    if (g !== null && g.inflight > 0 && left > 0) {
-      g.retired = true;
-      let t: NodeJS.Timeout | undefined;
-      await Promise.race([g.idle(), new Promise<void>((r) => { t = setTimeout(r, left); })]);
-      clearTimeout(t);
-    }
+    if (g !== null) g.retired = true;
+    let t: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all([closing, g?.idle()]), new Promise<void>((r) => { t = setTimeout(r, this.drainTimeoutMs); })]);
+    clearTimeout(t);
     const inflight = this.gen?.inflight ?? 0;
     await this.shutdownNow();
     this.log.info('drain end', { signal, ms: Math.round(performance.now() - t0), unfinished: inflight });

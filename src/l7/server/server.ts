@@ -635,7 +635,9 @@ export class HttpServer {
    */
   async close(): Promise<void> {
     this.closingAll = true;
-    await Promise.all(this.listeners.splice(0).map((l) => l.close()));
+    // Stop accepting. Not awaited: node:net's close() also waits for the
+    // connections handed to onUpgrade, which are not ours; ours are waited for below.
+    for (const l of this.listeners.splice(0)) l.close().then(undefined, () => { /* nothing left to stop */ });
     for (const c of this.conns) { c.closing = true; c.closeIfIdle(); }
     if (this.conns.size > 0) {
       await new Promise<void>((resolve) => {
