@@ -129,6 +129,17 @@ describe('HttpServer: Upgrade hand-over', () => {
     c.s.destroy();
   });
 
+  it('an Upgrade in an HTTP/1.0 request is ignored (RFC 9110 §7.8)', async () => {
+    const events: string[] = [];
+    const { port } = await serve((_req, res) => res.end('http/1.0 answer'), { onUpgrade: echoTaker(events) });
+    const c = client(port);
+    c.s.write('GET /ws HTTP/1.0\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n');
+    await c.ended;
+    expect(c.text()).toMatch(/^HTTP\/1\.1 200 /);
+    expect(c.text().endsWith('http/1.0 answer')).toBe(true);
+    expect(events).toEqual([]);
+  });
+
   it('shouldUpgrade can decline, and an Upgrade request with a body always stays in HTTP', async () => {
     const events: string[] = [];
     const seen: string[] = [];

@@ -163,7 +163,8 @@ class Connection implements DecoderSink, ExchangeOwner {
     this.server.stats.requests++;
     this.requests++;
     const req = new ServerRequest(head, this);
-    if (head.upgrade && head.method !== 'CONNECT' && !(head.chunked || head.contentLength > 0) && this.server.upgradeWanted(req)) {
+    // RFC 9110 §7.8: an Upgrade in an HTTP/1.0 request is ignored.
+    if (head.upgrade && head.method !== 'CONNECT' && head.versionMinor >= 1 && !(head.chunked || head.contentLength > 0) && this.server.upgradeWanted(req)) {
       // Not dispatched: the request is complete and the connection leaves HTTP after it (onUpgrade below).
       this.upgradeReq = req;
       req._ended = true;
