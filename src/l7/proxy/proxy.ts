@@ -466,11 +466,10 @@ class Forward implements UpstreamExchange {
     conn.bodyOpen = true;
     for (const c of b.head) write(c);
     const rest = b.rest;
-    const onDrain = (): void => { rest.resume(); };
-    conn.socket.on('drain', onDrain);
+    conn.onWritable = () => { rest.resume(); };
     rest.on('data', (c: Buffer) => { if (!write(c)) rest.pause(); });
-    rest.once('end', () => { conn.socket.off('drain', onDrain); conn.endBody(chunked); });
-    rest.once('error', () => { conn.socket.off('drain', onDrain); conn.abort(); });
+    rest.once('end', () => { conn.onWritable = null; conn.endBody(chunked); });
+    rest.once('error', () => { conn.onWritable = null; conn.abort(); });
     rest.resume();
   }
 

@@ -15,6 +15,7 @@ import { Errno, Method, ParserType } from '../http1/constants.js';
 import { headerName } from '../http1/names.js';
 import { StrataError } from '../../util/errors.js';
 import type { L7Socket, L7Transport } from '../transport/types.js';
+import { attachBytes, type ByteConn } from '../transport/bytes.js';
 import type { Host } from './hosts.js';
 import type { CircuitBreakers } from './breakers.js';
 
@@ -52,13 +53,15 @@ export class UpstreamConnection implements Http1Handler {
   bodyOpen = false;
   /** When it last went idle in the pool (ms, monotonic). */
   idleSince = 0;
+
   private keepAlive = false;
+  /** The socket's bytes (src/l7/transport/bytes.ts); all reads and writes go through it. */
+  private readonly io: ByteConn;
+  /** Called when a streamed request body may be written again after writeBody() returned false. */
+  onWritable: (() => void) | null = null;
 
   constructor(readonly socket: L7Socket, readonly pool: HostPool) {
-    socket.on('data', this.onData);
-    socket.on('end', this.onEndOfStream);
-    socket.on('error', this.onSocketError);
-    socket.on('close', this.onClose);
+    this.io = attachBytes(socket, { onData: this.onData, onEnd: this.onEndOfStream, onError: this.onSocketError, onClose: this.onClose, onDrain: this.onDrain });
   }
 
   /** Sends a request; the exchange hears the outcome. */
@@ -67,39 +70,39 @@ export class UpstreamConnection implements Http1Handler {
     this.started = false;
     this.raw = [];
     // A previous exchange may have paused reading for downstream backpressure.
-    this.socket.resume();
+    this.io.resume();
     const m = (Method as Record<string, number>)[method];
     this.parser.expectResponseTo(m ?? Method.GET);
     if (body !== null && body.length > 0) {
-      this.socket.cork();
-      this.socket.write(head);
-      this.socket.write(body);
-      this.socket.uncork();
-    } else this.socket.write(head);
+      this.io.cork();
+      this.io.write(head);
+      this.io.write(body);
+      this.io.uncork();
+    } else this.io.write(head);
   }
 
-  resume(): void { if (!this.dead) this.socket.resume(); }
+  resume(): void { if (!this.dead) this.io.resume(); }
 
-  /** Writes a piece of a streamed request body (chunk-framed when chunked); false: wait for the socket's 'drain'. */
+  /** Writes a piece of a streamed request body (chunk-framed when chunked); false: wait for onWritable. */
   writeBody(c: Buffer, chunked: boolean): boolean {
     if (this.dead || c.length === 0) return !this.dead;
-    if (!chunked) return this.socket.write(c);
-    this.socket.cork();
-    this.socket.write(`${c.length.toString(16)}\r\n`);
-    this.socket.write(c);
-    const ok = this.socket.write('\r\n');
-    this.socket.uncork();
+    if (!chunked) return this.io.write(c);
+    this.io.cork();
+    this.io.write(`${c.length.toString(16)}\r\n`);
+    this.io.write(c);
+    const ok = this.io.write('\r\n');
+    this.io.uncork();
     return ok;
   }
 
   /** Ends a streamed request body. */
   endBody(chunked: boolean): void {
     this.bodyOpen = false;
-    if (!this.dead && chunked) this.socket.write('0\r\n\r\n');
+    if (!this.dead && chunked) this.io.write('0\r\n\r\n');
   }
 
   /** Hands the rest of the current response to another sink (e.g. to drain a response being retried). */
-  setExchange(ex: UpstreamExchange): void { this.ex = ex; this.socket.resume(); }
+  setExchange(ex: UpstreamExchange): void { this.ex = ex; this.io.resume(); }
 
   /** Abandons the exchange (timeout, client gone): the connection cannot be reused. */
   abort(): void {
@@ -110,7 +113,7 @@ export class UpstreamConnection implements Http1Handler {
   destroy(): void {
     if (this.dead) return;
     this.dead = true;
-    this.socket.destroy();
+    this.io.destroy();
   }
 
   // ---- parser events -------------------------------------------------------
@@ -129,7 +132,7 @@ export class UpstreamConnection implements Http1Handler {
     const ex = this.ex;
     if (ex === null) return;
     const chunk = Buffer.isBuffer(b) ? b.subarray(s, e) : Buffer.from(b.subarray(s, e));
-    if (!ex.onBody(chunk)) this.socket.pause();
+    if (!ex.onBody(chunk)) this.io.pause();
   }
   onMessageComplete(): void {
     const st = this.parser.statusCode;
@@ -159,6 +162,8 @@ export class UpstreamConnection implements Http1Handler {
       ex?.onError(new UpstreamError('protocol', `bad response from ${this.pool.host.id}: ${this.parser.reason}`), this.started);
     }
   };
+
+  private readonly onDrain = (): void => { this.onWritable?.(); };
 
   private readonly onEndOfStream = (): void => {
     if (this.ex !== null) {
