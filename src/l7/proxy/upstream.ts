@@ -11,7 +11,7 @@
 // rest age out), opens new ones within the cluster's max_connections
 // breaker, and queues waiters within max_pending_requests.
 import { Http1Parser, type Http1Handler } from '../http1/parser.js';
-import { Errno, Method, ParserType } from '../http1/constants.js';
+import { Cb, Errno, Method, ParserType } from '../http1/constants.js';
 import { headerName } from '../http1/names.js';
 import { StrataError } from '../../util/errors.js';
 import type { L7Socket, L7Transport } from '../transport/types.js';
@@ -53,7 +53,10 @@ export class UpstreamConnection implements Http1Handler {
   bodyOpen = false;
   /** When it last went idle in the pool (ms, monotonic). */
   idleSince = 0;
-
+  /** In the pool's idle list now (a second release must not list it twice). */
+  pooled = false;
+  /** The parser stopped at the end of a final response; onData decides the connection's fate from what follows. */
+  private completed = false;
   private keepAlive = false;
   /** The socket's bytes (src/l7/transport/bytes.ts); all reads and writes go through it. */
   private readonly io: ByteConn;
@@ -134,13 +137,29 @@ export class UpstreamConnection implements Http1Handler {
     const chunk = Buffer.isBuffer(b) ? b.subarray(s, e) : Buffer.from(b.subarray(s, e));
     if (!ex.onBody(chunk)) this.io.pause();
   }
-  onMessageComplete(): void {
+  onMessageComplete(): number {
     const st = this.parser.statusCode;
-    if (st >= 100 && st < 200) return;
+    if (st >= 100 && st < 200) return Cb.OK;
+    // Stop here: whatever follows in this chunk answers no request of ours,
+    // and must be seen before the connection goes back to the pool.
+    this.completed = true;
+    return Cb.PAUSE;
+  }
+
+  /**
+   * The final response is whole: the connection goes back to the pool (or is
+   * retired) before the exchange hears onEnd. extraBytes: the upstream sent
+   * more after it with no request outstanding (a confused or hostile
+   * upstream); parsing that as the next response would hand it to whoever
+   * sends next on this connection, so it is never reused.
+   */
+  private complete(extraBytes: boolean): void {
+    this.completed = false;
     const ex = this.ex;
     this.ex = null;
     this.uses++;
-    const reusable = this.keepAlive && !this.dead && !this.bodyOpen;
+    if (extraBytes) this.pool.unsolicited++;
+    const reusable = this.keepAlive && !this.dead && !this.bodyOpen && !extraBytes;
     if (reusable) this.pool.release(this);
     else this.pool.forget(this);
     ex?.onEnd();
@@ -150,10 +169,16 @@ export class UpstreamConnection implements Http1Handler {
   private readonly onData = (buf: Buffer): void => {
     if (this.ex === null) {
       // Bytes with no request outstanding: the upstream is confused; drop the connection.
+      this.pool.unsolicited++;
       this.destroy();
       return;
     }
-    this.parser.feed(buf, 0, buf.length);
+    const n = this.parser.feed(buf, 0, buf.length);
+    if (this.completed) {
+      this.parser.resume();
+      this.complete(n < buf.length);
+      return;
+    }
     const e = this.parser.errno;
     if (e !== Errno.OK && e !== Errno.PAUSED) {
       const ex = this.ex;
@@ -168,6 +193,7 @@ export class UpstreamConnection implements Http1Handler {
   private readonly onEndOfStream = (): void => {
     if (this.ex !== null) {
       this.parser.finish(); // completes a read-until-close body
+      if (this.completed) { this.parser.resume(); this.complete(false); }
       if (this.ex !== null) {
         const ex = this.ex;
         this.ex = null;
@@ -209,6 +235,8 @@ export class HostPool {
   private readonly all = new Set<UpstreamConnection>();
   private readonly waiters: Waiter[] = [];
   private closed = false;
+  /** Connections dropped because the upstream sent bytes that answered no request. */
+  unsolicited = 0;
 
   constructor(readonly host: Host, private readonly transport: L7Transport, private readonly breakers: CircuitBreakers, private readonly opts: PoolOptions) {}
 
@@ -219,6 +247,7 @@ export class HostPool {
   acquire(now = performance.now()): Promise<UpstreamConnection> {
     while (this.idle.length > 0) {
       const c = this.idle.pop()!;
+      c.pooled = false;
       if (c.dead) continue;
       // Idle too long: the upstream may be about to close it; don't race it.
       if (this.opts.idleTimeoutMs > 0 && now - c.idleSince > this.opts.idleTimeoutMs) { this.forget(c); c.destroy(); continue; }
@@ -259,10 +288,12 @@ export class HostPool {
   /** A finished, reusable connection comes back. */
   release(c: UpstreamConnection): void {
     if (c.dead) { this.forget(c); return; }
+    if (c.pooled) return; // already idle: listing it twice would lend it to two requests at once
     const w = this.waiters.shift();
     if (w !== undefined) { this.breakers.releasePending(); w.resolve(c); return; }
     if (this.closed || this.idle.length >= this.opts.maxIdle) { this.forget(c); c.destroy(); return; }
     c.idleSince = performance.now();
+    c.pooled = true;
     this.idle.push(c);
   }
 
@@ -271,7 +302,7 @@ export class HostPool {
     if (!this.all.delete(c)) return;
     this.breakers.connectionClosed();
     const i = this.idle.indexOf(c);
-    if (i >= 0) this.idle.splice(i, 1);
+    if (i >= 0) { this.idle.splice(i, 1); c.pooled = false; }
     // A slot freed up: a waiter may open a new connection.
     const w = this.waiters.shift();
     if (w !== undefined) {
