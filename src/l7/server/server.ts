@@ -544,7 +544,11 @@ export class HttpServer {
    */
   async close(): Promise<void> {
     this.closingAll = true;
-    await Promise.all(this.listeners.splice(0).map((l) => l.close()));
+    // The listeners stop accepting now; node:net's close() settles only once
+    // every connection it accepted is gone, so it is awaited after those are
+    // closed, not before (idle keep-alive ones would hold it until their
+    // idle timeout).
+    const stopped = Promise.all(this.listeners.splice(0).map((l) => l.close()));
     for (const c of this.conns) { c.closing = true; c.closeIfIdle(); }
     if (this.conns.size > 0) {
       await new Promise<void>((resolve) => {
@@ -553,6 +557,7 @@ export class HttpServer {
         this.drained = () => { clearTimeout(t); resolve(); };
       });
     }
+    await stopped;
     this.timers.stop();
   }
 }
