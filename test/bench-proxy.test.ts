@@ -1,13 +1,14 @@
 // The proxy workload of `strata bench` in a private lab: wrk through strata
 // proxy (kernel, TAP, AF_XDP listeners) and nginx to the nginx hello
-// upstream. Short bounded runs; assertions on counts and cleanup only.
+// upstream, on loopback and across the veth. Short bounded runs; assertions
+// on counts and cleanup only.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { privateLab, rootSkipReason } from './helpers/lab.js';
-import { proxyWorkload, strataProxyConfig, UPSTREAM } from '../src/bench/proxy.js';
+import { PROXY_POINTS, proxyWorkload, strataProxyConfig, UPSTREAM } from '../src/bench/proxy.js';
 import { HTTP_POINT } from '../src/bench/http.js';
 import { nginxUnavailable, writeProxyConf, writeUpstreamConf } from '../src/bench/nginx.js';
 import { wrkAvailable } from '../src/bench/wrk.js';
@@ -31,6 +32,16 @@ describe('generated configs', () => {
       const y = parse(text);
       expect(y.listeners[0].transport).toBe(transport);
       expect(y.clusters[0].endpoints).toEqual([`${UPSTREAM.addr}:${UPSTREAM.port}`]);
+      expect(y.clusters[0].transport).toBeUndefined(); // the local placement's upstream leg is the kernel's loopback
+      // The wire placement: the cluster reaches the upstream across the veth over the listener's own transport.
+      const wire = strataProxyConfig({ addr: '10.200.0.3', port: 8080, transport }, undefined, { addr: '10.200.0.1', port: 8081, transport });
+      const fw = join(dir, `p-${transport}-wire.yaml`);
+      writeFileSync(fw, wire);
+      const rw = checkConfig(fw);
+      expect(rw.ok, rw.ok ? '' : rw.lines.join('\n')).toBe(true);
+      const yw = parse(wire);
+      expect(yw.clusters[0].transport).toBe(transport);
+      expect(yw.clusters[0].endpoints).toEqual(['10.200.0.1:8081']);
     }
   });
 
@@ -60,14 +71,17 @@ describe.skipIf(skip !== null)('proxy workload in a private lab', () => {
   }, 300_000);
   afterAll(() => { lab.down(); });
 
-  test('one row per proxy, in table order', () => {
-    expect(rows.map((r) => r.transport)).toEqual(['kernel', 'tap', 'afxdp', 'nginx']);
-    for (const r of rows) expect(r.point).toBe(HTTP_POINT);
+  test('one row per proxy and upstream placement, in table order', () => {
+    expect(rows.map((r) => r.transport)).toEqual(['kernel', 'tap', 'afxdp', 'nginx', 'kernel', 'tap', 'afxdp', 'nginx']);
+    expect(rows.slice(0, 4).map((r) => r.point)).toEqual(Array(4).fill(HTTP_POINT));
+    expect(PROXY_POINTS.local).toBe(HTTP_POINT);
+    expect(rows.slice(4).map((r) => r.point)).toEqual(Array(4).fill(PROXY_POINTS.wire));
+    for (const r of rows.slice(4)) if (!r.unavailable) expect(r.note).toMatch(new RegExp(`upstream nginx on ${lab.clientAddr.replace(/\./g, '\\.')}:8081 in ${lab.clientNs}`));
   });
 
-  test('strata proxy on the kernel and nginx forwarded requests without errors', () => {
-    for (const t of ['kernel', 'nginx']) {
-      const r = rows.find((x) => x.transport === t)!;
+  test('strata proxy on the kernel and nginx forwarded requests without errors, at both placements', () => {
+    for (const [t, point] of [['kernel', PROXY_POINTS.local], ['nginx', PROXY_POINTS.local], ['kernel', PROXY_POINTS.wire], ['nginx', PROXY_POINTS.wire]] as const) {
+      const r = rows.find((x) => x.transport === t && x.point === point)!;
       expect(r.unavailable, `${t}: ${r.unavailable}\n${lines.join('\n')}`).toBeUndefined();
       expect(r.metrics['req/s']!.samples[0]).toBeGreaterThan(0);
       expect(r.metrics.errors!.samples[0]).toBe(0);
@@ -76,19 +90,26 @@ describe.skipIf(skip !== null)('proxy workload in a private lab', () => {
     }
   });
 
-  test('the stack listeners either forwarded or say why not', () => {
-    for (const t of ['tap', 'afxdp']) {
-      const r = rows.find((x) => x.transport === t)!;
+  test('the stack listeners either forwarded or say why not, at both placements (wire: upstream connections on the stack too)', () => {
+    for (const r of rows.filter((x) => x.transport === 'tap' || x.transport === 'afxdp')) {
       if (r.unavailable !== undefined) { expect(r.unavailable.length).toBeGreaterThan(0); continue; }
       expect(r.metrics['req/s']!.samples[0]).toBeGreaterThan(0);
       expect(r.metrics.errors!.samples[0]).toBe(0);
     }
   });
 
-  test('targets: one line comparing the AF_XDP proxy with nginx', () => {
+  test('targets: one line per placement comparing the AF_XDP proxy with nginx', () => {
     const t = proxyWorkload.targets!(rows);
-    expect(t).toHaveLength(1);
-    expect(t[0]).toMatch(/AF_XDP vs nginx/);
+    expect(t).toHaveLength(2);
+    expect(t[0]).toMatch(/AF_XDP vs nginx .*upstream on loopback/);
+    expect(t[1]).toMatch(/AF_XDP vs nginx .*upstream across the veth/);
+  });
+
+  test('--upstream picks one placement and refuses anything else', async () => {
+    const { placementsOption } = await import('../src/bench/proxy.js');
+    expect(placementsOption({ options: new Map() })).toEqual(['local', 'wire']);
+    expect(placementsOption({ options: new Map([['upstream', 'wire']]) })).toEqual(['wire']);
+    expect(() => placementsOption({ options: new Map([['upstream', 'remote']]) })).toThrow(/local, wire or both/);
   });
 
   test('nothing is left behind: no proxy, no nginx, no XDP program, no pins', () => {
@@ -98,5 +119,6 @@ describe.skipIf(skip !== null)('proxy workload in a private lab', () => {
     if (owner !== null) expect(existsSync(`/proc/${owner}`)).toBe(true);
     expect(tryRun(lab.server(['ip', '-d', 'link', 'show', lab.serverIface])).stdout).not.toMatch(/prog\/xdp/);
     expect(tryRun(lab.server(['ss', '-Hltn'])).stdout.trim()).toBe('');
+    expect(tryRun(lab.client(['ss', '-Hltn'])).stdout.trim()).toBe('');
   });
 });

@@ -7,8 +7,9 @@ import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { CT_RESULT, IPPROTO } from '../src/stack/registration.js';
 import {
   Conntrack, CT_END, CT_HOOK, CT_UNTRACKED, TCPF, registerConntrackMetrics, conntrackNewEvents, conntrackEndEvents, ctDenyPolicy,
-  type ConntrackOptions, type CtEntryInfo,
+  type ConntrackOptions, type CtEntryInfo, type CtTimeouts,
 } from '../src/stack/conntrack/index.js';
+import { InvalidArgumentError } from '../src/util/errors.js';
 import { Registry } from '../src/obs/metrics.js';
 import { Prng } from '../src/util/prng.js';
 import { VirtualClock } from '../src/util/clock.js';
@@ -101,7 +102,7 @@ describe('timeouts on a virtual clock', () => {
     const short = mk({ timeouts: { other: 1000, tcpSyn: 2000 } });
     udp(short, C, S, 5000, 53, 0);
     tcp(short, C, S, 1000, 80, SYN, 1, 0, 0);
-    expect(short.timeouts).toEqual({ tcpSyn: 2000, tcpEstablished: 21_600_000, tcpClosing: 10_000, other: 1000 });
+    expect(short.timeouts).toEqual({ tcpSyn: 2000, tcpEstablished: 21_600_000, tcpClosing: 10_000, other: 1000, tcpUnreplied: 60_000 });
     short.expire(1000);
     expect(short.size).toBe(1);
     short.expire(2000);
@@ -146,6 +147,116 @@ describe('timeouts on a virtual clock', () => {
     tcp(ct, C, S, 1000, 80, ACK, 101 + 50_000_000, 501, 1000); // out of window
     expect(ct.invalid.get('out_of_window')).toBe(1);
     expect(ct.get(ct.lastId)!.lastSeen).toBe(0);
+  });
+});
+
+describe('unreplied TCP entries (tcpUnreplied)', () => {
+  // A bare ACK picks up an ESTABLISHED entry (loose). Until the other side
+  // answers, it lives min(tcpEstablished, tcpUnreplied) = 60 s, not 6 h.
+  it('a picked-up entry that never sees a reply expires after 60 s, and is counted', () => {
+    const ct = mk();
+    expect(tcp(ct, C, S, 1000, 80, ACK, 101, 501, 0)).toBe(CT_RESULT.ALIVE);
+    const id = ct.lastId;
+    let e = ct.get(id)!;
+    expect([e.state, e.pickedUp, e.replied, e.timeoutClass, e.expiresAt]).toEqual(['ESTABLISHED', true, false, 'unreplied', 60_000]);
+    // More packets from the same side refresh it, still on the short timeout.
+    tcp(ct, C, S, 1000, 80, ACK, 101, 501, 30_000);
+    e = ct.get(id)!;
+    expect([e.timeoutClass, e.expiresAt, e.packets]).toEqual(['unreplied', 90_000, [2, 0]]);
+    expect(ct.nextExpiry()).toBe(90_000);
+    expect(ct.expire(89_999)).toBe(0);
+    expect(ct.expire(90_000)).toBe(1);
+    expect([ct.size, ct.stats.expirations, ct.stats.unrepliedExpirations]).toEqual([0, 1, 1]);
+  });
+
+  it('a late duplicate of a closed connection\'s last ACK no longer holds an entry for 6 h', () => {
+    const ct = mk();
+    open(ct, 1000, 0);
+    close(ct, 1000, 1000);
+    ct.expire(11_000); // TIME_WAIT (10 s) is over
+    expect(ct.size).toBe(0);
+    tcp(ct, C, S, 1000, 80, ACK, 102, 502, 20_000); // the duplicate arrives
+    expect(ct.get(ct.lastId)!.expiresAt).toBe(80_000);
+    expect(ct.expire(80_000)).toBe(1);
+    expect(ct.size).toBe(0);
+  });
+
+  it('a picked-up entry that sees a reply gets the established timeout and lives on', () => {
+    const ct = mk();
+    tcp(ct, C, S, 1000, 80, ACK, 101, 501, 0);
+    const id = ct.lastId;
+    expect(tcp(ct, S, C, 80, 1000, ACK, 501, 101, 10_000)).toBe(CT_RESULT.ALIVE);
+    let e = ct.get(id)!;
+    expect([e.replied, e.timeoutClass, e.expiresAt]).toEqual([true, 'established', 10_000 + 21_600_000]);
+    expect(ct.expire(60_000 + 10_000)).toBe(0);
+    // Later packets from the originator alone keep the established timeout: a reply was seen once.
+    tcp(ct, C, S, 1000, 80, ACK, 101, 501, 100_000);
+    e = ct.get(id)!;
+    expect([e.timeoutClass, e.expiresAt]).toEqual(['established', 100_000 + 21_600_000]);
+    expect(ct.expire(100_000 + 21_599_999)).toBe(0);
+    expect(ct.size).toBe(1);
+    expect(ct.expire(100_000 + 21_600_000)).toBe(1);
+    expect(ct.stats.unrepliedExpirations).toBe(0);
+  });
+
+  it('a SYN-started flow is on the SYN timeout until answered, then on the established one', () => {
+    const ct = mk();
+    tcp(ct, C, S, 1000, 80, SYN, 100, 0, 0);
+    const id = ct.lastId;
+    expect([ct.get(id)!.replied, ct.get(id)!.timeoutClass, ct.get(id)!.expiresAt]).toEqual([false, 'syn', 60_000]);
+    tcp(ct, S, C, 80, 1000, SYN | ACK, 500, 101, 1000);
+    expect([ct.get(id)!.state, ct.get(id)!.replied, ct.get(id)!.timeoutClass, ct.get(id)!.expiresAt]).toEqual(['SYN_RECV', true, 'syn', 61_000]);
+    tcp(ct, C, S, 1000, 80, ACK, 101, 501, 2000);
+    expect([ct.get(id)!.state, ct.get(id)!.timeoutClass, ct.get(id)!.expiresAt]).toEqual(['ESTABLISHED', 'established', 2000 + 21_600_000]);
+    expect(ct.expire(2000 + 21_599_999)).toBe(0);
+    expect(ct.size).toBe(1);
+  });
+
+  it('honours a configured tcpUnreplied, as a cap on every TCP state\'s timeout', () => {
+    const ct = mk({ timeouts: { tcpUnreplied: 5000, tcpSyn: 120_000 } });
+    expect(ct.timeouts.tcpUnreplied).toBe(5000);
+    tcp(ct, C, S, 1000, 80, ACK, 101, 501, 0); // pickup
+    tcp(ct, C, S, 1001, 80, SYN, 100, 0, 0); // a SYN nobody answers: min(120 s, 5 s)
+    tcp(ct, C, S, 1002, 80, SYN, 100, 0, 0); // a SYN that is answered: back to tcpSyn
+    tcp(ct, S, C, 80, 1002, SYN | ACK, 500, 101, 0);
+    const byPort = new Map(ct.snapshot().map((e) => [e.sport, [e.timeoutClass, e.expiresAt]]));
+    expect(byPort.get(1000)).toEqual(['unreplied', 5000]);
+    expect(byPort.get(1001)).toEqual(['unreplied', 5000]);
+    expect(byPort.get(1002)).toEqual(['syn', 120_000]);
+    expect(ct.expire(4999)).toBe(0);
+    expect(ct.expire(5000)).toBe(2);
+    expect([ct.size, ct.stats.unrepliedExpirations]).toEqual([1, 2]);
+    // A cap longer than a state's own timeout changes nothing for that state.
+    const long = mk({ timeouts: { tcpUnreplied: 600_000, tcpEstablished: 300_000 } });
+    tcp(long, C, S, 1000, 80, ACK, 101, 501, 0);
+    expect([long.snapshot()[0]!.timeoutClass, long.snapshot()[0]!.expiresAt]).toEqual(['established', 300_000]);
+  });
+
+  it('rejects bad timeout values and unknown timeout names', () => {
+    const bad: unknown[] = [0, -1, Number.NaN, Number.POSITIVE_INFINITY, '5000', null];
+    for (const v of bad) {
+      expect(() => mk({ timeouts: { tcpUnreplied: v as number } }), String(v)).toThrow(InvalidArgumentError);
+      expect(() => mk({ timeouts: { tcpEstablished: v as number } }), String(v)).toThrow(/tcpEstablished must be a finite number of ms > 0/);
+    }
+    expect(() => mk({ timeouts: { tcpUnreplyed: 5000 } as Partial<CtTimeouts> })).toThrow(/unknown conntrack timeout "tcpUnreplyed"/);
+    const err = ((): unknown => { try { mk({ timeouts: { tcpUnreplied: 0 } }); } catch (e) { return e; } return null; })();
+    expect(err).toBeInstanceOf(InvalidArgumentError);
+    expect((err as InvalidArgumentError).code).toBe('ERR_STRATA_INVALID_ARG');
+    expect(mk({ timeouts: { tcpUnreplied: 0.5 } }).timeouts.tcpUnreplied).toBe(0.5);
+  });
+
+  it('an ACK flood into a full table evicts the unanswered pickups, not established flows', () => {
+    const ct = mk({ maxEntries: 8 });
+    for (let i = 0; i < 4; i++) open(ct, 1000 + i, i);
+    for (let i = 0; i < 1000; i++) tcp(ct, (0x0b000000 + i) >>> 0, S, 20000 + (i & 1023), 80, ACK, i, 7, 10 + i);
+    const entries = ct.snapshot();
+    expect(entries.filter((e) => e.timeoutClass === 'established').map((e) => e.sport).sort()).toEqual([1000, 1001, 1002, 1003]);
+    expect(entries.filter((e) => e.timeoutClass === 'unreplied')).toHaveLength(4);
+    expect(ct.stats.evictions).toBe(1000 - 4);
+    // The survivors go 60 s after their last packet, the established flows stay.
+    ct.expire(10 + 999 + 60_000);
+    expect(ct.snapshot().map((e) => e.timeoutClass)).toEqual(['established', 'established', 'established', 'established']);
+    expect(ct.stats.unrepliedExpirations).toBe(4);
   });
 });
 
@@ -350,6 +461,9 @@ describe('snapshot and hooks', () => {
     expect(v('strata_conntrack_entries')).toBe(1);
     expect(v('strata_conntrack_inserts_total')).toBe(1);
     expect(v('strata_conntrack_invalid_total', 'bad_flags')).toBe(1);
+    ct.expire(60_000);
+    const after = parsePrometheusTextFormat(reg.render()) as typeof fams;
+    expect(after.find((f) => f.name === 'strata_conntrack_unreplied_expirations_total')!.metrics[0]!.value).toBe('1');
     expect(fams.find((f) => f.name === 'strata_conntrack_invalid_total')!.metrics[0]!.labels!.table).toBe('tap');
   });
 });

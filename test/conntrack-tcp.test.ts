@@ -261,6 +261,29 @@ describe('reset', () => {
   });
 });
 
+describe('unreplied pickups', () => {
+  it('a stray ACK is picked up on the short timeout; the endpoint\'s RST answer closes it', () => {
+    const t = new Trace();
+    expect(t.c({ flags: ACK, seq: 5000, ack: 9000 })).toBe(CT_RESULT.ALIVE);
+    let e = t.entry();
+    expect([e.state, e.replied, e.timeoutClass, e.expiresAt]).toEqual(['ESTABLISHED', false, 'unreplied', t.now + 60_000]);
+    // The endpoint knows no such connection: <SEQ=SEG.ACK><CTL=RST> (RFC 9293 §3.10.7.1).
+    t.now += 5;
+    expect(t.s({ flags: RST, seq: 9000 })).toBe(CT_RESULT.RESET);
+    e = t.entry();
+    expect([e.state, e.replied, e.timeoutClass, e.expiresAt]).toEqual(['CLOSE', true, 'closing', t.now + 10_000]);
+  });
+
+  it('an invalid packet in the reply direction is not a reply', () => {
+    const t = new Trace();
+    t.c({ flags: ACK, seq: 5000, ack: 9000 });
+    expect(t.s({ flags: FIN, seq: 9000 })).toBe(CT_RESULT.ALIVE); // FIN without ACK: bad flags, passed untouched
+    expect(t.ct.invalid.get('bad_flags')).toBe(1);
+    const e = t.entry();
+    expect([e.replied, e.timeoutClass, e.packets]).toEqual([false, 'unreplied', [1, 0]]);
+  });
+});
+
 describe('packets that cannot start a flow', () => {
   it('bad flag combinations are counted and not tracked', () => {
     const t = new Trace();
@@ -291,9 +314,10 @@ describe('packets that cannot start a flow', () => {
     const t = new Trace({ loose: true });
     expect(t.c({ flags: ACK, seq: 5, ack: 9 })).toBe(CT_RESULT.ALIVE);
     const e = t.entry();
-    expect([e.state, e.pickedUp]).toEqual(['ESTABLISHED', true]);
+    expect([e.state, e.pickedUp, e.replied, e.timeoutClass]).toEqual(['ESTABLISHED', true, false, 'unreplied']);
     expect(t.s({ flags: ACK | PSH, seq: 9, ack: 5, len: 100 })).toBe(CT_RESULT.ALIVE);
     expect(t.ct.lastDir).toBe(1);
+    expect([t.entry().replied, t.entry().timeoutClass]).toEqual([true, 'established']);
     expect(t.s({ flags: FIN | ACK, seq: 109, ack: 5 })).toBe(CT_RESULT.ALIVE);
     expect(t.state).toBe('FIN_WAIT');
   });

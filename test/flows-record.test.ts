@@ -39,7 +39,7 @@ const tcpInfo: TcpInfo = {
 
 const ctInfo: CtEntryInfo = {
   id: 4242, proto: 6, src: 0x0ac80001, dst: 0x0ac80003, sport: 40000, dport: 80, state: 'ESTABLISHED', result: 2,
-  origin: CT_HOOK.IN, replied: true, denied: false, pickedUp: false, firstSeen: 1000, lastSeen: 1250.5, expiresAt: 9e9,
+  origin: CT_HOOK.IN, replied: true, denied: false, pickedUp: false, firstSeen: 1000, lastSeen: 1250.5, expiresAt: 9e9, timeoutClass: 'established',
   packets: [20, 40], bytes: [1800, 52_000], flowId: 0, firstFin: null,
 };
 

@@ -294,18 +294,22 @@ describe('HTTP server (kernel transport)', () => {
   });
 
   it('graceful close: idle connections close, in-flight ones finish with Connection: close', async () => {
-    const g = new HttpServer(handler, {});
+    // A keep-alive timeout far beyond the test: only close() can end the idle connection.
+    const g = new HttpServer(handler, { keepAliveTimeoutMs: 60_000 });
     const t = new KernelTransport();
     const p = (await g.listen(t, 0, '127.0.0.1')).port;
     // One idle keep-alive connection and one with a request in flight.
-    const idle = exchange(p, ['GET / HTTP/1.1\r\nHost: x\r\n\r\n']);
+    const order: string[] = [];
+    const idle = exchange(p, ['GET / HTTP/1.1\r\nHost: x\r\n\r\n']).then((r) => { order.push('idle'); return r; });
     await new Promise((r) => setTimeout(r, 100));
-    const busy = exchange(p, ['GET /delay/300 HTTP/1.1\r\nHost: x\r\n\r\n']);
+    const busy = exchange(p, ['GET /delay/300 HTTP/1.1\r\nHost: x\r\n\r\n']).then((r) => { order.push('busy'); return r; });
     await new Promise((r) => setTimeout(r, 100));
     expect(g.connectionCount).toBe(2);
     let closed = false;
     const closing = g.close().then(() => { closed = true; });
     const ri = await idle;
+    // The idle connection is closed at once, not after the listener (node:net waits for every connection).
+    expect(order).toEqual(['idle']);
     expect(ri.closed).toBe(true);
     expect(countResponses(ri.data)).toBe(1);
     const rb = await busy;

@@ -347,3 +347,60 @@ describe('proxy: retries, breakers and failover', () => {
     } finally { await p.close(); await ups[0]!.kill(); await ups[2]!.kill(); }
   });
 });
+
+describe('proxy: an upstream that answers more than it was asked', () => {
+  // A raw upstream that answers each request with its own response and then,
+  // in the same write, a second unsolicited one. Taken as the answer to the
+  // next request sent on that connection, it would reach the wrong client;
+  // before the fix its completion also listed the connection twice in the
+  // idle pool, so two requests shared one connection and one of them hung.
+  it('every client gets its own response; the connection is retired, never reused with the extra bytes', async () => {
+    let served = 0;
+    const conns = new Set<net.Socket>();
+    const raw = net.createServer((s) => {
+      conns.add(s);
+      let buf = '';
+      s.on('data', (c: Buffer) => {
+        buf += c.toString('latin1');
+        for (let end = buf.indexOf('\r\n\r\n'); end >= 0; end = buf.indexOf('\r\n\r\n')) {
+          const path = /^GET (\S+)/.exec(buf)![1]!;
+          buf = buf.slice(end + 4);
+          served++;
+          const own = `for ${path}`;
+          const extra = 'EXTRA unsolicited';
+          s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${own.length}\r\n\r\n${own}HTTP/1.1 200 OK\r\nContent-Length: ${extra.length}\r\n\r\n${extra}`);
+        }
+      });
+      s.on('error', () => {});
+      s.on('close', () => conns.delete(s));
+    });
+    await new Promise<void>((r) => raw.listen(0, '127.0.0.1', () => r()));
+    const port = (raw.address() as net.AddressInfo).port;
+    const p = await startProxy(
+      [{ parentRefs: [{ name: 'gw' }], rules: [{ backendRefs: [{ name: 'raw' }] }] }],
+      [{ name: 'raw', endpoints: [{ address: '127.0.0.1', port }], retryBudget: null }],
+    );
+    try {
+      // Rounds of concurrent requests, so connections are pooled, reused and lent side by side.
+      for (let round = 0; round < 5; round++) {
+        const paths = Array.from({ length: 8 }, (_, i) => `/r${round}/c${i}`);
+        const got = await Promise.all(paths.map((path) => get(p.port, path)));
+        for (let i = 0; i < paths.length; i++) {
+          expect(got[i]!.status).toBe(200);
+          expect(got[i]!.body).toBe(`for ${paths[i]}`);
+        }
+      }
+      expect(served).toBe(40);
+      const cluster = p.proxy.clusters.get('raw')!;
+      const pool = cluster.pool(cluster.hosts[0]!);
+      // Every response carried extra bytes: no connection went back to the pool, each was counted and closed.
+      expect(pool.unsolicited).toBe(40);
+      expect(pool.idleCount).toBe(0);
+      expect(cluster.hosts[0]!.active).toBe(0);
+    } finally {
+      await p.close();
+      for (const s of conns) s.destroy();
+      await new Promise<void>((r) => raw.close(() => r()));
+    }
+  });
+});

@@ -143,6 +143,171 @@ describe('TcpSocket over two stacks (Sim)', () => {
   });
 });
 
+describe('TcpSocket direct mode (L7 fast path, src/l7/transport/bytes.ts)', () => {
+  /** A receiver that records what it hears. */
+  function recorder() {
+    const r = { chunks: [] as Buffer[], ended: false, drains: 0, errors: [] as Error[], closed: false };
+    return {
+      r,
+      rx: {
+        onData: (c: Buffer) => { r.chunks.push(c); },
+        onEnd: () => { r.ended = true; },
+        onDrain: () => { r.drains++; },
+        onError: (e: Error) => { r.errors.push(e); },
+        onClose: () => { r.closed = true; },
+      },
+    };
+  }
+
+  it('echo through attachBytes on both ends: bytes arrive as calls, writes need no stream, SHA-256 matches over a lossy path', async () => {
+    const { attachBytes } = await import('../src/l7/transport/bytes.js');
+    const { sim: s, a, b } = setup(21, { loss: 0.01, reorder: 0.02, delay: 1 });
+    let serverSeen = 0;
+    const server = new TcpServer(b, {}, (sock) => {
+      // The server echoes through a ByteConn: what its receiver gets goes straight back.
+      const io = attachBytes(sock as never, {
+        onData: (c) => { serverSeen += c.length; io.write(c); },
+        onEnd: () => io.end(), onDrain: () => {}, onError: () => {}, onClose: () => {},
+      });
+    });
+    server.listen(7100);
+    const client = new TcpSocket(a);
+    const { r, rx } = recorder();
+    const io = attachBytes(client as never, rx);
+    const data = randomBytes(21, 300 * 1024);
+    let sent = 0;
+    let queued = 0;
+    client.connect(7100, '10.0.0.2');
+    await drive(s, () => client.connection?.state === 'ESTABLISHED', 10_000);
+    // More than the send ring holds: write() says false and onDrain says when to go on.
+    const pump = (): void => {
+      while (sent < data.length) {
+        const ok = io.write(data.subarray(sent, sent + 32 * 1024));
+        sent += 32 * 1024;
+        if (!ok) { queued++; return; }
+      }
+      io.end();
+    };
+    rx.onDrain = () => { r.drains++; pump(); };
+    pump();
+    const ok = await drive(s, () => r.ended, 600_000);
+    expect(ok).toBe(true);
+    const echoed = Buffer.concat(r.chunks);
+    expect(echoed.length).toBe(data.length);
+    expect(createHash('sha256').update(echoed).digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
+    expect(serverSeen).toBe(data.length);
+    expect(queued).toBeGreaterThan(0);
+    expect(r.drains).toBe(queued);
+    expect(client.bytesWritten).toBe(data.length);
+    expect(client.bytesRead).toBe(data.length);
+    expect(client.listenerCount('data')).toBe(0); // nothing went through the stream
+    await drive(s, () => r.closed, 60_000);
+    expect(r.closed).toBe(true); // 'close' still reaches observers
+    expect(r.errors).toEqual([]);
+    server.close();
+  });
+
+  it('pauseDirect closes the window (bytes stay in the ring), resumeDirect delivers them in order', async () => {
+    const { attachBytes } = await import('../src/l7/transport/bytes.js');
+    const { sim: s, a, b } = setup(22, { delay: 1 });
+    let serverSock: TcpSocket | null = null;
+    const { r, rx } = recorder();
+    let sio: ReturnType<typeof attachBytes> | null = null;
+    const server = new TcpServer(b, {}, (sock) => { serverSock = sock; sio = attachBytes(sock as never, rx); sio.pause(); });
+    server.listen(7101);
+    const client = new TcpSocket(a);
+    const data = randomBytes(22, 3 * 1024 * 1024);
+    let accepted = 0;
+    const pump = (): void => {
+      while (accepted < data.length) {
+        const ok = client.write(data.subarray(accepted, accepted + 65536));
+        accepted += 65536;
+        if (!ok) { client.once('drain', pump); return; }
+      }
+      client.end();
+    };
+    client.connect(7101, '10.0.0.2', pump);
+    await drive(s, () => serverSock !== null, 10_000);
+    await drive(s, () => false, 5_000);
+    const srvConn = serverSock!.connection!;
+    expect(r.chunks).toEqual([]);
+    expect(srvConn.info().rcvWnd).toBeLessThan(srvConn.mss);
+    expect(client.connection!.info().zeroWindowStalls).toBeGreaterThan(0);
+    expect(accepted).toBeLessThan(data.length);
+    sio!.resume();
+    const ok = await drive(s, () => r.ended, 600_000);
+    expect(ok).toBe(true);
+    expect(Buffer.concat(r.chunks).equals(data)).toBe(true);
+    server.close();
+  });
+
+  it('a reset reaches the receiver as onError (ECONNRESET) then onClose; the Duplex emits no error', async () => {
+    const { attachBytes } = await import('../src/l7/transport/bytes.js');
+    const { sim: s, a, b } = setup(23);
+    const server = new TcpServer(b, {}, (sock) => { sock.once('data', () => sock.resetAndDestroy()); });
+    server.listen(7102);
+    const client = new TcpSocket(a);
+    const { r, rx } = recorder();
+    const io = attachBytes(client as never, rx);
+    client.connect(7102, '10.0.0.2', () => { io.write('hello'); });
+    await drive(s, () => r.closed, 10_000);
+    expect(r.errors.map((e) => (e as NodeJS.ErrnoException).code)).toEqual(['ECONNRESET']);
+    expect(r.closed).toBe(true);
+  });
+
+  it('detach hands the socket back to the stream: unread bytes and queued direct writes keep their order', async () => {
+    const { attachBytes } = await import('../src/l7/transport/bytes.js');
+    const { sim: s, a, b } = setup(24, { delay: 1 });
+    const fromClient: Buffer[] = [];
+    let srv: TcpSocket | null = null;
+    const server = new TcpServer(b, {}, (sock) => { srv = sock; });
+    server.listen(7103);
+    const client = new TcpSocket(a);
+    const { r, rx } = recorder();
+    const io = attachBytes(client as never, rx);
+    client.connect(7103, '10.0.0.2');
+    await drive(s, () => srv !== null, 10_000);
+    // Direct phase: a write larger than the send ring, so part of it is still queued at the hand-off.
+    const big = randomBytes(24, 2 * 1024 * 1024);
+    expect(io.write(big)).toBe(false);
+    // The server says something while the client is still direct, and more after the hand-off.
+    srv!.write('one|');
+    await drive(s, () => r.chunks.length > 0, 10_000);
+    expect(Buffer.concat(r.chunks).toString()).toBe('one|');
+    io.detach();
+    const streamed: Buffer[] = [];
+    client.on('data', (c: Buffer) => streamed.push(c));
+    srv!.write('two');
+    client.end('tail'); // a stream write after detach: it must follow every queued direct byte
+    srv!.on('data', (c: Buffer) => fromClient.push(c));
+    let ended = false;
+    srv!.on('end', () => { ended = true; });
+    await drive(s, () => ended && streamed.length > 0, 600_000);
+    expect(Buffer.concat(streamed).toString()).toBe('two');
+    const got = Buffer.concat(fromClient);
+    expect(got.length).toBe(big.length + 4);
+    expect(got.subarray(0, big.length).equals(big)).toBe(true);
+    expect(got.subarray(big.length).toString()).toBe('tail');
+    expect(r.chunks.length).toBe(1); // nothing reached the receiver after detach
+    server.close();
+  });
+
+  it('strings are written as latin1 (header text), one byte per char', async () => {
+    const { attachBytes } = await import('../src/l7/transport/bytes.js');
+    const { sim: s, a, b } = setup(25);
+    const got: Buffer[] = [];
+    let ended = false;
+    const server = new TcpServer(b, {}, (sock) => { sock.on('data', (c: Buffer) => got.push(c)); sock.on('end', () => { ended = true; sock.end(); }); });
+    server.listen(7104);
+    const client = new TcpSocket(a);
+    const { rx } = recorder();
+    const io = attachBytes(client as never, rx);
+    client.connect(7104, '10.0.0.2', () => { io.write('caf\u00e9: \u00ff\r\n'); io.end(); });
+    await drive(s, () => ended, 10_000);
+    expect([...Buffer.concat(got)]).toEqual([0x63, 0x61, 0x66, 0xe9, 0x3a, 0x20, 0xff, 0x0d, 0x0a]);
+  });
+});
+
 describe('tls.TLSSocket over TcpSocket', () => {
   let dir = '';
   afterEach(() => { if (dir) rmSync(dir, { recursive: true, force: true }); dir = ''; });

@@ -565,6 +565,163 @@ describe('ESTABLISHED', () => {
   });
 });
 
+describe('RTO when data transmission begins (RFC 6298 §5.5-5.7)', () => {
+  const NO_TS = { timestamps: false, rtoInitial: 1000, rtoMin: 200 } as const;
+  const srttRto = (f: Fixture): [number, number] => [f.conn!.info().srtt, f.conn!.info().rto];
+
+  /**
+   * The stack writes `text`, the peer never ACKs it: the virtual times at
+   * which a copy left, over `span` ms.
+   */
+  function lostData(f: Fixture, text: string, span: number): number[] {
+    f.conn!.write(Buffer.from(text));
+    f.advance(0);
+    const first = f.recv();
+    expect(first.payload.length).toBe(text.length);
+    const times = [f.now];
+    const end = f.now + span;
+    while (f.now < end) {
+      f.advance(1);
+      for (const s of f.recvAll()) {
+        expect([s.seq, s.payload.length]).toEqual([first.seq, text.length]);
+        times.push(f.now);
+      }
+    }
+    return times;
+  }
+
+  /** Active open whose first `lost` SYNs time out; the peer's SYN-ACK answers the last copy 50 ms after it left. */
+  function activeOpen(cfg: Partial<TcpConfig>, lost: number, ts: boolean): Fixture {
+    const f = socketSynSent(cfg);
+    let last = f.recvAll();
+    expect(last).toEqual([]);
+    let lastTs = 0;
+    for (let i = 0, wait = 1000; i < lost; i++, wait *= 2) {
+      f.advance(wait - 1);
+      f.recvNothing();
+      f.advance(1);
+      const syn = f.recv();
+      expect([syn.f, syn.seq]).toEqual(['S', f.iss]);
+      lastTs = syn.ts?.[0] ?? 0;
+    }
+    f.advance(50);
+    f.send({ flags: SYN | ACK, seq: PEER_ISN, ack: f.iss + 1, ...SYN_OPTS, ts: ts ? [500, lastTs] : undefined });
+    const a = f.recv();
+    expect([a.f, a.ack]).toEqual(['.', PEER_ISN + 1]);
+    expect(f.conn!.state).toBe('ESTABLISHED');
+    f.seq = PEER_ISN + 1;
+    return f;
+  }
+
+  it('active open, SYN lost: RTO is 3 s when data starts, so the first data retransmission fires 3 s later, then 6 s', () => {
+    const f = activeOpen(NO_TS, 1, false);
+    // Karn: the SYN-ACK answers a retransmitted SYN, so no RTT sample; the initial RTO (1 s) is below 3 s.
+    expect(srttRto(f)).toEqual([0, 3000]);
+    const t0 = f.now;
+    expect(lostData(f, 'payload', 9000)).toEqual([t0, t0 + 3000, t0 + 9000]);
+    expect(f.conn!.info().rto).toBe(12_000); // §5.5: doubled at each expiry
+  });
+
+  it('the 3 s (and any backoff) is kept until a new RTT sample, then the RTO is recomputed from it', () => {
+    const f = activeOpen(NO_TS, 1, false);
+    const t0 = f.now;
+    expect(lostData(f, 'payload', 3000)).toEqual([t0, t0 + 3000]);
+    // The retransmission arrives and is ACKed: Karn, no sample, the backed-off 6 s stays.
+    f.advance(40);
+    f.send({ flags: ACK, ack: f.iss + 1 + 7, ts: undefined });
+    expect(srttRto(f)).toEqual([0, 6000]);
+    // New data, ACKed 40 ms later: the first sample (SRTT 40, RTTVAR 20) gives 40 + 80 ms, clamped to rtoMin.
+    f.conn!.write(Buffer.from('more'));
+    f.advance(0);
+    const d = f.recv();
+    expect(d.payload.length).toBe(4);
+    f.advance(40);
+    f.send({ flags: ACK, ack: f.iss + 1 + 11, ts: undefined });
+    expect(srttRto(f)).toEqual([40, 200]);
+  });
+
+  it('two SYNs lost: still 3 s, not the backed-off 4 s (the handshake\'s backoff is not carried into data)', () => {
+    const f = activeOpen(NO_TS, 2, false);
+    expect(f.conn!.info().rto).toBe(3000);
+    const t0 = f.now;
+    expect(lostData(f, 'x', 3000)).toEqual([t0, t0 + 3000]);
+  });
+
+  it('active open without a lost SYN: the RTO computed from the handshake sample applies', () => {
+    const f = activeOpen(NO_TS, 0, false);
+    // SYN-ACK 50 ms after the SYN: SRTT 50, RTTVAR 25, RTO = 50 + 100 ms, clamped to rtoMin 200.
+    expect(srttRto(f)).toEqual([50, 200]);
+    const t0 = f.now;
+    expect(lostData(f, 'payload', 1400)).toEqual([t0, t0 + 200, t0 + 600, t0 + 1400]);
+  });
+
+  it('§5.7 does not lower a larger RTO', () => {
+    const g = new Fixture({ ...NO_TS, rtoInitial: 4000 });
+    g.conn = g.tcp.connect(REMOTE, RPORT, { handler: g.handler(), localPort: LPORT }, 0);
+    const syn = g.recv();
+    g.advance(4000);
+    expect(g.recv().f).toBe('S');
+    g.advance(50);
+    g.send({ flags: SYN | ACK, seq: PEER_ISN, ack: syn.seq + 1, ...SYN_OPTS, ts: undefined });
+    expect(g.conn.state).toBe('ESTABLISHED');
+    expect(g.conn.info().rto).toBe(4000); // rtoInitial 4 s is not below 3 s
+  });
+
+  it('with timestamps the handshake gives a sample even after a lost SYN; the RTO is still 3 s until data gives one', () => {
+    const f = activeOpen({ rtoInitial: 1000, rtoMin: 200 }, 1, true);
+    const i = f.conn!.info();
+    expect(i.timestamps).toBe(true);
+    // The SYN-ACK echoed the retransmitted SYN's TSval 50 ms later: SRTT 50 (RFC 7323),
+    // which alone would give 200 ms; §5.7 makes no exception, so 3 s (Linux would keep 200 ms).
+    expect([i.srtt, i.rttvar, i.rto]).toEqual([50, 25, 3000]);
+    const t0 = f.now;
+    const times = lostData(f, 'payload', 3000);
+    expect(times).toEqual([t0, t0 + 3000]);
+    // The ACK of the retransmission echoes its TSval: a valid sample (40 ms), and the RTO collapses.
+    f.advance(40);
+    f.send({ flags: ACK, ack: f.iss + 1 + 7, ts: [501, f.stackTs] });
+    const j = f.conn!.info();
+    expect(j.srtt).toBeCloseTo(0.875 * 50 + 0.125 * 40, 9);
+    expect(j.rto).toBe(200);
+  });
+
+  it('passive open, SYN-ACK lost: RTO is 3 s once the final ACK arrives; data retransmits 3 s later', () => {
+    const f = socketSynReceived(NO_TS);
+    f.advance(999);
+    f.recvNothing();
+    f.advance(1);
+    const again = f.recv();
+    expect([again.f, again.seq]).toEqual(['S.', f.iss]);
+    f.advance(50);
+    f.send({ flags: ACK, ts: undefined });
+    f.recvNothing();
+    expect(f.conn!.state).toBe('ESTABLISHED');
+    expect(srttRto(f)).toEqual([0, 3000]);
+    const t0 = f.now;
+    expect(lostData(f, 'payload', 3000)).toEqual([t0, t0 + 3000]);
+  });
+
+  it('passive open without loss: the handshake sample sets the RTO', () => {
+    const f = socketSynReceived(NO_TS);
+    f.advance(30);
+    f.send({ flags: ACK, ts: undefined });
+    expect(srttRto(f)).toEqual([30, 200]);
+    const t0 = f.now;
+    expect(lostData(f, 'payload', 200)).toEqual([t0, t0 + 200]);
+  });
+
+  it('a SYN-ACK resent for a retransmitted SYN gives no RTT sample (Karn), and no timer expired: initial RTO', () => {
+    const f = socketSynReceived(NO_TS);
+    f.advance(400);
+    f.send({ flags: SYN, seq: PEER_ISN, ...SYN_OPTS, ts: undefined });
+    expect(f.recv().f).toBe('S.');
+    f.advance(30);
+    f.send({ flags: ACK, ts: undefined });
+    expect(f.conn!.state).toBe('ESTABLISHED');
+    expect(srttRto(f)).toEqual([0, 1000]);
+  });
+});
+
 describe('closing states', () => {
   function finWait1(cfg: Partial<TcpConfig> = {}): Fixture {
     const f = socketEstablished(cfg);

@@ -4,6 +4,7 @@
 import type { Readable } from 'node:stream';
 import type { Handler, ServerResponse } from '../l7/server/index.js';
 import type { L7Socket } from '../l7/transport/types.js';
+import { attachBytes } from '../l7/transport/bytes.js';
 
 /** Streams src into res, pausing src while res's socket is full; ends res. */
 export function pipeToResponse(src: Readable, res: ServerResponse): void {
@@ -23,8 +24,18 @@ export const echoApp: Handler = (req, res) => {
   pipeToResponse(req.body, res);
 };
 
-/** Raw TCP echo: pipe() handles backpressure both ways. */
+/**
+ * Raw TCP echo on L7's byte seam (src/l7/transport/bytes.ts): on the stack a
+ * callback per arrival and a write straight into the send ring, on node:net
+ * the socket's events. Backpressure both ways: a full send side stops the
+ * reading until it drains. The peer's FIN is echoed too.
+ */
 export function tcpEcho(s: L7Socket): void {
-  s.on('error', () => s.destroy());
-  s.pipe(s);
+  const io = attachBytes(s, {
+    onData: (c) => { if (!io.write(c)) io.pause(); },
+    onDrain: () => { io.resume(); },
+    onEnd: () => { io.end(); },
+    onError: () => { io.destroy(); },
+    onClose: () => {},
+  });
 }

@@ -2,8 +2,9 @@
 // proxy (one worker, upstream keepalive, access_log off, optionally TLS with
 // a required client certificate) and as the fixed hello upstream that every
 // proxy under test forwards to. Each instance runs in the foreground
-// (daemon off) from its own temporary prefix directory in the lab's server
-// namespace, so nothing touches /etc/nginx or /var/log/nginx.
+// (daemon off) from its own temporary prefix directory in one of the lab's
+// namespaces (the server's unless told), so nothing touches /etc/nginx or
+// /var/log/nginx.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Lab } from '../lab/topo.js';
@@ -113,18 +114,24 @@ ${temps(dir)}
   return path;
 }
 
-/** True when something listens on addr:port (TCP) in the server namespace. */
-export function listening(lab: Lab, addr: string, port: number): boolean {
-  const r = tryRun(lab.server(['ss', '-Hltn', `src ${addr}:${port}`]));
+/** Which of the lab's namespaces an nginx runs in: the server's (default) or the client's. */
+export type LabSide = 'server' | 'client';
+
+function inSide(lab: Lab, side: LabSide, argv: readonly string[]): string[] { return side === 'client' ? lab.client(argv) : lab.server(argv); }
+
+/** True when something listens on addr:port (TCP) in the lab's namespace on that side. */
+export function listening(lab: Lab, addr: string, port: number, side: LabSide = 'server'): boolean {
+  const r = tryRun(inSide(lab, side, ['ss', '-Hltn', `src ${addr}:${port}`]));
   return r.status === 0 && r.stdout.trim().length > 0;
 }
 
-/** Starts nginx with conf in the server namespace; its CPU is the master's plus the worker's. */
-export async function startNginx(lab: Lab, dir: string, conf: string, listen: { addr: string; port: number }, o: { cpu?: number; nice?: number } = {}): Promise<StartedServer & { proc: ServerProc }> {
+/** Starts nginx with conf in the lab's server namespace (or the client's); its CPU is the master's plus the worker's. */
+export async function startNginx(lab: Lab, dir: string, conf: string, listen: { addr: string; port: number }, o: { cpu?: number; nice?: number; side?: LabSide } = {}): Promise<StartedServer & { proc: ServerProc }> {
+  const side = o.side ?? 'server';
   // The config test first: a bad config is reported as such, not as a timeout.
-  const t = tryRun(lab.server(['nginx', '-t', '-q', '-p', dir, '-e', join(dir, 'error.log'), '-c', conf]));
+  const t = tryRun(inSide(lab, side, ['nginx', '-t', '-q', '-p', dir, '-e', join(dir, 'error.log'), '-c', conf]));
   if (t.status !== 0) throw new Error(`nginx -t failed: ${(t.stderr || t.stdout).trim().slice(-300)}`);
-  const p = await startServer([...pinned(o.cpu, o.nice), ...lab.server(['nginx', '-p', dir, '-e', join(dir, 'error.log'), '-c', conf])],
-    () => listening(lab, listen.addr, listen.port));
+  const p = await startServer([...pinned(o.cpu, o.nice), ...inSide(lab, side, ['nginx', '-p', dir, '-e', join(dir, 'error.log'), '-c', conf])],
+    () => listening(lab, listen.addr, listen.port, side));
   return { proc: p, pids: () => withChildren(p.pid), stop: () => stopServer(p) };
 }

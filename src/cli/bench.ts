@@ -3,10 +3,12 @@
 //
 //   strata bench [--workloads raw,tcp,http,proxy,mtls] [--quick] [--duration S] [--transports afxdp,tap,kernel,cref]
 //                [--rate PPS] [--mode event|busy] [--burst N] [--flows N] [--payload BYTES]
-//                [--alloc-packets N] [--nice N] [--conc N] [--connections N] [--repeat N] [--out DIR] [--json]
+//                [--alloc-packets N] [--nice N] [--conc N] [--connections N] [--upstream local|wire|both] [--repeat N] [--out DIR] [--json]
 //
 // --conc: connections in flight for tcp's connection-rate point (16);
 // --connections: HTTP connections for http, proxy and mtls (wrk -c, 50).
+// --upstream: where proxy's upstream stands, on loopback (local), across the
+// veth (wire) or both (default), each its own point; see src/bench/proxy.ts.
 //
 // --repeat N runs every workload N times and keeps every sample, so the table
 // shows median [min–max]: on a shared machine one run is not a measurement.
@@ -28,7 +30,7 @@ import { parseArgs, UsageError } from './args.js';
 const USAGE = `usage: strata bench compare A.json|A.cbor B.json|B.cbor
        strata bench [--workloads raw,tcp,http,proxy,mtls] [--quick] [--duration S] [--transports LIST]
                     [--rate PPS] [--mode event|busy] [--burst N] [--flows N] [--payload BYTES]
-                    [--alloc-packets N] [--nice N] [--conc N] [--connections N] [--repeat N] [--out DIR] [--json]
+                    [--alloc-packets N] [--nice N] [--conc N] [--connections N] [--upstream local|wire|both] [--repeat N] [--out DIR] [--json]
 `;
 
 function list(v: string[] | undefined): string[] | null {
@@ -54,7 +56,7 @@ export function mergeRows(into: ResultRow[], more: readonly ResultRow[]): void {
 export async function main(argv: string[]): Promise<number> {
   const a = parseArgs(argv, {
     booleans: ['quick', 'json', 'help'],
-    strings: ['duration', 'out', 'rate', 'mode', 'burst', 'flows', 'payload', 'alloc-packets', 'nice', 'repeat', 'conc', 'connections'],
+    strings: ['duration', 'out', 'rate', 'mode', 'burst', 'flows', 'payload', 'alloc-packets', 'nice', 'repeat', 'conc', 'connections', 'upstream'],
     lists: ['workloads', 'transports'],
   });
   if (a.flags.has('help')) { process.stdout.write(USAGE); return 0; }

@@ -64,11 +64,9 @@ type Endpointish = { remoteAddress?: string; remotePort?: number; localAddress?:
 /** What the observer keeps per connection: the transport stream under any TLS, and byte marks. */
 interface ConnState {
   base: Endpointish;
-  /** HTTP bytes in and out of this connection since we started watching it, and at the last exchange's end. */
+  /** HTTP bytes into this connection since we started watching it (streams without bytesRead), and the count at the last exchange's end. */
   inBytes: number;
-  outBytes: number;
   inMark: number;
-  outMark: number;
 }
 
 export function observeHttp(handler: Handler, opts: HttpObserveOptions): Handler {
@@ -83,22 +81,17 @@ export function observeHttp(handler: Handler, opts: HttpObserveOptions): Handler
   const watchConnection = (sock: object): ConnState => {
     // Taken now: a TLS socket lets go of its transport, and node:net of its addresses, once closed.
     const base = (isTlsSocket(sock) ? underlyingStream(sock) ?? sock : sock) as Endpointish;
-    const st: ConnState = { base, inBytes: 0, outBytes: 0, inMark: 0, outMark: 0 };
+    const st: ConnState = { base, inBytes: 0, inMark: 0 };
     conns.set(sock, st);
-    // Bytes are counted where HTTP meets the stream: what the server writes
-    // (head, body, chunk framing) and what it reads. The transport's own
-    // counters cannot say this at 'finish': the server corks its writes until
-    // the next tick, and a TLS socket's transport counts records, not HTTP.
-    // Reads are not deferred, so a stream's own bytesRead (node:net, TLS,
-    // strata's TcpSocket) is exact, and covers what was read before we looked.
-    const es = sock as NodeJS.EventEmitter & { write: (...args: unknown[]) => boolean; bytesRead?: unknown };
+    // Bytes are counted where HTTP meets the transport. Out: the server counts
+    // each response's own bytes (head, body, chunk framing) as it hands them
+    // over (res.wireBytes), so nothing depends on when the transport sends
+    // them or on what a TLS socket's transport counts (records, not HTTP).
+    // In: a stream's own bytesRead (node:net, TLS, strata's TcpSocket) is
+    // exact, since reads are not deferred, and covers what was read before we
+    // looked; any other stream is counted from its 'data'.
+    const es = sock as NodeJS.EventEmitter & { bytesRead?: unknown };
     if (typeof es.bytesRead !== 'number') es.on('data', (c: Buffer | string) => { st.inBytes += typeof c === 'string' ? Buffer.byteLength(c) : c.length; });
-    const write = es.write;
-    es.write = function (this: unknown, ...args: unknown[]): boolean {
-      const c = args[0];
-      st.outBytes += typeof c === 'string' ? Buffer.byteLength(c, typeof args[1] === 'string' ? args[1] as BufferEncoding : 'utf8') : (c as Uint8Array).byteLength;
-      return write.apply(this, args);
-    };
     if (!l4) return st;
     const src = plainAddress(base.remoteAddress ?? ''), dst = plainAddress(base.localAddress ?? '');
     const sport = base.remotePort ?? 0, dport = base.localPort ?? 0;
@@ -134,9 +127,8 @@ export function observeHttp(handler: Handler, opts: HttpObserveOptions): Handler
       const t = st.base;
       const br = (sock as { bytesRead?: unknown }).bytesRead;
       const inNow = typeof br === 'number' ? br : st.inBytes;
-      const reqBytes = inNow - st.inMark, resBytes = st.outBytes - st.outMark;
+      const reqBytes = inNow - st.inMark, resBytes = res.wireBytes;
       st.inMark = inNow;
-      st.outMark = st.outBytes;
       const src = plainAddress(req.remoteAddress), dst = plainAddress(t.localAddress ?? '');
       const sport = req.remotePort, dport = t.localPort ?? 0;
       const facts: HttpFlowFacts = {

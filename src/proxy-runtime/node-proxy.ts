@@ -43,6 +43,8 @@ export interface NodeProxyOptions {
   probe?: () => Promise<TransportProbe>;
   /** Where `listening …` lines go once all listeners are up (default stdout). */
   out?: { write(s: string): unknown };
+  /** Opens the transport of a kind instead of the real one (in-process benches and tests over simulated stacks). */
+  openTransport?: (kind: TransportKind) => Promise<L7Transport>;
 }
 
 interface AccessLog { write(o: object): void; close(): void }
@@ -227,6 +229,11 @@ export class NodeProxy {
     let t = this.transports.get(kind);
     if (t !== undefined) return t;
     const lab = this.opts.lab;
+    if (this.opts.openTransport !== undefined) {
+      t = await this.opts.openTransport(kind);
+      this.transports.set(kind, t);
+      return t;
+    }
     if (kind === 'afxdp' && lab !== null) this.mods.netns.prepareLabForAfxdp(lab);
     // A stack transport's address is the first listener's that names one, else the lab's target.
     const l = cfg.listeners.find((x) => x.transport === kind && x.address !== '0.0.0.0');

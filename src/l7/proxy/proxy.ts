@@ -116,6 +116,23 @@ export function stripHopByHop(h: HeaderList): void {
   h.length = w;
 }
 
+/**
+ * The field names a Connection header value lists (RFC 9110 §7.6.1), added
+ * to into; "keep-alive" and "close", by far the usual values, name nothing
+ * beyond the fixed hop-by-hop set and cost no allocation.
+ */
+function connectionNames(v: string, into: string[] | null): string[] | null {
+  if (v.length === 10 || v.length === 5) {
+    const l = v.toLowerCase();
+    if (l === 'keep-alive' || l === 'close') return into;
+  }
+  for (const t of v.split(',')) {
+    const n = t.trim().toLowerCase();
+    if (n && !HOP_BY_HOP.has(n)) (into ??= []).push(n);
+  }
+  return into;
+}
+
 function refsHaveFilters(rule: HTTPRouteRule): boolean {
   const refs = rule.backendRefs;
   if (refs === undefined) return false;
@@ -157,10 +174,24 @@ export function forwardRequestHeaders(src: HeaderList, host: string, client: str
     if (conn !== null && conn.includes(l)) continue;
     out.push(n, src[i + 1]!);
   }
-  const ip = client.startsWith('::ffff:') && client.includes('.') ? client.slice(7) : client;
-  const el = `for=${forwardedNode(client)};proto=${proto}${origHost ? `;host=${forwardedValue(origHost)}` : ''}`;
-  out.push('host', host, 'x-forwarded-for', xff !== undefined ? `${xff}, ${ip}` : ip, 'x-forwarded-proto', proto, 'forwarded', fwd !== undefined ? `${fwd}, ${el}` : el);
+  const f = forwardedFor(client, proto, origHost);
+  out.push('host', host, 'x-forwarded-for', xff !== undefined ? `${xff}, ${f.ip}` : f.ip, 'x-forwarded-proto', proto, 'forwarded', fwd !== undefined ? `${fwd}, ${f.el}` : f.el);
   return out;
+}
+
+/** This hop's X-Forwarded-For address and RFC 7239 element, remembered per (client, scheme, host): a proxy sees few of each. */
+interface ForwardedFor { ip: string; el: string }
+const forwardedCache = new Map<string, ForwardedFor>();
+function forwardedFor(client: string, proto: string, origHost: string): ForwardedFor {
+  const key = `${client} ${proto} ${origHost}`;
+  let f = forwardedCache.get(key);
+  if (f === undefined) {
+    const ip = client.startsWith('::ffff:') && client.includes('.') ? client.slice(7) : client;
+    f = { ip, el: `for=${forwardedNode(client)};proto=${proto}${origHost ? `;host=${forwardedValue(origHost)}` : ''}` };
+    if (forwardedCache.size >= 4096) forwardedCache.clear(); // bounded: many distinct clients just recompute
+    forwardedCache.set(key, f);
+  }
+  return f;
 }
 
 /** RFC 7239 node: IPv6 addresses are bracketed and quoted; ports are not known here. */
@@ -519,11 +550,10 @@ class Forward implements UpstreamExchange {
     conn.bodyOpen = true;
     for (const c of b.head) write(c);
     const rest = b.rest;
-    const onDrain = (): void => { rest.resume(); };
-    conn.socket.on('drain', onDrain);
+    conn.onWritable = () => { rest.resume(); };
     rest.on('data', (c: Buffer) => { if (!write(c)) rest.pause(); });
-    rest.once('end', () => { conn.socket.off('drain', onDrain); conn.endBody(chunked, chunked ? trailerLines(forwardTrailers(this.req.rawTrailers, this.req.rawHeaders)) : ''); });
-    rest.once('error', () => { conn.socket.off('drain', onDrain); conn.abort(); });
+    rest.once('end', () => { conn.onWritable = null; conn.endBody(chunked, chunked ? trailerLines(forwardTrailers(this.req.rawTrailers, this.req.rawHeaders)) : ''); });
+    rest.once('error', () => { conn.onWritable = null; conn.abort(); });
     rest.resume();
   }
 
@@ -570,19 +600,17 @@ class Forward implements UpstreamExchange {
     res.statusCode = status;
     if (this.respFilters === null) {
       // The common case: one pass, names and values already validated by our parser.
-      let conn = false, cl: string | undefined, te = false;
+      // Our parser hands names lowercased (src/l7/http1/names.ts), so they compare as they are.
+      let named: string[] | null = null, cl: string | undefined, te = false;
       for (let i = 0; i < raw.length; i += 2) {
         const n = raw[i]!;
-        if (n === 'connection' || n === 'proxy-connection') conn = true;
+        if (n === 'connection' || n === 'proxy-connection') named = connectionNames(raw[i + 1]!, named);
         else if (n === 'content-length') cl = raw[i + 1];
         else if (n === 'transfer-encoding') te = true;
       }
-      if (conn) {
-        const h = raw.slice();
-        stripHopByHop(h);
-        for (let i = 0; i < h.length; i += 2) res._addTrusted(h[i]!, h[i + 1]!);
-      } else {
-        for (let i = 0; i < raw.length; i += 2) { const n = raw[i]!; if (!HOP_BY_HOP.has(n)) res._addTrusted(n, raw[i + 1]!); }
+      for (let i = 0; i < raw.length; i += 2) {
+        const n = raw[i]!;
+        if (!HOP_BY_HOP.has(n) && (named === null || !named.includes(n))) res._addTrusted(n, raw[i + 1]!);
       }
       if (cl !== undefined && !te) res._addTrusted('content-length', cl);
       else if (te) { const t = forwardTrailerAnnouncement(raw); if (t !== null) res._addTrusted('trailer', t); }

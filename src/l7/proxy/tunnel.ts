@@ -173,6 +173,7 @@ class Tunnel {
 
   private down(c: Buffer): void {
     this.toClient += c.length;
+    this.o.res.wireBytes += c.length; // the exchange's response bytes, for its flow record
     this.mgr.stats.bytesToClient += c.length;
     if (!this.client.write(c)) this.upstream.pause();
   }

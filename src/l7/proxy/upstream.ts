@@ -17,10 +17,11 @@
 // against max_connections until it closes. Response trailers (RFC 9112
 // §7.1.2) reach the exchange with onEnd.
 import { Http1Parser, type Http1Handler } from '../http1/parser.js';
-import { Errno, Method, ParserType } from '../http1/constants.js';
+import { Cb, Errno, Method, ParserType } from '../http1/constants.js';
 import { headerName } from '../http1/names.js';
 import { StrataError } from '../../util/errors.js';
 import type { L7Socket, L7Transport } from '../transport/types.js';
+import { attachBytes, type ByteConn } from '../transport/bytes.js';
 import type { Host } from './hosts.js';
 import type { CircuitBreakers } from './breakers.js';
 
@@ -62,15 +63,20 @@ export class UpstreamConnection implements Http1Handler {
   bodyOpen = false;
   /** When it last went idle in the pool (ms, monotonic). */
   idleSince = 0;
+  /** In the pool's idle list now (a second release must not list it twice). */
+  pooled = false;
+  /** The parser stopped at the end of a final response; onData decides the connection's fate from what follows. */
+  private completed = false;
   private keepAlive = false;
   /** Opened for one exchange that may switch protocols: never returned to the pool. */
   dedicated = false;
+  /** The socket's bytes (src/l7/transport/bytes.ts); all reads and writes go through it. */
+  private readonly io: ByteConn;
+  /** Called when a streamed request body may be written again after writeBody() returned false. */
+  onWritable: (() => void) | null = null;
 
   constructor(readonly socket: L7Socket, readonly pool: HostPool) {
-    socket.on('data', this.onData);
-    socket.on('end', this.onEndOfStream);
-    socket.on('error', this.onSocketError);
-    socket.on('close', this.onClose);
+    this.io = attachBytes(socket, { onData: this.onData, onEnd: this.onEndOfStream, onError: this.onSocketError, onClose: this.onClose, onDrain: this.onDrain });
   }
 
   /** Sends a request; the exchange hears the outcome. */
@@ -79,39 +85,39 @@ export class UpstreamConnection implements Http1Handler {
     this.started = false;
     this.raw = [];
     // A previous exchange may have paused reading for downstream backpressure.
-    this.socket.resume();
+    this.io.resume();
     const m = (Method as Record<string, number>)[method];
     this.parser.expectResponseTo(m ?? Method.GET);
     if (body !== null && body.length > 0) {
-      this.socket.cork();
-      this.socket.write(head);
-      this.socket.write(body);
-      this.socket.uncork();
-    } else this.socket.write(head);
+      this.io.cork();
+      this.io.write(head);
+      this.io.write(body);
+      this.io.uncork();
+    } else this.io.write(head);
   }
 
-  resume(): void { if (!this.dead) this.socket.resume(); }
+  resume(): void { if (!this.dead) this.io.resume(); }
 
-  /** Writes a piece of a streamed request body (chunk-framed when chunked); false: wait for the socket's 'drain'. */
+  /** Writes a piece of a streamed request body (chunk-framed when chunked); false: wait for onWritable. */
   writeBody(c: Buffer, chunked: boolean): boolean {
     if (this.dead || c.length === 0) return !this.dead;
-    if (!chunked) return this.socket.write(c);
-    this.socket.cork();
-    this.socket.write(`${c.length.toString(16)}\r\n`);
-    this.socket.write(c);
-    const ok = this.socket.write('\r\n');
-    this.socket.uncork();
+    if (!chunked) return this.io.write(c);
+    this.io.cork();
+    this.io.write(`${c.length.toString(16)}\r\n`);
+    this.io.write(c);
+    const ok = this.io.write('\r\n');
+    this.io.uncork();
     return ok;
   }
 
   /** Ends a streamed request body; `trailerLines` (serialized field lines) go in the last chunk (RFC 9112 §7.1.2). */
   endBody(chunked: boolean, trailerLines = ''): void {
     this.bodyOpen = false;
-    if (!this.dead && chunked) this.socket.write(`0\r\n${trailerLines}\r\n`);
+    if (!this.dead && chunked) this.io.write(`0\r\n${trailerLines}\r\n`);
   }
 
   /** Hands the rest of the current response to another sink (e.g. to drain a response being retried). */
-  setExchange(ex: UpstreamExchange): void { this.ex = ex; this.socket.resume(); }
+  setExchange(ex: UpstreamExchange): void { this.ex = ex; this.io.resume(); }
 
   /** Abandons the exchange (timeout, client gone): the connection cannot be reused. */
   abort(): void {
@@ -122,7 +128,7 @@ export class UpstreamConnection implements Http1Handler {
   destroy(): void {
     if (this.dead) return;
     this.dead = true;
-    this.socket.destroy();
+    this.io.destroy();
   }
 
   // ---- parser events -------------------------------------------------------
@@ -144,15 +150,31 @@ export class UpstreamConnection implements Http1Handler {
     const ex = this.ex;
     if (ex === null) return;
     const chunk = Buffer.isBuffer(b) ? b.subarray(s, e) : Buffer.from(b.subarray(s, e));
-    if (!ex.onBody(chunk)) this.socket.pause();
+    if (!ex.onBody(chunk)) this.io.pause();
   }
-  onMessageComplete(): void {
+  onMessageComplete(): number {
     const st = this.parser.statusCode;
-    if (st >= 100 && st < 200) return;
+    if (st >= 100 && st < 200) return Cb.OK;
+    // Stop here: whatever follows in this chunk answers no request of ours,
+    // and must be seen before the connection goes back to the pool.
+    this.completed = true;
+    return Cb.PAUSE;
+  }
+
+  /**
+   * The final response is whole: the connection goes back to the pool (or is
+   * retired) before the exchange hears onEnd. extraBytes: the upstream sent
+   * more after it with no request outstanding (a confused or hostile
+   * upstream); parsing that as the next response would hand it to whoever
+   * sends next on this connection, so it is never reused.
+   */
+  private complete(extraBytes: boolean): void {
+    this.completed = false;
     const ex = this.ex;
     this.ex = null;
     this.uses++;
-    const reusable = this.keepAlive && !this.dead && !this.bodyOpen && !this.dedicated;
+    if (extraBytes) this.pool.unsolicited++;
+    const reusable = this.keepAlive && !this.dead && !this.bodyOpen && !extraBytes && !this.dedicated;
     if (reusable) this.pool.release(this);
     else this.pool.forget(this);
     ex?.onEnd(this.trailers);
@@ -162,10 +184,16 @@ export class UpstreamConnection implements Http1Handler {
   private readonly onData = (buf: Buffer): void => {
     if (this.ex === null) {
       // Bytes with no request outstanding: the upstream is confused; drop the connection.
+      this.pool.unsolicited++;
       this.destroy();
       return;
     }
     const n = this.parser.feed(buf, 0, buf.length);
+    if (this.completed) {
+      this.parser.resume();
+      this.complete(n < buf.length);
+      return;
+    }
     const e = this.parser.errno;
     if (e === Errno.PAUSED_UPGRADE && this.parser.statusCode === 101 && this.dedicated && this.ex?.onUpgrade !== undefined) {
       this.switchProtocols(buf.subarray(n));
@@ -179,24 +207,23 @@ export class UpstreamConnection implements Http1Handler {
     }
   };
 
+  private readonly onDrain = (): void => { this.onWritable?.(); };
+
   /** The 101 arrived: the socket leaves this connection for the exchange; the breaker slot is freed when it closes. */
   private switchProtocols(rest: Buffer): void {
     const ex = this.ex!;
     this.ex = null;
-    const s = this.socket;
-    s.pause();
-    s.off('data', this.onData);
-    s.off('end', this.onEndOfStream);
-    s.off('error', this.onSocketError);
-    s.off('close', this.onClose);
-    s.once('close', () => { this.dead = true; this.pool.forget(this); });
+    this.io.pause();
+    this.io.detach();
+    this.socket.once('close', () => { this.dead = true; this.pool.forget(this); });
     // Copied: the transport may reuse its buffer once this call returns.
-    ex.onUpgrade!(this.raw, s, Buffer.from(rest));
+    ex.onUpgrade!(this.raw, this.socket, Buffer.from(rest));
   }
 
   private readonly onEndOfStream = (): void => {
     if (this.ex !== null) {
       this.parser.finish(); // completes a read-until-close body
+      if (this.completed) { this.parser.resume(); this.complete(false); }
       if (this.ex !== null) {
         const ex = this.ex;
         this.ex = null;
@@ -238,6 +265,8 @@ export class HostPool {
   private readonly all = new Set<UpstreamConnection>();
   private readonly waiters: Waiter[] = [];
   private closed = false;
+  /** Connections dropped because the upstream sent bytes that answered no request. */
+  unsolicited = 0;
 
   constructor(readonly host: Host, private readonly transport: L7Transport, private readonly breakers: CircuitBreakers, private readonly opts: PoolOptions) {}
 
@@ -248,6 +277,7 @@ export class HostPool {
   acquire(now = performance.now()): Promise<UpstreamConnection> {
     while (this.idle.length > 0) {
       const c = this.idle.pop()!;
+      c.pooled = false;
       if (c.dead) continue;
       // Idle too long: the upstream may be about to close it; don't race it.
       if (this.opts.idleTimeoutMs > 0 && now - c.idleSince > this.opts.idleTimeoutMs) { this.forget(c); c.destroy(); continue; }
@@ -301,10 +331,12 @@ export class HostPool {
   /** A finished, reusable connection comes back. */
   release(c: UpstreamConnection): void {
     if (c.dead) { this.forget(c); return; }
+    if (c.pooled) return; // already idle: listing it twice would lend it to two requests at once
     const w = this.waiters.shift();
     if (w !== undefined) { this.breakers.releasePending(); w.resolve(c); return; }
     if (this.closed || this.idle.length >= this.opts.maxIdle) { this.forget(c); c.destroy(); return; }
     c.idleSince = performance.now();
+    c.pooled = true;
     this.idle.push(c);
   }
 
@@ -313,7 +345,7 @@ export class HostPool {
     if (!this.all.delete(c)) return;
     this.breakers.connectionClosed();
     const i = this.idle.indexOf(c);
-    if (i >= 0) this.idle.splice(i, 1);
+    if (i >= 0) { this.idle.splice(i, 1); c.pooled = false; }
     // A slot freed up: a waiter may open a new connection.
     const w = this.waiters.shift();
     if (w !== undefined) {

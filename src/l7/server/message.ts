@@ -187,6 +187,8 @@ export class ServerResponse extends EventEmitter {
   finished = false;
   /** @internal set by the connection once every byte is handed to the socket */ _done = false;
   /** @internal */ _close = false;
+  /** Bytes of this response handed to the connection so far: head, body and chunk framing (what the wire carries for it). */
+  wireBytes = 0;
   private readonly names: string[] = [];
   private readonly values: string[] = [];
   private chunkedOut = false;
@@ -219,7 +221,8 @@ export class ServerResponse extends EventEmitter {
   addHeader(name: string, value: string): this {
     if (this.headersSent) throw new HttpServerError('ERR_STRATA_HEADERS_SENT', 'headers already sent');
     if (!isToken(name)) throw new HttpServerError('ERR_STRATA_INVALID_HEADER', `invalid header name ${JSON.stringify(name)}`);
-    if (/[\r\n\0]/.test(value)) throw new HttpServerError('ERR_STRATA_INVALID_HEADER', `invalid value for header ${name}`);
+    // Heads go out as latin1 (as node:http's do): a char above U+00FF has no byte, so it is refused like CR/LF/NUL.
+    if (/[\r\n\0\u0100-\uffff]/.test(value)) throw new HttpServerError('ERR_STRATA_INVALID_HEADER', `invalid value for header ${name}`);
     this.names.push(name);
     this.values.push(value);
     return this;

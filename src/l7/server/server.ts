@@ -33,6 +33,7 @@ import type { Clock } from '../../util/clock.js';
 import { monotonicClock, wallClock } from '../../util/clock.js';
 import { Timer } from '../../stack/timers.js';
 import type { L7Listener, L7Socket, L7Transport } from '../transport/types.js';
+import { attachBytes, type ByteConn } from '../transport/bytes.js';
 import type { DecoderFactory, DecoderLimits, DecodeFailure, DecoderSink, RequestDecoder, RequestHead } from './decoder.js';
 import { DateCache } from './date.js';
 import { TimerDriver } from './timers.js';
@@ -119,16 +120,15 @@ class Connection implements DecoderSink, ExchangeOwner {
   private upgradeReq: ServerRequest | null = null;
   private upgradeRest: Buffer | null = null;
 
+  /** The socket's bytes (src/l7/transport/bytes.ts): every read and write of this connection goes through it. */
+  private readonly io: ByteConn;
+
   constructor(readonly server: HttpServer, readonly socket: L7Socket) {
     this.remoteAddress = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
     this.decoder = server.decoderFactory(this, server.limits);
     this.timer = new Timer(this.onTimer);
-    socket.on('data', this.onData);
-    socket.on('end', this.onPeerEnd);
-    socket.on('error', this.onSocketError);
-    socket.on('close', this.onClose);
-    socket.on('drain', this.onDrain);
+    this.io = attachBytes(socket, { onData: this.onData, onEnd: this.onPeerEnd, onError: this.onSocketError, onClose: this.onClose, onDrain: this.onDrain });
     this.armIdle();
   }
 
@@ -208,7 +208,7 @@ class Connection implements DecoderSink, ExchangeOwner {
     }
     if (this.queue.length >= this.server.maxPipelined && !this.readPausedPipeline) {
       this.readPausedPipeline = true;
-      this.socket.pause();
+      this.io.pause();
     }
     this.server.dispatch(req, res);
   }
@@ -242,7 +242,7 @@ class Connection implements DecoderSink, ExchangeOwner {
   onUpgrade(rest: Buffer): boolean {
     if (this.upgradeReq === null) return false;
     this.upgradeRest = rest;
-    this.socket.pause();
+    this.io.pause();
     return true;
   }
 
@@ -260,13 +260,10 @@ class Connection implements DecoderSink, ExchangeOwner {
     // dead: nothing of this Connection acts on the socket again (timers, uncork, close()).
     this.dead = true;
     this.server.timers.cancel(this.timer);
-    const s = this.socket;
-    s.off('data', this.onData);
-    s.off('end', this.onPeerEnd);
-    s.off('error', this.onSocketError);
-    s.off('close', this.onClose);
-    s.off('drain', this.onDrain);
-    if (this.corked) { this.corked = false; s.uncork(); }
+    if (this.corked) { this.corked = false; this.io.uncork(); }
+    // The socket goes back to being a plain Duplex, paused, for the taker.
+    this.io.detach();
+    this.socket.pause();
     this.server.connectionUpgraded(this, req, rest);
   };
 
@@ -277,11 +274,11 @@ class Connection implements DecoderSink, ExchangeOwner {
   }
 
   private pauseForBody(): void {
-    if (!this.readPausedBody) { this.readPausedBody = true; this.socket.pause(); }
+    if (!this.readPausedBody) { this.readPausedBody = true; this.io.pause(); }
   }
 
   private maybeResume(): void {
-    if (!this.readPausedBody && !this.readPausedPipeline && !this.dead) this.socket.resume();
+    if (!this.readPausedBody && !this.readPausedPipeline && !this.dead) this.io.resume();
   }
 
   wantBody(req: ServerRequest): void {
@@ -309,6 +306,7 @@ class Connection implements DecoderSink, ExchangeOwner {
 
   output(res: ServerResponse, chunk: Buffer | string, last: boolean): boolean {
     if (this.dead) return false;
+    res.wireBytes += chunk.length; // strings are latin1 on the wire: one byte per char
     let ok = true;
     if (this.queue[0] === res) {
       // Several pieces of one response in one tick (head, body, last chunk)
@@ -316,10 +314,10 @@ class Connection implements DecoderSink, ExchangeOwner {
       // (sendFixed, end() of a bodiless one) is written directly.
       if (!last && !this.corked) {
         this.corked = true;
-        this.socket.cork();
+        this.io.cork();
         process.nextTick(this.uncork);
       }
-      if (chunk.length > 0) ok = this.socket.write(chunk);
+      if (chunk.length > 0) ok = this.io.write(chunk);
       if (!ok) this.waitingDrain = true;
     } else {
       let h = this.held.get(res);
@@ -353,9 +351,9 @@ class Connection implements DecoderSink, ExchangeOwner {
         const h = this.held.get(next);
         if (h !== undefined) {
           this.held.delete(next);
-          if (h.length > 1) this.socket.cork();
-          for (const c of h) if (!this.socket.write(c)) this.waitingDrain = true;
-          if (h.length > 1) this.socket.uncork();
+          if (h.length > 1) this.io.cork();
+          for (const c of h) if (!this.io.write(c)) this.waitingDrain = true;
+          if (h.length > 1) this.io.uncork();
         }
         if (!this.waitingDrain) next.emit('drain');
       }
@@ -374,7 +372,7 @@ class Connection implements DecoderSink, ExchangeOwner {
   private corked = false;
   private readonly uncork = (): void => {
     this.corked = false;
-    if (!this.dead) this.socket.uncork();
+    if (!this.dead) this.io.uncork();
   };
 
   private readonly onDrain = (): void => {
@@ -412,7 +410,7 @@ class Connection implements DecoderSink, ExchangeOwner {
     this.server.timers.cancel(this.timer);
     const head = `${statusLine(f.status)}Content-Type: text/plain\r\nContent-Length: ${f.reason.length + 1}\r\nConnection: close\r\n${this.dateLine().toString('latin1')}\r\n${f.reason}\n`;
     if (this.queue.length === 0) {
-      this.socket.write(head);
+      this.io.write(head);
       this.shutdown();
     } else {
       // Answer in order: after every response already owed.
@@ -446,7 +444,7 @@ class Connection implements DecoderSink, ExchangeOwner {
     const req = this.current;
     if (req !== null && req._body !== null) req._body.destroy(new HttpServerError('ERR_STRATA_REQUEST_TIMEOUT', 'request timed out'));
     if (this.queue.length === 0) {
-      this.socket.write(`${statusLine(408)}Content-Length: 0\r\nConnection: close\r\n${this.dateLine().toString('latin1')}\r\n`);
+      this.io.write(`${statusLine(408)}Content-Length: 0\r\nConnection: close\r\n${this.dateLine().toString('latin1')}\r\n`);
       this.shutdown();
     } else this.destroy();
   }
@@ -461,7 +459,7 @@ class Connection implements DecoderSink, ExchangeOwner {
     if (this.dead) return;
     this.closing = true;
     this.server.timers.cancel(this.timer);
-    this.socket.end();
+    this.io.end();
     // A peer that never closes its side is not allowed to hold the socket.
     this.phase = Phase.IDLE;
     this.server.timers.arm(this.timer, this.server.timers.now() + Math.min(this.server.keepAliveTimeoutMs, 2000));
@@ -477,7 +475,7 @@ class Connection implements DecoderSink, ExchangeOwner {
     if (this.dead) return;
     this.dead = true;
     this.server.timers.cancel(this.timer);
-    this.socket.destroy();
+    this.io.destroy();
   }
 
   private readonly onPeerEnd = (): void => {
@@ -636,9 +634,12 @@ export class HttpServer {
    */
   async close(): Promise<void> {
     this.closingAll = true;
-    // Stop accepting. Not awaited: node:net's close() also waits for the
-    // connections handed to onUpgrade, which are not ours; ours are waited for below.
-    for (const l of this.listeners.splice(0)) l.close().then(undefined, () => { /* nothing left to stop */ });
+    // The listeners stop accepting now; node:net's close() settles only once
+    // every connection it accepted is gone, so it is awaited after those are
+    // closed, not before (idle keep-alive ones would hold it until their
+    // idle timeout), and not at all once a connection went to onUpgrade:
+    // those are not ours, and may outlive the server.
+    const stopped = Promise.all(this.listeners.splice(0).map((l) => l.close()));
     for (const c of this.conns) { c.closing = true; c.closeIfIdle(); }
     if (this.conns.size > 0) {
       await new Promise<void>((resolve) => {
@@ -647,6 +648,8 @@ export class HttpServer {
         this.drained = () => { clearTimeout(t); resolve(); };
       });
     }
+    if (this.stats.upgrades === 0) await stopped;
+    else stopped.then(undefined, () => { /* nothing left to stop */ });
     this.timers.stop();
   }
 }

@@ -45,7 +45,9 @@ class TakenConnection implements ExchangeOwner {
   mustClose(): boolean { return true; }
 
   output(res: ServerResponse, chunk: Buffer | string, last: boolean): boolean {
-    const ok = chunk.length > 0 ? this.socket.write(chunk) : true;
+    res.wireBytes += chunk.length;
+    // Heads are latin1 on the wire, one byte per char (as the server writes them).
+    const ok = chunk.length === 0 ? true : typeof chunk === 'string' ? this.socket.write(chunk, 'latin1') : this.socket.write(chunk);
     if (last) {
       res._done = true;
       this.res?._settle(false);
@@ -97,11 +99,12 @@ export class UpgradeResponse extends ServerResponse {
     this.socket.off('close', this.onSocketClose);
     this.socket.off('drain', this.onSocketDrain);
     this.socket.off('error', noop);
-    this.socket.write(statusHead);
+    this.wireBytes += statusHead.length;
+    this.socket.write(statusHead, 'latin1');
     return this.socket;
   }
 
-  /** The tunnel is over: 'finish' when it ended cleanly, else 'close'. */
+  /** The tunnel is over: 'finish' when it ended cleanly, else 'close'. Count bytes sent to the client in wireBytes before. */
   tunnelDone(clean: boolean): void {
     this._done = true;
     this._settle(!clean);

@@ -28,6 +28,7 @@ export function registerConntrackMetrics(reg: Registry, ct: Conntrack): void {
   reg.counterFunc('strata_conntrack_deletes_total', 'Conntrack entries removed on request.', () => s.deletes, labels);
   reg.counterFunc('strata_conntrack_evictions_total', 'Live conntrack entries evicted because the table was full.', () => s.evictions, labels);
   reg.counterFunc('strata_conntrack_expirations_total', 'Conntrack entries removed after their timeout.', () => s.expirations, labels);
+  reg.counterFunc('strata_conntrack_unreplied_expirations_total', 'Conntrack entries that timed out without ever seeing a reply.', () => s.unrepliedExpirations, labels);
   reg.counterFunc('strata_conntrack_reopened_total', 'Conntrack entries replaced by a new connection on the same tuple.', () => s.reopened, labels);
   reg.counterFunc('strata_conntrack_untracked_total', 'Packets conntrack passed without an entry.', () => s.untracked, labels);
   reg.counterFunc('strata_conntrack_dropped_total', 'Packets conntrack told the caller to drop.', () => s.dropped, labels);

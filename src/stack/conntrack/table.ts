@@ -27,24 +27,28 @@
 // drawn from a random seed: 3-independent and keyed, so a remote sender who
 // does not know the tables cannot aim flows at one probe chain.
 //
-// Expiry: no timer per entry. Every state maps to one of four timeout
-// classes (SYN, ESTABLISHED, CLOSING, OTHER), and each class keeps its
-// entries in an intrusive list ordered by last-seen. Since all entries of a
-// class share one timeout, that order is also expiry order: expire(now)
-// pops heads until the head is live, exactly and in O(expired), and
-// nextExpiry() is the minimum of four heads. Refreshing an entry on a packet
-// moves it to its class's tail (a few typed-array writes), which is cheaper
-// than re-arming a wheel timer per packet. Lookups also expire lazily: an
-// expired entry found by a lookup is removed and the packet starts afresh.
-// The poll loop arms one wheel timer at nextExpiry() and calls expire().
+// Expiry: no timer per entry. Every entry maps to one of five timeout
+// classes (SYN, ESTABLISHED, CLOSING, OTHER by its state, and UNREPLIED for
+// a TCP entry that has seen no reply yet and whose state's timeout is longer
+// than tcpUnreplied), and each class keeps its entries in an intrusive list
+// ordered by last-seen. Since all entries of a class share one timeout, that
+// order is also expiry order: expire(now) pops heads until the head is live,
+// exactly and in O(expired), and nextExpiry() is the minimum of the heads.
+// Refreshing an entry on a packet moves it to its class's tail (a few
+// typed-array writes), which is cheaper than re-arming a wheel timer per
+// packet; a reply moves an UNREPLIED entry to its state's class the same
+// way. Lookups also expire lazily: an expired entry found by a lookup is
+// removed and the packet starts afresh. The poll loop arms one wheel timer
+// at nextExpiry() and calls expire().
 //
 // Eviction when full: an expired entry first (counted as an expiration),
-// else the live entry nearest to its expiry among the four class heads
-// (counted as an eviction). Within one class that is exactly the least
-// recently seen entry; across classes it prefers half-open SYNs, UDP and
-// closing flows over established ones, so a SYN or UDP flood cannot flush
-// established flows (the aim of Linux's early_drop). `evict: 'lru'` picks
-// the least recently seen entry of any class instead.
+// else the live entry nearest to its expiry among the class heads (counted
+// as an eviction). Within one class that is exactly the least recently seen
+// entry; across classes it prefers half-open SYNs, unanswered pickups, UDP
+// and closing flows over established ones, so a SYN, ACK or UDP flood cannot
+// flush established flows (the aim of Linux's early_drop, which spares
+// ASSURED entries). `evict: 'lru'` picks the least recently seen entry of
+// any class instead.
 
 import { randomBytes } from 'node:crypto';
 import { CT_RESULT, IPPROTO } from '../registration.js';
@@ -53,15 +57,18 @@ import { ReasonCounter } from '../../obs/metrics.js';
 import { EventPublisher } from '../../obs/events.js';
 import { Prng } from '../../util/prng.js';
 import {
-  CT_CLASS, CT_END, CT_END_NAMES, CT_HOOK, CT_INVALID, CT_INVALID_NAMES, CT_STATE, CT_STATE_NAMES, CT_UNTRACKED,
-  CtPacket, DEFAULT_TIMEOUTS, TCPF, type CtInvalidReason, type CtStateName, type CtTimeouts,
+  CT_CLASS, CT_CLASS_COUNT, CT_CLASS_NAMES, CT_END, CT_END_NAMES, CT_HOOK, CT_INVALID, CT_INVALID_NAMES, CT_STATE, CT_STATE_NAMES,
+  CT_UNTRACKED, CtPacket, DEFAULT_TIMEOUTS, TCPF, type CtClassName, type CtInvalidReason, type CtStateName, type CtTimeouts,
 } from './types.js';
 import { TCP_EV, TCP_IGNORE, TCP_INVALID_BASE, TCP_REOPEN, TcpStreams, tcpEvent, tcpValidFlags } from './tcp.js';
 
 export interface ConntrackOptions {
   /** Most entries held. Default 65536. */
   maxEntries?: number;
-  /** Idle timeouts in ms; missing ones take Cilium's defaults. */
+  /**
+   * Idle timeouts in ms; missing ones take the defaults (DEFAULT_TIMEOUTS).
+   * Each must be a finite number > 0; an unknown name is an error.
+   */
   timeouts?: Partial<CtTimeouts>;
   /** Pick up TCP connections mid-stream from a bare ACK (netfilter's tcp_loose). Default true. */
   loose?: boolean;
@@ -97,6 +104,8 @@ export class ConntrackStats {
   deletes = 0;
   evictions = 0;
   expirations = 0;
+  /** Of `expirations`: entries that never saw a packet in the reply direction (unanswered SYNs and pickups, one-way UDP). */
+  unrepliedExpirations = 0;
   /** Entries replaced by a new connection on the same tuple (SYN in TIME_WAIT/CLOSE). */
   reopened = 0;
   /** Packets returned CT_UNTRACKED. */
@@ -120,12 +129,15 @@ export interface CtEntryInfo {
   result: number;
   /** CT_HOOK of the packet that created the entry. */
   origin: number;
+  /** A packet was accepted in the reply direction (netfilter's IPS_SEEN_REPLY). */
   replied: boolean;
   denied: boolean;
   pickedUp: boolean;
   firstSeen: number;
   lastSeen: number;
   expiresAt: number;
+  /** The timeout class in force: 'unreplied' while a TCP entry's timeout is capped by tcpUnreplied. */
+  timeoutClass: CtClassName;
   packets: [original: number, reply: number];
   bytes: [original: number, reply: number];
   flowId: number;
@@ -163,6 +175,7 @@ export class CtEntryView {
   get firstSeen(): number { return this.t.f64[this.index * 16 + 10]!; }
   get lastSeen(): number { return this.t.f64[this.index * 16 + 5]!; }
   get expiresAt(): number { return this.t.f64[this.index * 16 + 4]!; }
+  get timeoutClass(): CtClassName { return CT_CLASS_NAMES[this.t.u8[this.index * 128 + 15]!]!; }
   packets(dir: number): number { return this.t.f64[this.index * 16 + 6 + dir]!; }
   bytes(dir: number): number { return this.t.f64[this.index * 16 + 8 + dir]!; }
   get flowId(): number { return this.t.f64[this.index * 16 + 12]!; }
@@ -207,8 +220,8 @@ export class Conntrack {
   /** @internal */ readonly i32: Int32Array;
   /** @internal */ readonly f64: Float64Array;
   /** @internal */ readonly eUser: unknown[];
-  private readonly classHead = new Int32Array(4).fill(-1);
-  private readonly classTail = new Int32Array(4).fill(-1);
+  private readonly classHead = new Int32Array(CT_CLASS_COUNT).fill(-1);
+  private readonly classTail = new Int32Array(CT_CLASS_COUNT).fill(-1);
   private readonly free: Int32Array;
   private freeTop: number;
   private count = 0;
@@ -229,9 +242,13 @@ export class Conntrack {
     if (!Number.isInteger(max) || max < 1 || max > 1 << 24) throw new InvalidArgumentError('conntrack maxEntries must be an integer in [1, 2^24]');
     this.maxEntries = max;
     const t = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
-    for (const [k, v] of Object.entries(t)) if (!(v > 0)) throw new InvalidArgumentError(`conntrack timeout ${k} must be > 0 ms`);
+    for (const [k, v] of Object.entries(t)) {
+      if (!Object.hasOwn(DEFAULT_TIMEOUTS, k)) throw new InvalidArgumentError(`unknown conntrack timeout ${JSON.stringify(k)} (known: ${Object.keys(DEFAULT_TIMEOUTS).join(', ')})`);
+      if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new InvalidArgumentError(`conntrack timeout ${k} must be a finite number of ms > 0, got ${String(v)}`);
+    }
     this.timeouts = Object.freeze(t);
-    this.classTimeout = Float64Array.from([t.tcpSyn, t.tcpEstablished, t.tcpClosing, t.other]);
+    // Indexed by CT_CLASS.
+    this.classTimeout = Float64Array.from([t.tcpSyn, t.tcpEstablished, t.tcpClosing, t.other, t.tcpUnreplied]);
     this.loose = opts.loose ?? true;
     this.liberal = opts.liberal ?? false;
     this.dropInvalid = opts.dropInvalid ?? false;
@@ -337,9 +354,15 @@ export class Conntrack {
   private classOf(i: number): number {
     const st = this.u8[i * 128 + 13]!;
     if (this.u8[i * 128 + 12] !== IPPROTO.TCP) return CT_CLASS.OTHER;
-    if (st === CT_STATE.ESTABLISHED) return CT_CLASS.ESTABLISHED;
-    if (st === CT_STATE.SYN_SENT || st === CT_STATE.SYN_RECV || st === CT_STATE.SYN_SENT2) return CT_CLASS.SYN;
-    return CT_CLASS.CLOSING;
+    const c = st === CT_STATE.ESTABLISHED ? CT_CLASS.ESTABLISHED
+      : st === CT_STATE.SYN_SENT || st === CT_STATE.SYN_RECV || st === CT_STATE.SYN_SENT2 ? CT_CLASS.SYN
+        : CT_CLASS.CLOSING;
+    // Until a reply is seen, the timeout is min(state's, tcpUnreplied): see
+    // CtTimeouts.tcpUnreplied for why and where the rule comes from. The
+    // reply that sets EF.REPLIED is followed by refresh(), which moves the
+    // entry back to its state's class.
+    if (!(this.u8[i * 128 + 14]! & EF.REPLIED) && this.classTimeout[c]! > this.classTimeout[CT_CLASS.UNREPLIED]!) return CT_CLASS.UNREPLIED;
+    return c;
   }
 
   private unlinkClass(i: number): void {
@@ -404,17 +427,16 @@ export class Conntrack {
     if (this.freeTop === 0) {
       let best = -1;
       let bestKey = Infinity;
-      for (let c = 0; c < 4; c++) {
+      for (let c = 0; c < CT_CLASS_COUNT; c++) {
         const h = this.classHead[c]!;
         if (h >= 0 && this.f64[h * 16 + 4]! < bestKey) { best = h; bestKey = this.f64[h * 16 + 4]!; }
       }
       if (bestKey <= now) {
-        this.stats.expirations++;
-        this.remove(best, CT_END.EXPIRED);
+        this.expireEntry(best);
       } else {
         if (this.evictLru) {
           bestKey = Infinity;
-          for (let c = 0; c < 4; c++) {
+          for (let c = 0; c < CT_CLASS_COUNT; c++) {
             const h = this.classHead[c]!;
             if (h >= 0 && this.f64[h * 16 + 5]! < bestKey) { best = h; bestKey = this.f64[h * 16 + 5]!; }
           }
@@ -424,6 +446,13 @@ export class Conntrack {
       }
     }
     return this.free[--this.freeTop]!;
+  }
+
+  /** Removes entry i, which is past its timeout, and counts it. */
+  private expireEntry(i: number): void {
+    this.stats.expirations++;
+    if (!(this.u8[i * 128 + 14]! & EF.REPLIED)) this.stats.unrepliedExpirations++;
+    this.remove(i, CT_END.EXPIRED);
   }
 
   private remove(i: number, cause: number): void {
@@ -545,8 +574,7 @@ export class Conntrack {
     this.stats.lookups++;
     let k = this.find(proto, p.src, p.dst, p.sport, p.dport);
     if (k >= 0 && this.f64[(k >> 1) * 16 + 4]! <= now) {
-      this.stats.expirations++;
-      this.remove(k >> 1, CT_END.EXPIRED);
+      this.expireEntry(k >> 1);
       k = -1;
     }
     if (k < 0) {
@@ -628,7 +656,7 @@ export class Conntrack {
     this.f64[i * 16 + 12] = 0;
     this.insertKey(i << 1, this.hash(proto, p.src, p.dst, p.sport, p.dport));
     this.insertKey((i << 1) | 1, this.hash(proto, p.dst, p.src, p.dport, p.sport));
-        this.appendClass(i, this.classOf(i));
+    this.appendClass(i, this.classOf(i));
     this.count++;
     this.stats.inserts++;
     this.lastIndex = i;
@@ -693,10 +721,9 @@ export class Conntrack {
   expire(now: number, budget = Infinity): number {
     if (now > this.clock) this.clock = now;
     let n = 0;
-    for (let c = 0; c < 4; c++) {
+    for (let c = 0; c < CT_CLASS_COUNT; c++) {
       for (let h = this.classHead[c]!; h >= 0 && this.f64[h * 16 + 4]! <= now && n < budget; h = this.classHead[c]!) {
-        this.stats.expirations++;
-        this.remove(h, CT_END.EXPIRED);
+        this.expireEntry(h);
         n++;
       }
     }
@@ -706,7 +733,7 @@ export class Conntrack {
   /** When the next entry expires (ms), or undefined when the table is empty. */
   nextExpiry(): number | undefined {
     let best = Infinity;
-    for (let c = 0; c < 4; c++) {
+    for (let c = 0; c < CT_CLASS_COUNT; c++) {
       const h = this.classHead[c]!;
       if (h >= 0 && this.f64[h * 16 + 4]! < best) best = this.f64[h * 16 + 4]!;
     }
@@ -747,7 +774,7 @@ export class Conntrack {
     this.policy = policy;
     const p = new CtPacket();
     let denied = 0;
-    for (let c = 0; c < 4; c++) {
+    for (let c = 0; c < CT_CLASS_COUNT; c++) {
       for (let i = this.classHead[c]!; i >= 0; i = this.i32[i * 32 + 5]!) {
         p.proto = this.u8[i * 128 + 12]!;
         p.src = this.u32[i * 32 + 0]!;
@@ -811,7 +838,7 @@ export class Conntrack {
 
   /** Removes every entry. */
   clear(): void {
-    for (let c = 0; c < 4; c++) {
+    for (let c = 0; c < CT_CLASS_COUNT; c++) {
       for (let h = this.classHead[c]!; h >= 0; h = this.classHead[c]!) { this.stats.deletes++; this.remove(h, CT_END.CLEARED); }
     }
   }
@@ -825,7 +852,7 @@ export class Conntrack {
    */
   forEach(fn: (e: CtEntryView) => void): void {
     const v = new CtEntryView(this);
-    for (let c = 0; c < 4; c++) {
+    for (let c = 0; c < CT_CLASS_COUNT; c++) {
       for (let h = this.classHead[c]!; h >= 0; h = this.i32[h * 32 + 5]!) { v.index = h; fn(v); }
     }
   }
@@ -833,7 +860,7 @@ export class Conntrack {
   /** Iterates entries as one re-pointed view (see forEach). */
   *entries(): IterableIterator<CtEntryView> {
     const v = new CtEntryView(this);
-    for (let c = 0; c < 4; c++) {
+    for (let c = 0; c < CT_CLASS_COUNT; c++) {
       for (let h = this.classHead[c]!; h >= 0; h = this.i32[h * 32 + 5]!) { v.index = h; yield v; }
     }
   }
@@ -865,6 +892,7 @@ export class Conntrack {
       firstSeen: this.f64[i * 16 + 10]!,
       lastSeen: this.f64[i * 16 + 5]!,
       expiresAt: this.f64[i * 16 + 4]!,
+      timeoutClass: CT_CLASS_NAMES[this.u8[i * 128 + 15]!]!,
       packets: [this.f64[i * 16 + 6]!, this.f64[i * 16 + 6 + 1]!],
       bytes: [this.f64[i * 16 + 8]!, this.f64[i * 16 + 8 + 1]!],
       flowId: this.f64[i * 16 + 12]!,

@@ -67,8 +67,15 @@ export type CtInvalidReason = (typeof CT_INVALID_NAMES)[number];
 export const CT_END = { EXPIRED: 0, EVICTED: 1, DELETED: 2, REPLACED: 3, CLEARED: 4 } as const;
 export const CT_END_NAMES = ['expired', 'evicted', 'deleted', 'replaced', 'cleared'] as const;
 
-/** Timeout classes: every state maps to one. */
-export const CT_CLASS = { SYN: 0, ESTABLISHED: 1, CLOSING: 2, OTHER: 3 } as const;
+/**
+ * Timeout classes: every entry maps to one, by its state and, for TCP,
+ * whether it has seen a reply (UNREPLIED, see CtTimeouts.tcpUnreplied).
+ */
+export const CT_CLASS = { SYN: 0, ESTABLISHED: 1, CLOSING: 2, OTHER: 3, UNREPLIED: 4 } as const;
+export const CT_CLASS_NAMES = ['syn', 'established', 'closing', 'other', 'unreplied'] as const;
+export type CtClassName = (typeof CT_CLASS_NAMES)[number];
+/** How many timeout classes there are (the table keeps one expiry list per class). */
+export const CT_CLASS_COUNT = CT_CLASS_NAMES.length;
 
 /** Timeouts in milliseconds of idle time (since the last accepted packet). */
 export interface CtTimeouts {
@@ -80,6 +87,30 @@ export interface CtTimeouts {
   tcpClosing: number;
   /** UDP, ICMP and other non-TCP flows. Cilium: 60 s. */
   other: number;
+  /**
+   * The most a TCP entry lives while no packet has been accepted in its
+   * reply direction: its timeout is min(its state's timeout, tcpUnreplied)
+   * until the first reply, then its state's timeout alone. Default 60 s.
+   *
+   * Why: with loose pickup a bare ACK creates an ESTABLISHED entry, so a
+   * late duplicate of a closed connection's last ACK, or one spoofed ACK,
+   * would otherwise hold an entry for tcpEstablished (6 h), and an ACK flood
+   * would fill the table with such entries.
+   *
+   * The rule is netfilter's (nf_conntrack_proto_tcp.c, nf_conntrack_tcp_packet():
+   * an ESTABLISHED entry without IPS_SEEN_REPLY gets
+   * min(timeout, nf_conntrack_tcp_timeout_unacknowledged)), keyed on a reply
+   * as there, applied to every TCP state rather than ESTABLISHED alone (the
+   * other states' defaults are no longer than 60 s, so only ESTABLISHED
+   * differs unless timeouts are configured). Not Cilium's: Cilium gives
+   * CT_SYN_TIMEOUT only until a non-SYN packet is seen in either direction
+   * (bpf/lib/conntrack.h ct_update_timeout(), `seen_non_syn`, cilium PR
+   * 3238), which the bare ACK at issue already is. The value is Cilium's
+   * 60 s for TCP entries that were never answered (its CT_SYN_TIMEOUT, the
+   * same as tcpSyn here), not Linux's 300 s (unacknowledged), in keeping
+   * with the other defaults of this table.
+   */
+  tcpUnreplied: number;
 }
 
 export const DEFAULT_TIMEOUTS: Readonly<CtTimeouts> = {
@@ -87,6 +118,7 @@ export const DEFAULT_TIMEOUTS: Readonly<CtTimeouts> = {
   tcpEstablished: 21_600_000,
   tcpClosing: 10_000,
   other: 60_000,
+  tcpUnreplied: 60_000,
 };
 
 /** TCP header flag bits. */

@@ -76,6 +76,8 @@ export interface TcpInfo {
 const MAX_OOO = 32; // out-of-order ranges kept; beyond that new islands are dropped and counted
 const MAX_SB = 64; // SACK scoreboard ranges
 const SYNCHRONIZED = 1;
+/** RFC 6298 §5.7: the RTO data transmission starts with after a SYN or SYN-ACK timed out (Linux: TCP_TIMEOUT_FALLBACK). */
+const RTO_SYN_FALLBACK = 3000;
 
 let nextId = 1;
 const optsOut = new TcpOptionsOut();
@@ -141,6 +143,8 @@ export class TcpConnection implements CcState {
   private rttSeq = 0;
   private rttTime = -1;
   private retries = 0;
+  /** The retransmission timer expired during the handshake (RFC 6298 §5.7). */
+  private synTimedOut = false;
   // --- congestion
   cwnd = 0;
   ssthresh = 0x7fffffff;
@@ -448,7 +452,7 @@ export class TcpConnection implements CcState {
             this.sndWl1 = seg.seq;
             this.sndWl2 = seg.ack;
             this.retries = 0;
-            this.rto = this.computeRto();
+            this.rto = this.rtoAtDataStart();
             this.tcp.timers.cancel(this.rtxTimer);
             this.ackNow = true;
             this.setState('ESTABLISHED', now);
@@ -539,10 +543,13 @@ export class TcpConnection implements CcState {
         this.ackNow = true;
         // Still take a window update / ACK from a probe's answer? No: §3.10.7.4 drops it.
         if (this.state === 'SYN-RECEIVED' && (f & FLAG.SYN) && seg.seq === this.irs) {
-          // Retransmitted SYN: resend our SYN,ACK.
+          // Retransmitted SYN: resend our SYN,ACK. Its ACK may answer either
+          // copy, so it gives no RTT sample (Karn, RFC 6298 §3); timestamps
+          // still can. No timer expired, so this alone is not §5.7's case.
           this.ackNow = false;
           this.sndNxt = this.iss;
           this.sendSyn(now);
+          this.rttTime = -1;
         }
       }
       this.tcp.drop('OUT_OF_WINDOW');
@@ -612,7 +619,7 @@ export class TcpConnection implements CcState {
         this.rttTime = -1;
         this.sndUna = seg.ack;
         this.retries = 0;
-        this.rto = this.computeRto();
+        this.rto = this.rtoAtDataStart();
         this.tcp.timers.cancel(this.rtxTimer);
         // A FIN queued by close() during SYN-RECEIVED already moved us to FIN-WAIT-1.
         this.setState('ESTABLISHED', now);
@@ -747,7 +754,12 @@ export class TcpConnection implements CcState {
       if (seqLt(this.highRxt, ack)) this.highRxt = ack;
       this.sbTrim();
       this.retries = 0;
-      this.rto = this.computeRto();
+      // RFC 6298 §2.3/§5: the RTO is recomputed from a new RTT measurement
+      // only. An ACK without one (Karn: it covers retransmitted data) keeps
+      // the backed-off RTO of §5.5 and the 3 s of §5.7 ("once a new RTT
+      // measurement is obtained ... [the RTO may] collapse back down"), as
+      // Linux does (icsk_rto changes only in tcp_set_rto() on a sample).
+      if (rtt >= 0) this.rto = this.computeRto();
       this.dupAcks = 0;
       if (this.inRecovery) {
         if (seqGe(ack, this.recoveryPoint)) {
@@ -1393,6 +1405,42 @@ export class TcpConnection implements CcState {
     return Math.min(Math.max(r, this.cfg.rtoMin), this.cfg.rtoMax);
   }
 
+  /**
+   * The RTO data transmission begins with, when the handshake completes.
+   *
+   * RFC 6298 §5.7: if the timer expired while we awaited the ACK of our SYN
+   * (active open) or SYN-ACK (passive open), and the RTO in use is below
+   * 3 s, the RTO MUST be re-initialised to 3 s when data transmission
+   * begins. The 1 s initial RTO of §2.1 relies on this fallback: a path
+   * whose RTT exceeds 1 s shows up as a "lost" SYN, and its data must not
+   * then be retransmitted every second. The RTO in use is the one computed
+   * here, from the handshake's RTT sample if there is one, else rtoInitial;
+   * the handshake's backoff is not carried into data transmission.
+   *
+   * RTT samples: under Karn's rule (§3) an ACK of a retransmitted SYN gives
+   * none, so without timestamps the RTO here is rtoInitial (1 s) and 3 s
+   * applies. With timestamps the SYN-ACK (or final ACK) echoes the TSval of
+   * the copy it answers, so the handshake does give a valid sample (RFC
+   * 6298 §3, RFC 7323 §4). It seeds SRTT and RTTVAR, but §5.7 makes no
+   * exception for it, so the RTO is raised to 3 s all the same. The first
+   * RTT sample from data recomputes the RTO (processAck()): the fallback
+   * lasts until data is first acknowledged, longer only if that is lost.
+   *
+   * Linux differs (tcp_init_transfer() -> tcp_init_metrics(),
+   * net/ipv4/tcp_metrics.c): it keys on the sample, not on the timer. When
+   * the handshake completes with srtt still 0 it sets icsk_rto to
+   * TCP_TIMEOUT_FALLBACK (3 s), replacing even a larger backed-off or
+   * initial RTO; with a timestamp sample it keeps the computed RTO after a
+   * lost SYN; and it falls back where no timer expired but no sample exists
+   * (SYN cookies, a SYN-ACK resent for a retransmitted SYN). Here those last
+   * cases start with rtoInitial.
+   */
+  private rtoAtDataStart(): number {
+    const r = this.computeRto();
+    if (!this.synTimedOut || r >= RTO_SYN_FALLBACK) return r;
+    return Math.min(RTO_SYN_FALLBACK, this.cfg.rtoMax);
+  }
+
   private onRtxTimer(now: number): void {
     switch (this.state) {
       case 'SYN-SENT':
@@ -1406,8 +1454,11 @@ export class TcpConnection implements CcState {
         this.retries++;
         this.rtoExpirations++;
         this.retransmits++;
-        this.rttTime = -1;
-        // RFC 6298 §5.7: if the SYN was lost, the RTO after the handshake is 3 s; we keep the backed-off value.
+        this.rttTime = -1; // Karn: the retransmitted SYN is not timed
+        // RFC 6298 §5.5-5.6: back off, and sendSyn() restarts the timer with
+        // the doubled RTO. §5.7 then applies when the handshake completes
+        // (rtoAtDataStart()).
+        this.synTimedOut = true;
         this.rto = Math.min(this.rto * 2, this.cfg.rtoMax);
         this.sndNxt = this.iss;
         this.sendSyn(now);

@@ -8,8 +8,18 @@
 //   - send: _write's callback runs only once the chunk is wholly inside the
 //     send ring, so writable.write() returns false exactly when the ring and
 //     the stream's highWaterMark are full.
-// The stream layer copies once per chunk (ring -> Buffer); L7's fast path
-// uses the TcpHandler interface on TcpConnection directly instead.
+// The stream layer copies once per chunk (ring -> Buffer).
+//
+// Direct mode (attachReceiver) is L7's fast path: the same socket without the
+// stream machinery in between. Received bytes are handed to a SocketReceiver
+// by plain calls (still one copy out of the ring, into a Buffer the receiver
+// may keep), and writeDirect() copies straight into the send ring: no
+// Writable state, no callback per write, no nextTick. The stack sends what
+// was written when it flushes, so writes in one tick leave together without
+// cork(). 'close' is still emitted, so observers of the socket keep working;
+// 'data', 'end' and 'error' go to the receiver instead. detachReceiver()
+// hands the socket back to the stream (an upgraded connection given to a
+// tunnel), queued direct writes first.
 //
 // Errors carry node's errno codes (ECONNRESET, ECONNREFUSED, ETIMEDOUT …) and
 // destroy the stream; nothing is thrown into the event loop.
@@ -33,6 +43,25 @@ export interface TcpSocketOptions {
 
 export interface AddressInfo { address: string; family: 'IPv4'; port: number }
 
+/** The receiving side of a socket in direct mode (see the top of this file). */
+export interface SocketReceiver {
+  /** Received bytes, in a fresh Buffer the receiver may keep. */
+  onData(chunk: Buffer): void;
+  /** The peer's FIN, after every byte before it. */
+  onEnd(): void;
+  /** The send buffer took everything writeDirect() had to queue. */
+  onDrain(): void;
+  /** The connection failed (reset, timeout, …); 'close' follows. */
+  onError(err: Error): void;
+}
+
+/** Strings written directly are header text: latin1, one byte per char (as node:http writes heads). */
+let scratch = Buffer.allocUnsafe(4096);
+function latin1Into(s: string): number {
+  if (s.length > scratch.length) scratch = Buffer.allocUnsafe(Math.max(s.length, scratch.length * 2));
+  return scratch.write(s, 0, 'latin1');
+}
+
 function parseHost(host: string | undefined): number {
   if (host === undefined || host === '' || host === '0.0.0.0') return 0;
   const h = host === 'localhost' ? '127.0.0.1' : host;
@@ -54,6 +83,11 @@ export class TcpSocket extends Duplex {
   // Idle timeout (node:net setTimeout). It lives on the event loop, not the
   // stack's wheel: it is an application-level timer with no protocol effect.
   private idleTimer: NodeJS.Timeout | null = null;
+  // Direct mode: the receiver, its pause flag, and what the send ring could not take yet.
+  private rx: SocketReceiver | null = null;
+  private rxPaused = false;
+  private txQueue: Uint8Array[] | null = null;
+  private endAfterQueue = false;
 
   constructor(readonly tcp: Tcp, opts: TcpSocketOptions = {}, conn?: TcpConnection) {
     super({ allowHalfOpen: opts.allowHalfOpen ?? false, highWaterMark: opts.highWaterMark, decodeStrings: true });
@@ -62,7 +96,7 @@ export class TcpSocket extends Duplex {
     this.handler = {
       onConnect() { self.onConnect(); },
       onData(_c, buf, off, len) { return self.onData(buf, off, len); },
-      onEnd() { self.push(null); },
+      onEnd() { if (self.rx !== null) self.rx.onEnd(); else self.push(null); },
       onDrain() { self.onDrain(); },
       onClose(_c, err) { self.onConnClose(err); },
     };
@@ -99,13 +133,99 @@ export class TcpSocket extends Duplex {
   }
 
   private onData(buf: Uint8Array, off: number, len: number): number {
-    if (this.readStopped || this.destroyed) return 0;
+    if (this.destroyed) return 0;
+    const rx = this.rx;
+    if (rx !== null) {
+      if (this.rxPaused) return 0; // stays in the ring; the window closes as it fills
+      this.idleTimer?.refresh();
+      const chunk = Buffer.allocUnsafe(len);
+      chunk.set(buf.subarray(off, off + len));
+      this.bytesRead += len;
+      rx.onData(chunk);
+      return len;
+    }
+    if (this.readStopped) return 0;
     this.idleTimer?.refresh();
     const chunk = Buffer.allocUnsafe(len);
     chunk.set(buf.subarray(off, off + len));
     this.bytesRead += len;
     if (!this.push(chunk)) this.readStopped = true;
     return len;
+  }
+
+  // ---- direct mode (L7's fast path) -------------------------------------------
+
+  /**
+   * Enters direct mode: bytes go to r from now on (any the stream already
+   * holds go first), writeDirect() bypasses the Writable. The stream's
+   * pause()/resume() no longer gate delivery: pauseDirect()/resumeDirect() do.
+   */
+  attachReceiver(r: SocketReceiver): void {
+    this.rx = r;
+    for (let c = this.read() as Buffer | null; c !== null && this.rx === r; c = this.read() as Buffer | null) r.onData(c);
+    if (this.readStopped) { this.readStopped = false; this.conn?.resumeReading(); }
+  }
+
+  /** Back to the stream: bytes still in the ring flow as 'data' once read; queued direct writes leave before any stream write. */
+  detachReceiver(): void {
+    this.rx = null;
+    if (this.rxPaused) { this.rxPaused = false; this.conn?.resumeReading(); }
+  }
+
+  get direct(): boolean { return this.rx !== null; }
+
+  pauseDirect(): void { this.rxPaused = true; }
+
+  resumeDirect(): void {
+    if (!this.rxPaused) return;
+    this.rxPaused = false;
+    this.conn?.resumeReading();
+  }
+
+  /**
+   * Writes into the send ring now (strings as latin1). false: part of it is
+   * queued and the receiver hears onDrain() once the ring has taken it all;
+   * also false when the connection no longer sends (its close reports why).
+   */
+  writeDirect(chunk: Uint8Array | string): boolean {
+    const c = this.conn;
+    if (c === null || this.destroyed || this.endAfterQueue) return false;
+    const str = typeof chunk === 'string';
+    if (this.txQueue !== null) {
+      this.txQueue.push(str ? Buffer.from(chunk, 'latin1') : chunk);
+      return false;
+    }
+    const n = str ? latin1Into(chunk) : chunk.length;
+    const src = str ? scratch : chunk;
+    const w = c.write(src, 0, n);
+    this.bytesWritten += w;
+    this.idleTimer?.refresh();
+    if (w === n) return true;
+    if (c.state === 'CLOSED' || c.finQueued) return false;
+    this.txQueue = [str ? Buffer.from(src.subarray(w, n)) : src.subarray(w, n)];
+    return false;
+  }
+
+  /** FIN once everything written directly has gone into the ring. */
+  endDirect(): void {
+    if (this.txQueue !== null) { this.endAfterQueue = true; return; }
+    this.conn?.end();
+  }
+
+  /** Moves queued direct writes into the ring; true when the queue is empty. */
+  private flushTxQueue(): boolean {
+    const q = this.txQueue!;
+    const c = this.conn;
+    while (q.length > 0 && c !== null) {
+      const b = q[0]!;
+      const w = c.write(b, 0, b.length);
+      this.bytesWritten += w;
+      if (w < b.length) { q[0] = b.subarray(w); return false; }
+      q.shift();
+    }
+    this.txQueue = null;
+    if (this.endAfterQueue) { this.endAfterQueue = false; c?.end(); }
+    return true;
   }
 
   override _read(): void {
@@ -118,6 +238,8 @@ export class TcpSocket extends Duplex {
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     const c = this.conn;
     if (c === null) { cb(new TcpError('EPIPE', 'socket is not connected')); return; }
+    // Direct writes still queued (a socket just detached) leave first.
+    if (this.txQueue !== null) { this.pendingChunk = chunk; this.pendingCb = cb; return; }
     const n = c.write(chunk, 0, chunk.length);
     this.bytesWritten += n;
     this.idleTimer?.refresh();
@@ -128,6 +250,10 @@ export class TcpSocket extends Duplex {
   }
 
   private onDrain(): void {
+    if (this.txQueue !== null) {
+      if (!this.flushTxQueue()) return;
+      this.rx?.onDrain();
+    }
     const c = this.conn;
     const chunk = this.pendingChunk;
     if (c === null || chunk === null) return;
@@ -150,6 +276,7 @@ export class TcpSocket extends Duplex {
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     const c = this.conn;
+    this.txQueue = null;
     if (this.idleTimer !== null) { clearTimeout(this.idleTimer); this.idleTimer = null; }
     if (this.pendingCb) { const p = this.pendingCb; this.pendingCb = null; this.pendingChunk = null; p(err ?? new TcpError('EPIPE', 'socket destroyed')); }
     if (c !== null && c.state !== 'CLOSED' && c.state !== 'TIME-WAIT') {
@@ -161,6 +288,17 @@ export class TcpSocket extends Duplex {
   }
 
   private onConnClose(err: TcpError | null): void {
+    const rx = this.rx;
+    if (rx !== null) {
+      // The receiver hears the failure; the stream is only closed ('close' for observers), never errored.
+      this.txQueue = null;
+      if (err !== null) {
+        if (this.pendingCb) { const p = this.pendingCb; this.pendingCb = null; this.pendingChunk = null; p(err); }
+        rx.onError(err);
+      }
+      this.destroy();
+      return;
+    }
     if (err !== null) {
       if (this.pendingCb) { const p = this.pendingCb; this.pendingCb = null; this.pendingChunk = null; p(err); }
       this.destroy(err);
