@@ -20,6 +20,8 @@ import { Proxy, Cluster, type HTTPRoute, type ClusterOptions, type AccessLogEntr
 import { NodeProxy } from '../src/proxy-runtime/node-proxy.js';
 import { Logger } from '../src/proxy-runtime/log.js';
 import { closedPort } from './helpers/ports.js';
+import { flowBus } from '../src/flows/bus.js';
+import type { FlowRecord } from '../src/flows/record.js';
 
 interface WsUpstream {
   port: number;
@@ -404,6 +406,8 @@ describe('node proxy: upgrade config and tunnel metrics', () => {
     ].join('\n'));
     const np = new NodeProxy({ file: f, lab: null, logger: new Logger({ sink: { write: () => true } }), out: { write: () => true } });
     await np.start();
+    const records: FlowRecord[] = [];
+    const unsubscribe = flowBus.subscribe((r) => records.push(r));
     try {
       const ws = await connect(`ws://127.0.0.1:${port}/m`);
       const m = nextMessage(ws);
@@ -432,12 +436,19 @@ describe('node proxy: upgrade config and tunnel metrics', () => {
       }
       expect(value(fams, 'strata_proxy_tunnels_closed_total', { listener: 'web' })).toBe(1);
       expect(value(fams, 'strata_proxy_tunnels_active', { listener: 'web' })).toBe(0);
+      // The exchange's flow record, built when the tunnel ended: the 101, its upstream, bytes that include the tunnel's.
+      const rec = records.find((r) => r.l7?.http?.url?.endsWith('/m'));
+      expect(rec?.l7?.http?.code).toBe(101);
+      expect(rec?.verdict).toBe('FORWARDED');
+      expect(rec?.strata.upstream).toMatchObject({ cluster: 'ws', reason: null });
+      expect(rec!.strata.bytes.response!).toBeGreaterThan(value(fams, 'strata_proxy_tunnel_bytes_total', { listener: 'web', direction: 'to_client' }));
       // SIGTERM with a tunnel open: the drain waits for it (it is in flight) but no longer than drain.timeout, then closes it.
       const open = await connect(`ws://127.0.0.1:${port}/lingering`);
       const gone = closed(open);
       await np.drain('SIGTERM');
       expect((await gone).code).toBe(1006);
     } finally {
+      unsubscribe();
       await np.shutdownNow();
       await up.close();
     }

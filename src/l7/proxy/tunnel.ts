@@ -103,8 +103,6 @@ export class Tunnels {
 
   constructor(readonly timers: TimerDriver, readonly idleMs: number) {}
 
-  get size(): number { return this.live.size; }
-
   open(o: TunnelOpen): void {
     const t = new Tunnel(this, o);
     this.live.add(t);
