@@ -532,15 +532,23 @@ class Forward implements UpstreamExchange {
     host.requests++;
     if (this.perTryMs > 0) this.proxy.timers.arm(this.tryTimer, now + this.perTryMs);
     const pool = this.cluster.pool(host);
-    (this.res instanceof UpgradeResponse ? pool.dedicated() : pool.acquire()).then((conn) => {
-      if (this.done || this.host !== host) { this.cluster.pool(host).release(conn); return; }
-      this.conn = conn;
-      if (this.streamed === null) { conn.send(this.req.method, this.head, this.body, this); return; }
-      // The body goes out as it arrives: this try is the only one.
-      this.bodyStarted = true;
-      conn.send(this.req.method, this.head, null, this);
-      this.pumpBody(conn, this.streamed);
-    }, (e: UpstreamError) => this.onError(e instanceof UpstreamError ? e : new UpstreamError('connect-failure', String(e)), false));
+    const upgrade = this.res instanceof UpgradeResponse;
+    // A warm pool answers at once: no promise, and the request leaves in this turn.
+    const idle = upgrade ? null : pool.takeIdle();
+    if (idle !== null) { this.use(idle, host); return; }
+    (upgrade ? pool.dedicated() : pool.acquire()).then((conn) => this.use(conn, host),
+      (e: UpstreamError) => this.onError(e instanceof UpstreamError ? e : new UpstreamError('connect-failure', String(e)), false));
+  }
+
+  /** Sends this try on conn, unless the request ended or moved on while conn was being found. */
+  private use(conn: UpstreamConnection, host: Host): void {
+    if (this.done || this.host !== host) { this.cluster.pool(host).release(conn); return; }
+    this.conn = conn;
+    if (this.streamed === null) { conn.send(this.req.method, this.head, this.body, this); return; }
+    // The body goes out as it arrives: this try is the only one.
+    this.bodyStarted = true;
+    conn.send(this.req.method, this.head, null, this);
+    this.pumpBody(conn, this.streamed);
   }
 
   /** Streams the request body to conn with backpressure both ways; chunked when the length is unknown. */
