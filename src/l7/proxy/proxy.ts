@@ -179,17 +179,21 @@ export function forwardRequestHeaders(src: HeaderList, host: string, client: str
   return out;
 }
 
-/** This hop's X-Forwarded-For address and RFC 7239 element, remembered per (client, scheme, host): a proxy sees few of each. */
-interface ForwardedFor { ip: string; el: string }
+/**
+ * This hop's X-Forwarded-For address and RFC 7239 element, remembered per
+ * client address (the same string for every request of a connection, so its
+ * hash is cached) with the scheme and host it was built for: a proxy sees few
+ * of each, and no key is built per request.
+ */
+interface ForwardedFor { ip: string; el: string; proto: string; host: string }
 const forwardedCache = new Map<string, ForwardedFor>();
 function forwardedFor(client: string, proto: string, origHost: string): ForwardedFor {
-  const key = `${client} ${proto} ${origHost}`;
-  let f = forwardedCache.get(key);
-  if (f === undefined) {
+  let f = forwardedCache.get(client);
+  if (f === undefined || f.proto !== proto || f.host !== origHost) {
     const ip = client.startsWith('::ffff:') && client.includes('.') ? client.slice(7) : client;
-    f = { ip, el: `for=${forwardedNode(client)};proto=${proto}${origHost ? `;host=${forwardedValue(origHost)}` : ''}` };
+    f = { ip, el: `for=${forwardedNode(client)};proto=${proto}${origHost ? `;host=${forwardedValue(origHost)}` : ''}`, proto, host: origHost };
     if (forwardedCache.size >= 4096) forwardedCache.clear(); // bounded: many distinct clients just recompute
-    forwardedCache.set(key, f);
+    forwardedCache.set(client, f);
   }
   return f;
 }
