@@ -11,6 +11,8 @@
 //   point "hello server": node:https (kernel) | strata HttpServer on kernel, TAP, AF_XDP
 //   point "proxy":        strata proxy on kernel, TAP, AF_XDP | nginx (1 worker), all TLS-terminating
 //                         in front of the plain-HTTP nginx hello upstream on loopback
+//   point "proxy, upstream across the veth": the same with the upstream in the client
+//                         namespace, reached over each proxy's own transport (see proxy.ts)
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +22,7 @@ import type { ResultRow } from '../report/results.js';
 import type { Workload } from './workload.js';
 import { benchCpus, checkInterrupted, interruptAll, lastJson, numOption, pickTransports, pinned, resetInterrupt, runClient, unavailableRow } from './tcp-measure.js';
 import { helloVersions, httpTargets, runHttpVersions, warmupFor, type LoadFn, type TlsFiles } from './http.js';
-import { PROXY_TRANSPORTS, proxyTargets, runProxies } from './proxy.js';
+import { PROXY_TRANSPORTS, placementsOption, pointFor, proxyTargets, runProxies } from './proxy.js';
 
 export const tcptlsPath = join(repoRoot, 'bench', 'c', 'tcptls.bin');
 export const MTLS_TRANSPORTS = ['node', 'kernel', 'tap', 'afxdp', 'nginx'] as const;
@@ -81,7 +83,7 @@ export const mtlsWorkload: Workload = {
       ctx.progress(`mtls: unavailable: ${why}`);
       return [
         ...serverTs.map((t) => unavailableRow('mtls', t, MTLS_POINTS.server, why)),
-        ...proxyTs.map((t) => unavailableRow('mtls', t, MTLS_POINTS.proxy, why)),
+        ...placementsOption(ctx).flatMap((pl) => proxyTs.map((t) => unavailableRow('mtls', t, pointFor(pl, MTLS_POINTS.proxy), why))),
       ];
     }
     const dir = mkdtempSync(join(tmpdir(), 'strata-bench-mtls-'));
@@ -92,7 +94,7 @@ export const mtlsWorkload: Workload = {
       const rows: ResultRow[] = [];
       rows.push(...await runHttpVersions(helloVersions(ctx.lab, { cpu: cpus.server, nice, tls: certs.server, only: serverTs }), load, { ...opts, point: MTLS_POINTS.server }));
       checkInterrupted();
-      rows.push(...await runProxies(ctx.lab, { ...opts, transports: proxyTs, cpus, nice, load, tls: certs.server, dir, point: MTLS_POINTS.proxy }));
+      rows.push(...await runProxies(ctx.lab, { ...opts, transports: proxyTs, cpus, nice, load, tls: certs.server, dir, point: MTLS_POINTS.proxy, placements: placementsOption(ctx) }));
       return rows;
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -184,7 +184,8 @@ export async function runProxies(lab: Lab, o: {
   }
 }
 
-function pointFor(placement: UpstreamPlacement, base: string | undefined): string {
+/** The point a placement's rows carry; base (the mtls workload's name) replaces the local one and takes the wire suffix. */
+export function pointFor(placement: UpstreamPlacement, base: string | undefined): string {
   if (base === undefined) return PROXY_POINTS[placement];
   return placement === 'local' ? base : `${base}, upstream across the veth`;
 }
