@@ -1,7 +1,8 @@
 // TcpServer/TcpSocket (node:net shape, stream.Duplex) over two real Stacks
 // joined by an impaired MemLink pair on a virtual clock (src/stack/sim.ts):
 // stream.pipeline through an echo server, backpressure closing the window,
-// tls.TLSSocket over a pair of TcpSockets, and error propagation.
+// tls.TLSSocket over a pair of TcpSockets, error propagation, and urgent data
+// (writeUrgent, 'urgent', urgentPending; RFC 9293 §3.8.5).
 import { afterEach, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
@@ -346,6 +347,64 @@ describe('tls.TLSSocket over TcpSocket', () => {
     expect(err).toBeNull();
     expect(Buffer.concat(got).equals(data)).toBe(true);
     c.end();
+    server.close();
+  });
+});
+
+describe('TcpSocket: urgent data between two stacks (Sim)', () => {
+  it('writeUrgent on one side; on the other the bytes arrive inline and \'urgent\' tells where the urgent data ends', async () => {
+    const { sim: s, a, b } = setup(31, { loss: 0.05, delay: 2 });
+    let got = '';
+    const marks: number[] = [];
+    const pendingSeen: number[] = [];
+    let ended = false;
+    const server = new TcpServer(b, {}, (sock) => {
+      sock.on('urgent', (n: number) => { marks.push(got.length + n); });
+      sock.on('data', (d: Buffer) => { pendingSeen.push(sock.urgentPending); got += d.toString(); });
+      sock.on('end', () => { ended = true; pendingSeen.push(sock.urgentPending); });
+    });
+    server.listen(7000);
+    const client = new TcpSocket(a);
+    client.connect(7000, '10.0.0.2', () => {
+      client.write('before');
+      client.writeUrgent('URGENT');
+      client.end('after');
+    });
+    expect(await drive(s, () => ended, 60_000)).toBe(true);
+    expect(got).toBe('beforeURGENTafter');
+    // One pointer, just past 'URGENT', however often loss made it travel again.
+    expect(marks).toEqual([12]);
+    expect(pendingSeen.at(-1)).toBe(0);
+    expect(a.counters.urgSegsOut).toBeGreaterThanOrEqual(1);
+    expect(b.counters.urgSegsIn).toBeGreaterThanOrEqual(1);
+    expect(a.counters.urgSegsIn + b.counters.urgSegsOut).toBe(0);
+    server.close();
+  });
+
+  it('urgentPending counts bytes the stream holds unread, and drops as the application reads', async () => {
+    const { sim: s, a, b } = setup(32, { delay: 1 });
+    let sock: TcpSocket | null = null;
+    const events: number[] = [];
+    const server = new TcpServer(b, {}, (x) => { sock = x; x.pause(); x.on('urgent', (n: number) => events.push(n)); });
+    server.listen(7001);
+    const client = new TcpSocket(a);
+    client.connect(7001, '10.0.0.2', () => {
+      client.write(Buffer.alloc(1000, 0x2e));
+      client.writeUrgent(new Uint8Array([0x21]));
+    });
+    expect(await drive(s, () => events.length > 0 && sock !== null && sock.readableLength === 1001, 10_000)).toBe(true);
+    const r = sock!;
+    expect(events).toEqual([1001]);
+    expect(r.urgentPending).toBe(1001);
+    expect((r.read(600) as Buffer).length).toBe(600);
+    expect(r.urgentPending).toBe(401);
+    const rest = r.read() as Buffer;
+    expect(rest.length).toBe(401);
+    expect(rest[400]).toBe(0x21);
+    expect(r.urgentPending).toBe(0);
+    expect(r.connection!.urgentPending).toBe(0);
+    client.destroy();
+    r.destroy();
     server.close();
   });
 });

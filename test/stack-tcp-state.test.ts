@@ -15,7 +15,7 @@ const REMOTE = 0x0a000001; // the peer the test plays
 const LPORT = 80;
 const RPORT = 40000;
 const PEER_ISN = 1000;
-const { SYN, ACK, FIN, RST, PSH } = FLAG;
+const { SYN, ACK, FIN, RST, PSH, URG } = FLAG;
 
 class Fixture {
   readonly w = new CaptureWriter(LOCAL);
@@ -30,6 +30,8 @@ class Fixture {
   stackTs = 0;
   conn: TcpConnection | null = null;
   received: Uint8Array[] = [];
+  /** The pending counts onUrgent was called with. */
+  urgents: number[] = [];
   ended = false;
   closeErr: TcpError | null | undefined = undefined;
   connected = false;
@@ -50,6 +52,7 @@ class Fixture {
       },
       onEnd: () => { this.ended = true; },
       onClose: (_c, err) => { this.closeErr = err; },
+      onUrgent: (_c, pending) => { this.urgents.push(pending); },
     };
   }
 
@@ -138,6 +141,12 @@ function socketSynSent(cfg: Partial<TcpConfig> = {}): Fixture {
 function data(f: Fixture, text: string, extra: Partial<SegmentSpec> = {}): void {
   f.send({ flags: ACK | PSH, payload: Buffer.from(text), ...extra });
   if (extra.seq === undefined) f.seq += text.length;
+}
+
+/** The peer sends n bytes in MSS-sized segments (to fill a small receive buffer). */
+function fill(f: Fixture, n: number): void {
+  const mss = f.conn!.mss;
+  for (let sent = 0; sent < n;) { const k = Math.min(mss, n - sent); data(f, 'z'.repeat(k)); sent += k; }
 }
 
 describe('LISTEN', () => {
@@ -485,9 +494,7 @@ describe('ESTABLISHED', () => {
   it('zero window as receiver: the window closes while the application does not read and reopens with an update', () => {
     const f = socketEstablished({ recvBuffer: 4096 });
     f.pauseReading = true;
-    const mss = f.conn!.mss;
-    let sent = 0;
-    while (sent < 4096) { const n = Math.min(mss, 4096 - sent); data(f, 'z'.repeat(n)); sent += n; }
+    fill(f, 4096);
     f.advance(40);
     const acks = f.recvAll();
     const last = acks[acks.length - 1]!;
@@ -512,9 +519,7 @@ describe('ESTABLISHED', () => {
     f.conn!.write(Buffer.from('ours'));
     f.advance(0);
     const out = f.recv();
-    const mss = f.conn!.mss;
-    let sent = 0;
-    while (sent < 4096) { const n = Math.min(mss, 4096 - sent); data(f, 'z'.repeat(n)); sent += n; }
+    fill(f, 4096);
     f.advance(40);
     f.recvAll();
     expect(f.conn!.info().rcvWnd).toBe(0);
@@ -1046,5 +1051,259 @@ describe('SYN cookies, late duplicates', () => {
     expect(f.tcp.counters.cookiesValidated).toBe(1);
     expect(f.tcp.counters.cookiesFailed).toBe(1);
     expect(f.recv().f).toBe('R');
+  });
+});
+
+// Urgent data (RFC 9293 §3.8.5 and §3.10.7.4 sixth, RFC 6093): the pointer
+// points to the octet after the urgent data; the bytes stay inline.
+
+/** The peer's data segment with URG and pointer `up` (relative to its SEQ). */
+function urgData(f: Fixture, text: string, up: number, extra: Partial<SegmentSpec> = {}): void {
+  f.send({ flags: ACK | PSH | URG, urgent: up, payload: Buffer.from(text), ...extra });
+  if (extra.seq === undefined) f.seq += text.length;
+}
+
+/** Reads n bytes the pull way (the fixture's onData is paused). */
+function readN(f: Fixture, n: number): string {
+  const b = Buffer.alloc(n);
+  expect(f.conn!.read(b, 0, n)).toBe(n);
+  return b.toString('latin1');
+}
+
+describe('urgent data: receiving (RFC 9293 §3.8.5, RFC 6093)', () => {
+  it('URG data arrives inline and in order; the application is told the pending count, which drops as it reads', () => {
+    const f = socketEstablished();
+    f.pauseReading = true;
+    data(f, 'normal');
+    expect(f.urgents).toEqual([]);
+    urgData(f, 'xyz!', 4); // RCV.UP = SEQ + 4: just past the '!'
+    // Urgent data is everything unread up to RCV.UP, the six ordinary-looking bytes before it too.
+    expect(f.urgents).toEqual([10]);
+    expect(f.conn!.urgentPending).toBe(10);
+    expect(readN(f, 6)).toBe('normal');
+    expect(f.conn!.urgentPending).toBe(4);
+    expect(readN(f, 3)).toBe('xyz');
+    expect(f.conn!.urgentPending).toBe(1);
+    expect(readN(f, 1)).toBe('!');
+    expect(f.conn!.urgentPending).toBe(0);
+    data(f, 'after');
+    expect(f.conn!.urgentPending).toBe(0);
+    expect(readN(f, 5)).toBe('after');
+    expect(f.urgents).toEqual([10]);
+    expect(f.tcp.counters.urgSegsIn).toBe(1);
+  });
+
+  it('the signal comes before the bytes, and inside onData the count starts at the chunk', () => {
+    const f = socketEstablished();
+    const log: string[] = [];
+    f.conn!.handler = {
+      onUrgent: (c, n) => { log.push(`urgent ${n} (pending ${c.urgentPending})`); },
+      onData: (c, buf, off, len) => { log.push(`data ${Buffer.from(buf.subarray(off, off + len)).toString()} (pending ${c.urgentPending})`); return len; },
+    };
+    data(f, 'ab');
+    urgData(f, 'cd', 1); // only the 'c' and what precedes it is urgent
+    data(f, 'ef');
+    expect(log).toEqual(['data ab (pending 0)', 'urgent 1 (pending 1)', 'data cd (pending 1)', 'data ef (pending 0)']);
+  });
+
+  it('a pointer that advances signals again; one that does not, does not', () => {
+    const f = socketEstablished();
+    f.pauseReading = true;
+    const s0 = f.seq;
+    urgData(f, 'ab', 2); // RCV.UP = s0+2
+    expect(f.urgents).toEqual([2]);
+    urgData(f, 'cd', 0); // s0+2 again: the same urgent data, no new signal
+    expect(f.urgents).toEqual([2]);
+    expect(f.conn!.urgentPending).toBe(2);
+    // A pointer beyond the data (a sender's first segment of longer urgent data): counts bytes still to come.
+    urgData(f, 'ef', 10); // s0+14
+    expect(f.urgents).toEqual([2, 14]);
+    urgData(f, 'ghijklmnop', 6, { seq: s0 + 6 }); // s0+12: behind RCV.UP, max() keeps s0+14
+    f.seq = s0 + 16;
+    expect(f.urgents).toEqual([2, 14]);
+    expect(f.conn!.urgentPending).toBe(14);
+    expect(readN(f, 16)).toBe('abcdefghijklmnop');
+    expect(f.conn!.urgentPending).toBe(0);
+    // Everything read: a pointer to the read point is no urgent data at all; one past it is new
+    // (and makes the unread 'q' before it urgent too).
+    urgData(f, 'q', 0);
+    expect(f.urgents).toEqual([2, 14]);
+    urgData(f, 'r', 1);
+    expect(f.urgents).toEqual([2, 14, 2]);
+    expect(readN(f, 2)).toBe('qr');
+    expect(f.tcp.counters.urgSegsIn).toBe(6);
+  });
+
+  it('URG on an unacceptable segment (out of window, or an old duplicate) changes nothing', () => {
+    const f = socketEstablished();
+    f.pauseReading = true;
+    urgData(f, 'far', 3, { seq: f.seq + 10_000_000 });
+    const a = f.recv();
+    expect(a.ack).toBe(f.seq);
+    expect(a.flags & URG).toBe(0);
+    data(f, 'abc');
+    urgData(f, 'abc', 3, { seq: f.seq - 3 }); // wholly before RCV.NXT
+    expect(f.recv().ack).toBe(f.seq);
+    expect(f.urgents).toEqual([]);
+    expect(f.conn!.urgentPending).toBe(0);
+    expect(f.tcp.counters.urgSegsIn).toBe(0);
+    expect(f.tcp.counters.drop('OUT_OF_WINDOW')).toBe(2);
+    expect(readN(f, 3)).toBe('abc');
+  });
+
+  it('URG after the peer\'s FIN (CLOSE-WAIT) is ignored', () => {
+    const f = socketEstablished();
+    f.send({ flags: FIN | ACK });
+    f.seq++;
+    f.recv();
+    expect(f.conn!.state).toBe('CLOSE-WAIT');
+    f.send({ flags: ACK | URG, urgent: 5 });
+    expect(f.urgents).toEqual([]);
+    expect(f.conn!.urgentPending).toBe(0);
+    expect(f.tcp.counters.urgSegsIn).toBe(0);
+  });
+
+  it('a zero-window probe at RCV.NXT still carries the pointer through a closed window', () => {
+    const f = socketEstablished({ recvBuffer: 4096 });
+    f.pauseReading = true;
+    fill(f, 4096);
+    f.advance(40);
+    expect(f.recvAll().at(-1)!.wnd).toBe(0);
+    f.send({ flags: ACK | URG, urgent: 9 }); // Linux's urgent probe (tcp_write_wakeup): SEQ = RCV.NXT, no data
+    expect(f.urgents).toEqual([4096 + 9]);
+    expect(f.conn!.urgentPending).toBe(4105);
+  });
+
+  it('sequence numbers wrap: RCV.UP and the pending count are taken modulo 2^32', () => {
+    const isn = 0xfffffffa;
+    const f = socketListen();
+    f.seq = isn;
+    f.send({ flags: SYN, ...SYN_OPTS, ts: [f.tsVal, 0] });
+    const sa = f.recv();
+    f.ack = sa.seq + 1;
+    f.seq = isn + 1;
+    f.tsVal++;
+    f.send({ flags: ACK });
+    expect(f.conn!.state).toBe('ESTABLISHED');
+    f.pauseReading = true;
+    data(f, 'abc'); // 0xfffffffb..0xfffffffd
+    urgData(f, 'wxyz', 10); // SEQ 0xfffffffe, RCV.UP = 8 after the wrap
+    expect(f.urgents).toEqual([13]);
+    expect(readN(f, 3)).toBe('abc');
+    expect(f.conn!.urgentPending).toBe(10);
+    expect(readN(f, 4)).toBe('wxyz'); // the read point wraps to 2
+    expect(f.conn!.urgentPending).toBe(6);
+    urgData(f, 'A', 6); // SEQ 2 (masked), pointer 8: no advance
+    expect(f.urgents).toEqual([13]);
+    urgData(f, 'B', 6); // SEQ 3, pointer 9: advances
+    expect(f.urgents).toEqual([13, 7]);
+    expect(f.conn!.rcvUp).toBe(9);
+  });
+});
+
+describe('urgent data: sending (RFC 9293 §3.8.5, MUST-30/31)', () => {
+  it('writeUrgent: every segment below SND.UP carries URG and SND.UP − SEG.SEQ, across segments; none at or after it', () => {
+    const f = socketEstablished({ noDelay: true });
+    const mss = f.conn!.mss;
+    const base = f.ack;
+    f.conn!.write(Buffer.from('pre'));
+    expect(f.conn!.writeUrgent(Buffer.alloc(2 * mss + 100, 0x55))).toBe(2 * mss + 100);
+    f.conn!.write(Buffer.from('post'));
+    const up = base + 3 + 2 * mss + 100;
+    expect(f.conn!.sndUp).toBe(up);
+    f.advance(0);
+    const segs = f.recvAll();
+    expect(segs.map((s) => [s.seq - base, s.payload.length, s.flags & URG, s.urgent])).toEqual([
+      [0, mss, URG, up - base],
+      [mss, mss, URG, up - base - mss],
+      [2 * mss, 107, URG, up - base - 2 * mss], // the pointer falls inside: 'post' follows it
+    ]);
+    // New data after SND.UP carries none, though urgent mode lasts until SND.UNA reaches SND.UP.
+    f.conn!.write(Buffer.from('tail'));
+    f.advance(0);
+    const tail = f.recv();
+    expect(tail.seq).toBe(base + 2 * mss + 107);
+    expect(tail.flags & URG).toBe(0);
+    expect(f.conn!.sndUrgent).toBe(true);
+    // A partial ACK below SND.UP keeps urgent mode; acknowledging SND.UP ends it.
+    f.send({ flags: ACK, ack: base + mss });
+    expect(f.conn!.sndUrgent).toBe(true);
+    f.send({ flags: ACK, ack: up });
+    expect(f.conn!.sndUrgent).toBe(false);
+    // Our ACK of the peer's data, and later data, carry no URG.
+    data(f, 'x'.repeat(2 * mss));
+    f.conn!.write(Buffer.from('later'));
+    f.advance(0);
+    const after = f.recvAll();
+    expect(after.length).toBeGreaterThan(0);
+    for (const s of after) { expect(s.flags & URG).toBe(0); expect(s.urgent).toBe(0); }
+    expect(f.tcp.counters.urgSegsOut).toBe(3);
+  });
+
+  it('a retransmission of urgent data still carries URG and the same pointer', () => {
+    const f = socketEstablished({ noDelay: true });
+    f.conn!.writeUrgent(Buffer.from('!'));
+    f.advance(0);
+    const first = f.recv();
+    expect([first.f, first.urgent]).toEqual(['PU.', 1]);
+    let rtx: SegmentView | undefined;
+    for (let i = 0; i < 500 && rtx === undefined; i++) { f.advance(10); rtx = f.recvAll()[0]; }
+    expect(rtx).toBeDefined();
+    expect(rtx!.seq).toBe(first.seq);
+    expect(Buffer.from(rtx!.payload).toString()).toBe('!');
+    expect([rtx!.flags & URG, rtx!.urgent]).toEqual([URG, 1]);
+    expect(f.tcp.counters.retransSegs).toBe(1);
+    expect(f.tcp.counters.urgSegsOut).toBe(2);
+  });
+
+  it('a pointer beyond 16 bits is clamped like Linux: 0xFFFF while it points past SND.NXT, else no URG', () => {
+    const f = socketEstablished({ noDelay: true, initialCwndSegments: 64 });
+    const mss = f.conn!.mss;
+    const base = f.ack;
+    const n = 80_000;
+    f.conn!.writeUrgent(Buffer.alloc(n, 0x41));
+    f.advance(0);
+    const segs = f.recvAll();
+    expect(segs.reduce((a, s) => a + s.payload.length, 0)).toBe(n);
+    for (const s of segs) {
+      const d = base + n - s.seq;
+      expect(s.flags & URG).toBe(URG);
+      expect(s.urgent).toBe(d >= 0x10000 ? 0xffff : d);
+    }
+    expect(segs.filter((s) => s.urgent === 0xffff).length).toBe(Math.floor((n - 0x10000) / mss) + 1);
+    // The RTO resends the first segment with 80 000 bytes sent after it: 0xFFFF would mark a byte the
+    // receiver already has, so Linux sends no URG at all, and neither do we.
+    let rtx: SegmentView | undefined;
+    for (let i = 0; i < 500 && rtx === undefined; i++) { f.advance(10); rtx = f.recvAll()[0]; }
+    expect(rtx!.seq).toBe(base);
+    expect(rtx!.flags & URG).toBe(0);
+    // Once SND.UNA is within 16 bits of SND.UP, retransmissions carry the exact pointer.
+    f.send({ flags: ACK, ack: base + 10 * mss });
+    const after = f.recvAll().find((s) => s.seq === base + 10 * mss)!;
+    expect([after.flags & URG, after.urgent]).toEqual([URG, n - 10 * mss]);
+  });
+
+  it('zero window: ACKs carry the pointer to unsent urgent data, and the persist timer probes at SND.UNA with it', () => {
+    const f = socketSynReceived();
+    f.send({ flags: ACK, wnd: 0 });
+    const una = f.ack;
+    f.conn!.writeUrgent(Buffer.from('interrupt'));
+    f.advance(0);
+    f.recvNothing();
+    data(f, 'hi', { wnd: 0 });
+    f.advance(40);
+    const ack = f.recv();
+    expect([ack.seq, ack.flags & URG, ack.urgent, ack.payload.length]).toEqual([una, URG, 9, 0]);
+    let probes: SegmentView[] = [];
+    for (let i = 0; i < 500 && probes.length === 0; i++) { f.advance(10); probes = f.recvAll(); }
+    // As Linux's tcp_write_wakeup: first a probe at SND.UNA (acceptable to a zero window, so its URG
+    // counts), then the usual one at SND.UNA − 1.
+    expect(probes.map((s) => [(s.seq - una) | 0, s.flags & URG, s.urgent, s.payload.length])).toEqual([
+      [0, URG, 9, 0],
+      [-1, URG, 10, 0],
+    ]);
+    f.send({ flags: ACK, wnd: 65535 });
+    const d = f.recv();
+    expect([Buffer.from(d.payload).toString(), d.flags & URG, d.urgent]).toEqual(['interrupt', URG, 9]);
   });
 });

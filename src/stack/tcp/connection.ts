@@ -4,7 +4,8 @@
 // process()), RFC 7323 (window scale, timestamps, PAWS), RFC 2018 (SACK),
 // RFC 6298 (RTO), RFC 5681 + RFC 6582 (congestion control, NewReno),
 // RFC 6675 (SACK loss recovery), RFC 5961 (blind attacks: challenge ACKs),
-// RFC 1122 §4.2.3 (delayed ACK, SWS avoidance, keep-alive), RFC 9438 (CUBIC).
+// RFC 1122 §4.2.3 (delayed ACK, SWS avoidance, keep-alive), RFC 9438 (CUBIC),
+// RFC 9293 §3.8.5 with RFC 6093 (urgent data: pointer, signal, inline only).
 //
 // Contract: process() consumes one already validated segment (checksum and
 // options checked by Tcp) and updates state; it never sends by itself. The
@@ -46,6 +47,17 @@ export interface TcpHandler {
   onDrain?(c: TcpConnection): void;
   /** The connection is gone for the application (CLOSED or TIME-WAIT); err when it was aborted. */
   onClose?(c: TcpConnection, err: TcpError | null): void;
+  /**
+   * Urgent data is pending (RFC 9293 §3.8.5 MUST-32): called when the peer's
+   * urgent pointer first points past what the application has read, and
+   * again whenever it advances. `pending` is c.urgentPending at the call:
+   * the bytes from the next one onData will offer up to the pointer, some of
+   * which may not have arrived yet. The bytes themselves arrive inline, in
+   * order, through onData like any others (RFC 6093 §5, SO_OOBINLINE).
+   * Called just before onData, once per input burst however far the pointer
+   * moved within it.
+   */
+  onUrgent?(c: TcpConnection, pending: number): void;
 }
 
 /** The segment being processed, re-pointed by Tcp for every segment (no allocation). */
@@ -54,6 +66,8 @@ export class Segment {
   ack = 0;
   flags = 0;
   wnd = 0;
+  /** The urgent pointer field, meaningful only with FLAG.URG. */
+  up = 0;
   buf: Uint8Array = new Uint8Array(0);
   dataOff = 0;
   dataLen = 0;
@@ -110,6 +124,13 @@ export class TcpConnection implements CcState {
   sndBufSeq = 0;
   readonly sndBuf: ByteRing;
   finQueued = false;
+  /**
+   * SND.UP (RFC 9293 §3.3.1): the sequence number after the last urgent
+   * byte queued by writeUrgent(). Urgent mode (sndUrgent) lasts until
+   * SND.UNA reaches it, as Linux's tcp_urg_mode().
+   */
+  sndUp = 0;
+  sndUrgent = false;
   // --- receive sequence space
   irs = 0;
   rcvNxt = 0;
@@ -117,6 +138,17 @@ export class TcpConnection implements CcState {
   rcvAdv = 0;
   rcvWscale = 0;
   readonly rcvBuf: ByteRing;
+  /**
+   * RCV.UP: the sequence number after the peer's last urgent byte (RFC 6093
+   * §4 semantics). Meaningful while rcvUrgent, which is true from the first
+   * pointer past the application's read point until the application has
+   * read up to it; so RCV.UP never lags far enough behind for sequence
+   * comparisons to wrap.
+   */
+  rcvUp = 0;
+  private rcvUrgent = false;
+  /** The pointer advanced since the application was last told (deliverToApp). */
+  private urgNotify = false;
   private finRcvd = false;
   private finSeqRcvd = -1;
   private endDelivered = false;
@@ -457,6 +489,9 @@ export class TcpConnection implements CcState {
             this.ackNow = true;
             this.setState('ESTABLISHED', now);
             this.notifyConnect();
+            // §3.10.7.3: other controls or text continue at the sixth step
+            // (URG). The pointer counts from SEG.SEQ, the SYN's own number.
+            if (f & FLAG.URG) this.receiveUrgent(seg.seq, seg.up);
             // Data carried on the SYN-ACK (rare) is processed like any text.
             if (seg.dataLen > 0 || (f & FLAG.FIN)) { seg.seq = seqAdd(seg.seq, 1); seg.flags &= ~FLAG.SYN; this.receiveText(seg, now); }
           } else {
@@ -651,7 +686,12 @@ export class TcpConnection implements CcState {
         break;
     }
 
-    // Sixth: URG — urgent data is not supported (RFC 6093 advises against its use); the pointer is ignored.
+    // Sixth: the URG bit. Only acceptable segments get here, so a pointer
+    // on an unacceptable one was ignored above. CLOSE-WAIT, CLOSING and
+    // LAST-ACK ignore it: the peer's FIN came first (§3.10.7.4).
+    if ((f & FLAG.URG) && (this.state === 'ESTABLISHED' || this.state === 'FIN-WAIT-1' || this.state === 'FIN-WAIT-2')) {
+      this.receiveUrgent(seg.seq, seg.up);
+    }
     // Seventh and eighth: segment text and FIN.
     this.receiveText(seg, now);
   }
@@ -750,6 +790,8 @@ export class TcpConnection implements CcState {
         if (this.wantDrain) this.tcp.markDrain(this);
       }
       this.sndUna = ack;
+      // Urgent mode ends once SND.UNA reaches SND.UP (Linux: snd_up = snd_una in tcp_clean_rtx_queue).
+      if (this.sndUrgent && seqGe(ack, this.sndUp)) this.sndUrgent = false;
       if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
       if (seqLt(this.highRxt, ack)) this.highRxt = ack;
       this.sbTrim();
@@ -891,6 +933,59 @@ export class TcpConnection implements CcState {
   }
 
   // =====================================================================
+  // Urgent data (§3.8.5, §3.10.7.4 sixth; RFC 6093)
+  // =====================================================================
+  //
+  // The urgent pointer points to the octet after the urgent data (RFC 6093
+  // §4, adopted by RFC 9293 §3.1): urgent data is everything the application
+  // has not read up to RCV.UP. We deliver it inline, in order, with the rest
+  // of the stream, as RFC 6093 §5 recommends (SO_OOBINLINE semantics): the
+  // stream is never altered, and the application learns where the urgent
+  // data ends through onUrgent/urgentPending (MUST-32, MUST-33).
+  //
+  // Linux differs by default (tcp_check_urg/tcp_urg, without SO_OOBINLINE):
+  // it takes the byte before the pointer out of the stream as one byte of
+  // "out-of-band" data for recv(MSG_OOB), so that byte never appears inline;
+  // a later pointer replaces an unread one, and its byte is lost. It reads a
+  // pointer of 0 as SEG.SEQ itself (the decrement is skipped), where RFC 6093
+  // means "urgent data ended before this segment". It ignores pointers to
+  // data already read, as we do.
+
+  /** §3.10.7.4 sixth: RCV.UP <- max(RCV.UP, SEG.SEQ + SEG.UP); signal when it moves past the read point. */
+  private receiveUrgent(segSeq: number, up: number): void {
+    this.tcp.counters.urgSegsIn++;
+    const ptr = seqAdd(segSeq, up);
+    // Without pending urgent data the floor is the read point: a pointer to
+    // bytes already read (a retransmitted URG segment) is old news.
+    const floor = this.rcvUrgent ? this.rcvUp : this.readSeq;
+    if (!seqGt(ptr, floor)) return; // not an advance: MUST-32 asks for no new signal
+    this.rcvUp = ptr;
+    this.rcvUrgent = true;
+    this.urgNotify = true;
+  }
+
+  /** The sequence number of the next byte the application will read. */
+  private get readSeq(): number {
+    return seqAdd(this.rcvNxt, -(this.rcvBuf.length + (this.finRcvd ? 1 : 0)));
+  }
+
+  /**
+   * Urgent bytes not yet read by the application (MUST-33): RCV.UP minus the
+   * next byte it will read, 0 when none. Inside onData the count starts at
+   * the chunk's first byte: buf[off, off + min(len, urgentPending)) is urgent.
+   */
+  get urgentPending(): number {
+    if (!this.rcvUrgent) return 0;
+    const d = seqDiff(this.rcvUp, this.readSeq);
+    return d > 0 ? d : 0;
+  }
+
+  /** After the application read: urgent mode ends once it has read up to RCV.UP. */
+  private urgentRead(): void {
+    if (this.rcvUrgent && seqLe(this.rcvUp, this.readSeq)) this.rcvUrgent = false;
+  }
+
+  // =====================================================================
   // Receiving text and FIN (§3.10.7.4 seventh and eighth)
   // =====================================================================
 
@@ -1029,6 +1124,24 @@ export class TcpConnection implements CcState {
     return n;
   }
 
+  /**
+   * SEND with the URGENT flag (RFC 9293 §3.10.2; §3.8.5 MUST-30, MUST-31):
+   * queues like write() and moves SND.UP to the end of what was queued, so
+   * every byte up to there is urgent, however many segments it spans. Until
+   * SND.UNA reaches SND.UP, every segment whose SEG.SEQ is below SND.UP
+   * carries URG and SND.UP - SEG.SEQ, retransmissions included (emit()).
+   * Returns how many bytes fit, like write(); a later call with the rest
+   * moves SND.UP on. RFC 6093 §5 advises new applications not to use it.
+   */
+  writeUrgent(buf: Uint8Array, off = 0, len = buf.length - off): number {
+    const n = this.write(buf, off, len);
+    if (n > 0) {
+      this.sndUp = this.dataEnd;
+      this.sndUrgent = true;
+    }
+    return n;
+  }
+
   /** Free space in the send buffer. */
   get writable(): number { return this.sndBuf.free; }
   /** Bytes queued and not yet acknowledged. */
@@ -1091,7 +1204,7 @@ export class TcpConnection implements CcState {
     const n = Math.min(len, this.rcvBuf.length);
     this.rcvBuf.readAt(0, dst, off, n);
     this.rcvBuf.consume(n);
-    if (n > 0) this.tcp.markDirty(this);
+    if (n > 0) { this.urgentRead(); this.tcp.markDirty(this); }
     return n;
   }
 
@@ -1114,6 +1227,13 @@ export class TcpConnection implements CcState {
 
   /** Hands buffered bytes to the application and sends window updates. Called after input and on poll. */
   deliverToApp(now: number): void {
+    if (this.urgNotify) {
+      // MUST-32: tell the application asynchronously, before the bytes.
+      this.urgNotify = false;
+      const pending = this.urgentPending;
+      if (pending > 0) this.handler.onUrgent?.(this, pending);
+      if (this.state === 'CLOSED') return;
+    }
     const h = this.handler;
     if (this.rcvBuf.length > 0 && h.onData !== undefined) {
       const before = seqAdd(this.rcvNxt, this.rcvBuf.free);
@@ -1125,6 +1245,7 @@ export class TcpConnection implements CcState {
         this.rcvBuf.consume(k);
         if (k < n) this.readPaused = true;
       }
+      this.urgentRead();
       if (this.state === 'CLOSED') return;
       if (this.state !== 'TIME-WAIT') this.maybeWindowUpdate(before);
     }
@@ -1358,7 +1479,21 @@ export class TcpConnection implements CcState {
       win = Math.min(this.rcvBuf.free, 65535);
       this.rcvAdv = seqAdd(this.rcvNxt, win);
     }
-    writeTcpHeader(mem, off, this.localPort, this.remotePort, seq, ack, flags, win, optLen);
+    let urp = 0;
+    if (this.sndUrgent && !syn && !rst && seqLt(seq, this.sndUp)) {
+      // Urgent mode (RFC 9293 §3.8.5): URG and SND.UP - SEG.SEQ on every
+      // segment below SND.UP, pure ACKs and retransmissions too. A pointer
+      // beyond 16 bits is clamped as Linux's __tcp_transmit_skb does: 0xFFFF
+      // while that still points past everything sent (the receiver learns
+      // urgent data is coming), else no URG at all: a pointer landing inside
+      // data already sent would make a receiver that takes the byte before
+      // the pointer out of band (Linux by default) pull it from mid-stream.
+      const d = seqDiff(this.sndUp, seq);
+      if (d < 0x10000) urp = d;
+      else if (seqGt(seqAdd(seq, 0xffff), this.sndMax)) urp = 0xffff;
+      if (urp > 0) { flags |= FLAG.URG; this.tcp.counters.urgSegsOut++; }
+    }
+    writeTcpHeader(mem, off, this.localPort, this.remotePort, seq, ack, flags, win, optLen, urp);
     const total = hl + len;
     const ck = finish(sum16(mem, off, total, pseudo4(w.src, this.remoteAddr, 6, total)));
     wr16(mem, off + TCP.CHECKSUM, ck);
@@ -1516,6 +1651,13 @@ export class TcpConnection implements CcState {
       this.probesUnanswered = 0;
     }
     this.lastProbeAt = now;
+    // In urgent mode Linux (tcp_write_wakeup) first sends a probe at SND.UNA
+    // itself: with no data it is acceptable even to a zero window, so its
+    // URG reaches the receiver, which would ignore it on the old-sequence
+    // probe below. The pointer must fit 16 bits from SND.UNA.
+    if (this.sndUrgent && seqGt(this.sndUp, this.sndUna) && seqLe(this.sndUp, seqAdd(this.sndUna, 0xffff))) {
+      this.sendControl(this.sndUna, this.rcvNxt, FLAG.ACK, now);
+    }
     // Zero-window probe as Linux sends it: an old sequence number (SND.UNA-1),
     // no data, which any receiver answers with an ACK carrying its window.
     this.zeroWindowProbes++;

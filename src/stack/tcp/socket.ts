@@ -21,6 +21,12 @@
 // hands the socket back to the stream (an upgraded connection given to a
 // tunnel), queued direct writes first.
 //
+// Urgent data (RFC 9293 §3.8.5) stays inline, as with SO_OOBINLINE: 'urgent'
+// (pending count) says the peer's urgent pointer moved past what was read,
+// urgentPending how many bytes up to it remain unread, and writeUrgent()
+// sends bytes that end at a new urgent pointer. There is no recv(MSG_OOB):
+// no byte is ever taken out of the stream (RFC 6093 §5).
+//
 // Errors carry node's errno codes (ECONNRESET, ECONNREFUSED, ETIMEDOUT …) and
 // destroy the stream; nothing is thrown into the event loop.
 import { Duplex } from 'node:stream';
@@ -88,6 +94,11 @@ export class TcpSocket extends Duplex {
   private rxPaused = false;
   private txQueue: Uint8Array[] | null = null;
   private endAfterQueue = false;
+  // Urgent data: chunks written by writeUrgent() until _write takes them, whether
+  // the pending chunk is one, and where the peer's urgent data ends in bytesRead terms.
+  private urgentChunks: WeakSet<Uint8Array> | null = null;
+  private pendingUrgent = false;
+  private urgentMark = -1;
 
   constructor(readonly tcp: Tcp, opts: TcpSocketOptions = {}, conn?: TcpConnection) {
     super({ allowHalfOpen: opts.allowHalfOpen ?? false, highWaterMark: opts.highWaterMark, decodeStrings: true });
@@ -99,6 +110,7 @@ export class TcpSocket extends Duplex {
       onEnd() { if (self.rx !== null) self.rx.onEnd(); else self.push(null); },
       onDrain() { self.onDrain(); },
       onClose(_c, err) { self.onConnClose(err); },
+      onUrgent(_c, pending) { self.urgentMark = self.bytesRead + pending; self.emit('urgent', self.urgentPending); },
     };
     if (conn !== undefined) this.attach(conn, true);
   }
@@ -238,15 +250,40 @@ export class TcpSocket extends Duplex {
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     const c = this.conn;
     if (c === null) { cb(new TcpError('EPIPE', 'socket is not connected')); return; }
+    const urgent = this.urgentChunks !== null && this.urgentChunks.delete(chunk);
+    this.pendingUrgent = urgent;
     // Direct writes still queued (a socket just detached) leave first.
     if (this.txQueue !== null) { this.pendingChunk = chunk; this.pendingCb = cb; return; }
-    const n = c.write(chunk, 0, chunk.length);
+    const n = urgent ? c.writeUrgent(chunk, 0, chunk.length) : c.write(chunk, 0, chunk.length);
     this.bytesWritten += n;
     this.idleTimer?.refresh();
     if (n === chunk.length) { cb(); return; }
     if (c.state === 'CLOSED' || c.finQueued) { cb(c.error ?? new TcpError('EPIPE', 'write after end')); return; }
     this.pendingChunk = chunk.subarray(n);
     this.pendingCb = cb;
+  }
+
+  /**
+   * Writes like write(), as urgent data (RFC 9293 §3.8.5): once these bytes
+   * are in the send buffer the urgent pointer points just past them, and
+   * segments carry URG until the peer has acknowledged them. Strings are UTF-8.
+   * The peer's kernel, by default, takes only the last urgent byte out of
+   * band; with SO_OOBINLINE it reads every byte inline, the mark at that byte.
+   */
+  writeUrgent(chunk: Uint8Array | string, cb?: (err?: Error | null) => void): boolean {
+    const b = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    (this.urgentChunks ??= new WeakSet()).add(b);
+    return this.write(b, cb);
+  }
+
+  /**
+   * Urgent bytes not yet read from this socket (MUST-33): from the next byte
+   * 'data' (or read()) will give up to the peer's urgent pointer; 0 when none.
+   */
+  get urgentPending(): number {
+    if (this.urgentMark < 0) return 0;
+    const d = this.urgentMark - (this.bytesRead - this.readableLength);
+    return d > 0 ? d : 0;
   }
 
   private onDrain(): void {
@@ -257,7 +294,7 @@ export class TcpSocket extends Duplex {
     const c = this.conn;
     const chunk = this.pendingChunk;
     if (c === null || chunk === null) return;
-    const n = c.write(chunk, 0, chunk.length);
+    const n = this.pendingUrgent ? c.writeUrgent(chunk, 0, chunk.length) : c.write(chunk, 0, chunk.length);
     this.bytesWritten += n;
     if (n === chunk.length) {
       const cb = this.pendingCb!;

@@ -22,7 +22,7 @@ import type { Stack } from '../iface.js';
 import { finish, pseudo4, sum16 } from '../wire/checksum.js';
 import {
   FLAG, TCP, TcpOptions, TcpOptionsOut, parseTcpOptions, tcpAck, tcpDstPort, tcpFlags, tcpHeaderLen, tcpHeaderOk,
-  tcpOptionsLen, tcpSeq, tcpSrcPort, tcpWindow, wr16, writeTcpHeader, writeTcpOptions, rd16, rd32,
+  tcpOptionsLen, tcpSeq, tcpSrcPort, tcpUrgent, tcpWindow, wr16, writeTcpHeader, writeTcpOptions, rd16, rd32,
 } from '../wire/tcp.js';
 import { Prng } from '../../util/prng.js';
 import { InvalidArgumentError } from '../../util/errors.js';
@@ -154,6 +154,10 @@ export class TcpCounters {
   zeroWindowAdvertised = 0;
   timeWaitReused = 0;
   txNoFrame = 0;
+  /** Acceptable segments with URG taken by the sixth step of §3.10.7.4 (RFC 9293 §3.8.5). */
+  urgSegsIn = 0;
+  /** Segments sent with URG (urgent mode, including retransmissions and probes). */
+  urgSegsOut = 0;
   connections = 0;
   /** Dropped segments by reason (index = TCP_DROP value). */
   readonly drops = new Float64Array(DROP_NAMES.length);
@@ -293,6 +297,7 @@ export class Tcp implements TransportDispatcher {
     seg.ack = tcpAck(buf, off);
     seg.flags = tcpFlags(buf, off);
     seg.wnd = tcpWindow(buf, off);
+    seg.up = tcpUrgent(buf, off);
     seg.buf = buf;
     seg.dataOff = off + hl;
     seg.dataLen = len - hl;
@@ -790,7 +795,7 @@ export class Tcp implements TransportDispatcher {
       cookiesSent: k.cookiesSent, cookiesValidated: k.cookiesValidated, cookiesFailed: k.cookiesFailed,
       challengeAcks: k.challengeAcks, challengeAcksLimited: k.challengeAcksLimited, keepAlivesSent: k.keepAlivesSent,
       zeroWindowAdvertised: k.zeroWindowAdvertised, timeWaitReused: k.timeWaitReused, txNoFrame: k.txNoFrame,
-      connections: k.connections, drops: k.dropsByReason(),
+      urgSegsIn: k.urgSegsIn, urgSegsOut: k.urgSegsOut, connections: k.connections, drops: k.dropsByReason(),
     };
   }
 

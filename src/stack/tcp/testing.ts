@@ -9,7 +9,7 @@ import type { NetworkWriter } from '../registration.js';
 import { finish, pseudo4, sum16 } from '../wire/checksum.js';
 import {
   FLAG, TCP, TcpOptions, TcpOptionsOut, parseTcpOptions, tcpAck, tcpDstPort, tcpFlags, tcpHeaderLen, tcpSeq, tcpSrcPort,
-  tcpWindow, wr16, writeTcpHeader, writeTcpOptions, flagsToString,
+  tcpUrgent, tcpWindow, wr16, writeTcpHeader, writeTcpOptions, flagsToString,
 } from '../wire/tcp.js';
 import { Prng } from '../../util/prng.js';
 import { Tcp, type TcpOptionsInit } from './tcp.js';
@@ -18,6 +18,8 @@ import { Tcp, type TcpOptionsInit } from './tcp.js';
 export interface SegmentView {
   src: number; dst: number; sport: number; dport: number;
   seq: number; ack: number; flags: number; wnd: number;
+  /** The urgent pointer field (meaningful with URG). */
+  urgent: number;
   payload: Uint8Array;
   mss: number; wscale: number; sackPermitted: boolean; ts: [number, number] | null; sack: [number, number][];
   /** tcpdump-style flags, e.g. "S.", "R", "F.". */
@@ -33,7 +35,7 @@ export function parseSegment(src: number, dst: number, bytes: Uint8Array): Segme
   for (let k = 0; k < o.sackCount; k++) sack.push([o.sack[2 * k]!, o.sack[2 * k + 1]!]);
   return {
     src, dst, sport: tcpSrcPort(bytes, 0), dport: tcpDstPort(bytes, 0), seq: tcpSeq(bytes, 0), ack: tcpAck(bytes, 0),
-    flags: tcpFlags(bytes, 0), wnd: tcpWindow(bytes, 0), payload: bytes.slice(hl),
+    flags: tcpFlags(bytes, 0), wnd: tcpWindow(bytes, 0), urgent: tcpUrgent(bytes, 0), payload: bytes.slice(hl),
     mss: o.mss, wscale: o.wscale, sackPermitted: o.sackPermitted, ts: o.hasTimestamps ? [o.tsVal, o.tsEcr] : null, sack,
     f: flagsToString(tcpFlags(bytes, 0)), bytes,
   };
@@ -42,6 +44,8 @@ export function parseSegment(src: number, dst: number, bytes: Uint8Array): Segme
 export interface SegmentSpec {
   src: number; dst: number; sport: number; dport: number;
   seq?: number; ack?: number; flags: number; wnd?: number;
+  /** The urgent pointer field; set FLAG.URG in flags for it to mean anything. */
+  urgent?: number;
   payload?: Uint8Array;
   mss?: number; wscale?: number; sackPermitted?: boolean; ts?: [number, number]; sack?: [number, number][];
   /** Corrupt the checksum on purpose. */
@@ -59,7 +63,7 @@ export function buildSegment(s: SegmentSpec): Uint8Array {
   const payload = s.payload ?? new Uint8Array(0);
   const buf = new Uint8Array(TCP.MAX_HEADER_LEN + payload.length);
   const optLen = writeTcpOptions(buf, TCP.HEADER_LEN, o);
-  writeTcpHeader(buf, 0, s.sport, s.dport, (s.seq ?? 0) >>> 0, (s.ack ?? 0) >>> 0, s.flags, s.wnd ?? 65535, optLen);
+  writeTcpHeader(buf, 0, s.sport, s.dport, (s.seq ?? 0) >>> 0, (s.ack ?? 0) >>> 0, s.flags, s.wnd ?? 65535, optLen, s.urgent ?? 0);
   const hl = TCP.HEADER_LEN + optLen;
   buf.set(payload, hl);
   const total = hl + payload.length;

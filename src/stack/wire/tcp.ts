@@ -203,9 +203,13 @@ export function writeTcpOptions(buf: Uint8Array, p: number, o: TcpOptionsOut): n
   return p - s;
 }
 
-/** Writes a 20-byte base header plus optLen option bytes already in place; the checksum field is zeroed. */
+/**
+ * Writes a 20-byte base header plus optLen option bytes already in place; the
+ * checksum field is zeroed. `urgent` is the urgent pointer, meaningful only
+ * with FLAG.URG (RFC 9293 §3.1).
+ */
 export function writeTcpHeader(buf: Uint8Array, off: number, srcPort: number, dstPort: number, seq: number, ack: number,
-  flags: number, window: number, optLen: number): void {
+  flags: number, window: number, optLen: number, urgent = 0): void {
   wr16(buf, off + TCP.SRC_PORT, srcPort);
   wr16(buf, off + TCP.DST_PORT, dstPort);
   wr32(buf, off + TCP.SEQ, seq);
@@ -214,7 +218,7 @@ export function writeTcpHeader(buf: Uint8Array, off: number, srcPort: number, ds
   buf[off + TCP.FLAGS] = flags;
   wr16(buf, off + TCP.WINDOW, window);
   wr16(buf, off + TCP.CHECKSUM, 0);
-  wr16(buf, off + TCP.URGENT, 0);
+  wr16(buf, off + TCP.URGENT, urgent);
 }
 
 /** Formats flags like tcpdump ("S.", "F.", "R", "P."), for tests and traces. */
