@@ -4,6 +4,13 @@
 // The receive side also writes out-of-order data straight into its final
 // place beyond the readable bytes (writeAt), so reassembly costs no extra
 // copy: when the hole fills, commit() just moves the readable end.
+//
+// A known exception to "nothing allocated per packet": copying a range of
+// one buffer into another needs a subarray view in JS (writeAt, readAt: one
+// per segment each way). Measured on this project's machine for a 1448-byte
+// segment: set(subarray) 60 ns, Buffer.copy 75 ns (it makes the same view
+// inside), a byte loop 1130 ns. The view dies young, and a scavenge costs in
+// proportion to what survives, so the fastest copy keeps it.
 
 export class ByteRing {
   /** Storage; grows (doubling) up to capacity as data arrives, so idle connections stay small. */
