@@ -107,4 +107,42 @@ describe.skipIf(skip !== null)(`serve and proxy in the lab on every transport${s
     expect(await stop(proxy)).toBe(0);
     expect(await stop(upstream)).toBe(0);
   });
+
+  const noStack = probe.tap.available || probe.afxdp.available ? null : `TAP: ${probe.tap.reason}; AF_XDP: ${probe.afxdp.reason}`;
+  it.skipIf(noStack !== null)(`proxy whose upstream connections run on the stack too: clusters on TAP and AF_XDP reach a kernel upstream across the veth${noStack ? ` (skipped: ${noStack})` : ''}`, async () => {
+    // The upstream is node:http in the client namespace, answering with the
+    // address each connection came from: the stack's own address proves the
+    // proxy's upstream leg left through the stack, not the kernel.
+    const up = spawn('ip', ['netns', 'exec', lab.clientNs, process.execPath, '-e',
+      `require('http').createServer((q, s) => s.end(q.socket.remoteAddress + ' ' + q.url)).listen(9100, ${JSON.stringify(lab.clientAddr)}, () => console.log('up'))`],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+    procs.push(up);
+    await new Promise<void>((res, rej) => { up.stdout!.on('data', () => res()); up.on('exit', (c) => rej(new Error(`upstream exited ${c}`))); });
+    const stackKinds = (['tap', 'afxdp'] as const).filter((k) => probe[k].available);
+    const f = join(dir, 'lab-proxy-stack-upstream.yaml');
+    writeFileSync(f, [
+      'logging: { accessLog: { enabled: false } }',
+      'listeners:',
+      ...stackKinds.map((k, i) => `  - { name: l-${k}, address: ${target(k)}, port: ${8190 + i}, transport: ${k} }`),
+      'clusters:',
+      ...stackKinds.map((k) => `  - { name: up-${k}, transport: ${k}, endpoints: ["${lab.clientAddr}:9100"] }`),
+      'routes:',
+      ...stackKinds.flatMap((k) => [
+        '  - apiVersion: gateway.networking.k8s.io/v1', '    kind: HTTPRoute', `    metadata: { name: r-${k} }`, '    spec:',
+        `      parentRefs: [{ name: l-${k} }]`, `      rules: [{ backendRefs: [{ name: up-${k} }] }]`,
+      ]),
+      '',
+    ].join('\n'));
+    const proxy = cli(['proxy', '--config', f]);
+    await lines(proxy, stackKinds.length);
+    for (const [i, k] of stackKinds.entries()) {
+      const body = await client(['curl', '-sS', '--max-time', '10', `http://${target(k)}:${8190 + i}/over-${k}`]);
+      expect(body).toBe(`${target(k)} /over-${k}`);
+      const w = await client(['wrk', '-t1', '-c10', '-d1s', `http://${target(k)}:${8190 + i}/`]);
+      expect(Number(/(\d+) requests in/.exec(w)?.[1] ?? 0)).toBeGreaterThan(0);
+      expect(w).not.toMatch(/Socket errors|Non-2xx/);
+    }
+    expect(await stop(proxy)).toBe(0);
+    up.kill('SIGTERM');
+  });
 });
