@@ -193,7 +193,12 @@ export interface Peer {
  */
 export function spawnIn(ns: string, argv: readonly string[], opts: { nofile?: number; timeoutMs?: number } = {}): Peer {
   const full = inNetns(ns, opts.nofile ? ['prlimit', `--nofile=${opts.nofile}:${opts.nofile}`, '--', ...argv] : argv);
-  const child = spawn(full[0]!, full.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group, so a kill reaches whatever it forked (nginx's worker
+  // outlives a killed master, in a namespace the test then deletes).
+  const child = spawn(full[0]!, full.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const killGroup = (): void => {
+    try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* already gone */ }
+  };
   let out = '';
   let err = '';
   let readyResolve!: () => void;
@@ -205,7 +210,7 @@ export function spawnIn(ns: string, argv: readonly string[], opts: { nofile?: nu
     if (/^ready$/m.test(out)) readyResolve();
   });
   child.stderr!.on('data', (d: Buffer) => { err += d.toString(); if (err.length > 65536) err = err.slice(-65536); });
-  const timer = setTimeout(() => { err += `\n[killed after ${opts.timeoutMs} ms]`; child.kill('SIGKILL'); }, opts.timeoutMs ?? 120_000);
+  const timer = setTimeout(() => { err += `\n[killed after ${opts.timeoutMs} ms]`; killGroup(); }, opts.timeoutMs ?? 120_000);
   const done = new Promise<string>((resolve, reject) => {
     child.on('exit', (code, sig) => {
       clearTimeout(timer);
@@ -214,7 +219,7 @@ export function spawnIn(ns: string, argv: readonly string[], opts: { nofile?: nu
       else { const e = new Error(`peer ${argv[0]} exited ${code ?? sig}: ${err.trim().slice(-2000)} stdout: ${text.slice(-500)}`); readyReject(e); reject(e); }
     });
   });
-  return { child, ready, done, kill: () => { if (child.exitCode === null) child.kill('SIGKILL'); } };
+  return { child, ready, done, kill: () => { if (child.exitCode === null) killGroup(); } };
 }
 
 /** A node -e script in ns; PEER_LIB is prepended. */
