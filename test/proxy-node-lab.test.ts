@@ -116,6 +116,18 @@ describe.skipIf(skip !== null)(`node proxy in a lab on auto (${expected})${skip 
     const metrics = (await exec(m[0]!, m.slice(1))).stdout;
     expect(metrics).toMatch(/^strata_proxy_requests_total\{listener="web"\} 1$/m);
     if (expected !== 'kernel') expect(metrics).toMatch(new RegExp(`^strata_stack_drops_total\\{transport="${expected}",reason="[a-z_]+"\\} \\d+$`, 'm'));
+    if (expected !== 'kernel') {
+      // TCP's and the link's counters: one curl is one passive open, segments both ways, frames both ways.
+      const n = (re: RegExp): number => Number(re.exec(metrics)?.[1] ?? NaN);
+      const lbl = `transport="${expected}"`;
+      expect(n(new RegExp(`^strata_tcp_passive_opens_total\\{${lbl}\\} (\\d+)$`, 'm'))).toBeGreaterThanOrEqual(1);
+      expect(n(new RegExp(`^strata_tcp_segments_received_total\\{${lbl}\\} (\\d+)$`, 'm'))).toBeGreaterThanOrEqual(3);
+      expect(n(new RegExp(`^strata_tcp_segments_sent_total\\{${lbl}\\} (\\d+)$`, 'm'))).toBeGreaterThanOrEqual(2);
+      expect(n(new RegExp(`^strata_tcp_connections\\{${lbl}\\} (\\d+)$`, 'm'))).toBeGreaterThanOrEqual(0);
+      expect(metrics).toMatch(new RegExp(`^strata_tcp_drops_total\\{${lbl},reason="bad_checksum"\\} 0$`, 'm'));
+      expect(n(new RegExp(`^strata_link_rx_packets_total\\{${lbl}\\} (\\d+)$`, 'm'))).toBeGreaterThanOrEqual(3);
+      expect(n(new RegExp(`^strata_link_tx_packets_total\\{${lbl}\\} (\\d+)$`, 'm'))).toBeGreaterThanOrEqual(2);
+    }
     // The XDP layer: the requests above were steered into the socket, and counted.
     if (expected === 'afxdp') expect(Number(/^strata_xdp_packets_total\{reason="redirected"\} (\d+)$/m.exec(metrics)?.[1] ?? 0)).toBeGreaterThan(0);
 

@@ -49,6 +49,16 @@ export interface NodeProxyOptions {
 
 interface AccessLog { write(o: object): void; close(): void }
 
+/** The stack transports' link counters on /metrics (AF_XDP socket or TAP fd), read at scrape time. */
+const LINK_COUNTERS: readonly [string, string, string][] = [
+  ['rxPackets', 'strata_link_rx_packets_total', 'Frames the stack took from its link (AF_XDP RX ring or TAP).'],
+  ['rxBytes', 'strata_link_rx_bytes_total', 'Bytes the stack took from its link.'],
+  ['txPackets', 'strata_link_tx_packets_total', 'Frames the link accepted for sending.'],
+  ['txBytes', 'strata_link_tx_bytes_total', 'Bytes the link accepted for sending.'],
+  ['txDropped', 'strata_link_tx_dropped_total', 'Frames the link could not queue (TX ring or device full).'],
+  ['rxDropped', 'strata_link_rx_dropped_total', 'Frames dropped on receive for lack of buffers, where the link knows (AF_XDP: RX ring full, no fill buffer).'],
+];
+
 /** Everything a request is routed with; replaced as a whole on reload. */
 class Generation {
   inflight = 0;
@@ -132,6 +142,8 @@ export class NodeProxy {
   /** Slots still draining after a reload took them out (their transport must stay open). */
   private readonly drainingSlots = new Set<Slot>();
   private readonly stackStats = new Map<TransportKind, object>();
+  /** The stack transport last opened per kind (its TCP and link counters stay readable after a reload closed it). */
+  private readonly stackTransports = new Map<TransportKind, L7Transport>();
   private ready = false;
   private draining = false;
   private reloading: Promise<boolean> | null = null;
@@ -251,12 +263,20 @@ export class NodeProxy {
     const st = (t as unknown as { stack?: { stats?: object } }).stack?.stats;
     if (st !== undefined) {
       this.stackStats.set(kind, st);
+      this.stackTransports.set(kind, t);
       if (!this.metricsDone.has(`stack ${kind}`)) {
         // Registered once per kind and read through the transport open now, so a transport closed and reopened by reloads keeps one series.
         this.metricsDone.add(`stack ${kind}`);
         const { registerStackMetrics } = await import('../stack/stats.js');
         const view = new globalThis.Proxy(st, { get: (_t, k) => (this.stackStats.get(kind) as Record<string | symbol, unknown>)[k] });
         registerStackMetrics(this.registry, view as Parameters<typeof registerStackMetrics>[1], { transport: kind });
+        // TCP's counters and the link's, read the same way through the transport open now.
+        const { registerTcpMetrics } = await import('../stack/tcp/metrics.js');
+        const cur = (): { tcp: { counters: Record<string | symbol, unknown> }; link: { stats(): Record<string, number> } } =>
+          this.stackTransports.get(kind) as unknown as { tcp: { counters: Record<string | symbol, unknown> }; link: { stats(): Record<string, number> } };
+        const counters = new globalThis.Proxy({}, { get: (_t, k) => cur().tcp.counters[k] });
+        registerTcpMetrics(this.registry, counters as Parameters<typeof registerTcpMetrics>[1], { transport: kind });
+        for (const [f, name, help] of LINK_COUNTERS) this.registry.counterFunc(name, help, () => cur().link.stats()[f] ?? 0, { transport: kind });
       }
     }
     if (kind === 'afxdp' && !this.metricsDone.has('xdp')) {
