@@ -171,15 +171,22 @@ export interface MetricsRegistryLike {
  * (e.g. {iface: "tap0"}) tell several stacks apart.
  */
 export function registerStackMetrics(reg: MetricsRegistryLike, stats: StackStats, labels: Readonly<Record<string, string>> = {}): void {
+  registerDropsByReason(reg, 'strata_stack_drops_total', 'Packets the L2-L4 stack dropped, by reason.', DROP_NAMES.slice(0, DROP_COUNT), () => stats.drops, labels);
+  for (const [field, name, help] of COUNTER_METRICS) reg.counterFunc(name, help, () => stats[field], labels);
+}
+
+/**
+ * One counter family labelled reason="…" (lowercased): counts()[i] for
+ * reasons[i], read at scrape time (counts() is called then, so a stats view
+ * that follows a reopened transport stays current).
+ */
+export function registerDropsByReason(reg: MetricsRegistryLike, name: string, help: string, reasons: readonly string[], counts: () => ArrayLike<number>,
+  labels: Readonly<Record<string, string>> = {}): void {
   const esc = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
   const base = Object.entries(labels).map(([k, v]) => `${k}="${esc(v)}"`);
+  const lines = reasons.map((r) => `${name}{${[...base, `reason="${r.toLowerCase()}"`].join(',')}} `);
   reg.register({
-    name: 'strata_stack_drops_total',
-    help: 'Packets the L2-L4 stack dropped, by reason.',
-    type: 'counter',
-    render(out: string[]): void {
-      for (let i = 0; i < DROP_COUNT; i++) out.push(`strata_stack_drops_total{${[...base, `reason="${DROP_NAMES[i]!.toLowerCase()}"`].join(',')}} ${stats.drops[i]!}`);
-    },
+    name, help, type: 'counter',
+    render(out: string[]): void { const c = counts(); for (let i = 0; i < lines.length; i++) out.push(`${lines[i]!}${c[i]!}`); },
   });
-  for (const [field, name, help] of COUNTER_METRICS) reg.counterFunc(name, help, () => stats[field], labels);
 }

@@ -4,7 +4,7 @@
 // InSegs, OutSegs, RetransSegs, OutRsts), plus SYN cookies, RFC 5961
 // challenge ACKs and every drop by reason. Values are read from the
 // TcpCounters at scrape time: nothing is added to the packet path.
-import type { MetricsRegistryLike } from '../stats.js';
+import { registerDropsByReason, type MetricsRegistryLike } from '../stats.js';
 import { TCP_DROP, type TcpCounters } from './tcp.js';
 
 type CounterField = Exclude<{ [K in keyof TcpCounters]: TcpCounters[K] extends number ? K : never }[keyof TcpCounters], 'currEstab' | 'connections'>;
@@ -31,7 +31,9 @@ const COUNTERS: readonly [CounterField, string, string][] = [
   ['urgSegsOut', 'strata_tcp_urgent_segments_sent_total', 'Segments sent with URG.'],
 ];
 
-const DROP_REASONS = Object.entries(TCP_DROP) as [string, number][];
+/** Reason names in TCP_DROP index order (the drops array's). */
+const DROP_REASONS: string[] = [];
+for (const [name, i] of Object.entries(TCP_DROP)) DROP_REASONS[i] = name;
 
 /** Registers one TCP's counters; `labels` (e.g. {transport: "afxdp"}) tell several stacks apart. */
 export function registerTcpMetrics(reg: MetricsRegistryLike & { gaugeFunc(name: string, help: string, read: () => number, labels?: Readonly<Record<string, string>>): unknown },
@@ -39,14 +41,5 @@ export function registerTcpMetrics(reg: MetricsRegistryLike & { gaugeFunc(name: 
   for (const [field, name, help] of COUNTERS) reg.counterFunc(name, help, () => counters[field], labels);
   reg.gaugeFunc('strata_tcp_established', 'Connections in ESTABLISHED or CLOSE-WAIT now (CurrEstab).', () => counters.currEstab, labels);
   reg.gaugeFunc('strata_tcp_connections', 'TCP connections in the table now, any state.', () => counters.connections, labels);
-  const esc = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
-  const base = Object.entries(labels).map(([k, v]) => `${k}="${esc(v)}"`);
-  reg.register({
-    name: 'strata_tcp_drops_total',
-    help: 'TCP segments dropped, by reason.',
-    type: 'counter',
-    render(out: string[]): void {
-      for (const [reason, i] of DROP_REASONS) out.push(`strata_tcp_drops_total{${[...base, `reason="${reason.toLowerCase()}"`].join(',')}} ${counters.drops[i]!}`);
-    },
-  });
+  registerDropsByReason(reg, 'strata_tcp_drops_total', 'TCP segments dropped, by reason.', DROP_REASONS, () => counters.drops, labels);
 }
