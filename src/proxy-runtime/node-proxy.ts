@@ -110,9 +110,8 @@ class Slot {
   readonly handler: Handler = (req: ServerRequest, res: ServerResponse) => {
     const g = this.gen;
     g.inflight++;
-    // 'finish' once the last byte is handed to the socket; 'close' if the connection dies first. Only one fires.
-    res.once('finish', g.done);
-    res.once('close', g.done);
+    // Runs at 'finish' (the last byte handed to the socket) or at 'close' (the connection died first): only one fires.
+    res._onSettled = g.done;
     return this.proxy.handler(req, res);
   };
 

@@ -2,7 +2,7 @@
 // outlier detection, circuit breakers, the retry policy and one connection
 // pool per host, all over one L7 transport. Defaults are Envoy's.
 import type { Clock } from '../../util/clock.js';
-import { monotonicClock } from '../../util/clock.js';
+import { turnClock } from '../../util/clock.js';
 import { Prng } from '../../util/prng.js';
 import { InvalidArgumentError } from '../../util/errors.js';
 import type { L7Socket, L7Transport } from '../transport/types.js';
@@ -70,7 +70,7 @@ export class Cluster {
   constructor(opts: ClusterOptions) {
     if (opts.endpoints.length === 0) throw new InvalidArgumentError(`cluster ${opts.name}: no endpoints`);
     this.name = opts.name;
-    this.clock = opts.clock ?? monotonicClock;
+    this.clock = opts.clock ?? turnClock;
     this.rng = opts.rng ?? new Prng((Math.random() * 2 ** 32) >>> 0);
     this.transport = opts.transport;
     this.hosts = opts.endpoints.map((e) => new Host(e.address, e.port, e.weight ?? 1));
@@ -87,6 +87,7 @@ export class Cluster {
         connectTimeoutMs: opts.connectTimeoutMs ?? 5000,
         idleTimeoutMs: opts.idleTimeoutMs ?? 60_000,
         wrap: opts.wrap ?? null,
+        clock: this.clock,
       }));
     }
   }

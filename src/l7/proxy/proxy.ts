@@ -25,7 +25,7 @@
 // upgradeServerOptions()). Trailers pass both ways on chunked messages,
 // filtered as RFC 9110 §6.5.1 asks (trailers.ts).
 import type { Clock } from '../../util/clock.js';
-import { monotonicClock } from '../../util/clock.js';
+import { turnClock } from '../../util/clock.js';
 import { Prng } from '../../util/prng.js';
 import type { Handler, ServerRequest, ServerResponse } from '../server/index.js';
 import { FixedResponse } from '../server/index.js';
@@ -284,7 +284,7 @@ export class Proxy {
   constructor(opts: ProxyOptions) {
     this.router = new Router(opts.routes);
     for (const c of opts.clusters) this.clusters.set(c.name, c);
-    this.clock = opts.clock ?? monotonicClock;
+    this.clock = opts.clock ?? turnClock;
     this.rng = opts.rng ?? new Prng((Math.random() * 2 ** 32) >>> 0);
     this.maxBodyBytes = opts.maxBodyBytes ?? Infinity;
     this.retryBufferBytes = opts.retryBufferBytes ?? 64 * 1024;
@@ -641,7 +641,7 @@ class Forward implements UpstreamExchange {
       }
     }
     this.streaming = true;
-    res.on('drain', this.onDrain);
+    res._onDrain = this.onDrain;
   }
 
   /** The upstream switched protocols on the dedicated connection of an upgrade: the exchange becomes a tunnel (tunnel.ts). */
@@ -682,7 +682,7 @@ class Forward implements UpstreamExchange {
     if (this.done) return;
     this.endTry();
     this.conn = null;
-    this.res.off('drain', this.onDrain);
+    this.res._onDrain = null;
     // Sent only if the response goes out chunked, as it does whenever the upstream's was (RFC 9112 §7.1.2).
     if (trailers !== null) { const t = forwardTrailers(trailers, this.upstreamHeaders); if (t.length > 0) this.res.addTrailers(t); }
     // Log before ending: observers (flow records) are built when the response finishes.

@@ -24,6 +24,7 @@ import type { L7Socket, L7Transport } from '../transport/types.js';
 import { attachBytes, type ByteConn } from '../transport/bytes.js';
 import type { Host } from './hosts.js';
 import type { CircuitBreakers } from './breakers.js';
+import { turnClock, type Clock } from '../../util/clock.js';
 
 /** Why an upstream try failed before a usable response arrived. */
 export type UpstreamFailure = 'connect-failure' | 'reset' | 'timeout' | 'overflow' | 'protocol';
@@ -256,6 +257,8 @@ export interface PoolOptions {
   idleTimeoutMs: number;
   /** Wraps a fresh socket (upstream mTLS); default none. */
   wrap?: ((s: L7Socket) => Promise<L7Socket>) | null;
+  /** For idle ages (default turnClock, src/util/clock.ts). */
+  clock?: Clock;
 }
 
 interface Waiter { resolve(c: UpstreamConnection): void; reject(e: Error): void; settled: boolean }
@@ -268,13 +271,17 @@ export class HostPool {
   /** Connections dropped because the upstream sent bytes that answered no request. */
   unsolicited = 0;
 
-  constructor(readonly host: Host, private readonly transport: L7Transport, private readonly breakers: CircuitBreakers, private readonly opts: PoolOptions) {}
+  private readonly clock: Clock;
+
+  constructor(readonly host: Host, private readonly transport: L7Transport, private readonly breakers: CircuitBreakers, private readonly opts: PoolOptions) {
+    this.clock = opts.clock ?? turnClock;
+  }
 
   get size(): number { return this.all.size; }
   get idleCount(): number { return this.idle.length; }
 
   /** A connection for one exchange: idle, new, or the next one released. */
-  acquire(now = performance.now()): Promise<UpstreamConnection> {
+  acquire(now = this.clock.now()): Promise<UpstreamConnection> {
     const c = this.takeIdle(now);
     if (c !== null) return Promise.resolve(c);
     if (this.breakers.canConnect()) return this.connect();
@@ -288,7 +295,7 @@ export class HostPool {
    * the common case (a warm pool) costs no promise and no microtask, and the
    * request leaves in the same turn as the one that brought it.
    */
-  takeIdle(now = performance.now()): UpstreamConnection | null {
+  takeIdle(now = this.clock.now()): UpstreamConnection | null {
     while (this.idle.length > 0) {
       const c = this.idle.pop()!;
       c.pooled = false;
@@ -346,7 +353,7 @@ export class HostPool {
     const w = this.waiters.shift();
     if (w !== undefined) { this.breakers.releasePending(); w.resolve(c); return; }
     if (this.closed || this.idle.length >= this.opts.maxIdle) { this.forget(c); c.destroy(); return; }
-    c.idleSince = performance.now();
+    c.idleSince = this.clock.now();
     c.pooled = true;
     this.idle.push(c);
   }

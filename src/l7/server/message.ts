@@ -189,6 +189,13 @@ export class ServerResponse extends EventEmitter {
   /** @internal */ _close = false;
   /** Bytes of this response handed to the connection so far: head, body and chunk framing (what the wire carries for it). */
   wireBytes = 0;
+  /**
+   * @internal One in-process listener each, without an EventEmitter listener
+   * per request (the node proxy's hot path): _onSettled runs just before
+   * 'finish' or 'close' (exactly one of the two fires), _onDrain just before 'drain'.
+   */
+  _onSettled: (() => void) | null = null;
+  /** @internal see _onSettled */ _onDrain: (() => void) | null = null;
   private readonly names: string[] = [];
   private readonly values: string[] = [];
   private chunkedOut = false;

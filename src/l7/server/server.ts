@@ -30,7 +30,7 @@
 // tunnel it (RFC 9110 §9.3.6 is for forward proxies) and Envoy rejects it
 // unless configured to.
 import type { Clock } from '../../util/clock.js';
-import { monotonicClock, wallClock } from '../../util/clock.js';
+import { turnClock, wallClock } from '../../util/clock.js';
 import { Timer } from '../../stack/timers.js';
 import type { L7Listener, L7Socket, L7Transport } from '../transport/types.js';
 import { attachBytes, type ByteConn } from '../transport/bytes.js';
@@ -60,7 +60,7 @@ export interface HttpServerOptions {
   maxBodySize?: number;
   maxHeaderSize?: number;
   maxHeaders?: number;
-  /** Monotonic clock for timeouts (default performance.now()). */
+  /** Monotonic clock for timeouts (default turnClock: performance.now() read once per task). */
   clock?: Clock;
   /** Wall clock for the Date header. */
   wallClock?: Clock;
@@ -337,6 +337,7 @@ class Connection implements DecoderSink, ExchangeOwner {
     while (this.queue.length > 0 && this.queue[0]!._done) {
       const res = this.queue.shift()!;
       const req = res.req;
+      res._onSettled?.();
       res.emit('finish');
       if (res._close || this.server.closingAll) { this.shutdown(); return; }
       if (!req._ended) {
@@ -355,7 +356,7 @@ class Connection implements DecoderSink, ExchangeOwner {
           for (const c of h) if (!this.io.write(c)) this.waitingDrain = true;
           if (h.length > 1) this.io.uncork();
         }
-        if (!this.waitingDrain) next.emit('drain');
+        if (!this.waitingDrain) { next._onDrain?.(); next.emit('drain'); }
       }
     }
     if (this.readPausedPipeline && this.queue.length < this.server.maxPipelined) {
@@ -378,7 +379,7 @@ class Connection implements DecoderSink, ExchangeOwner {
   private readonly onDrain = (): void => {
     this.waitingDrain = false;
     const head = this.queue[0];
-    if (head !== undefined) head.emit('drain');
+    if (head !== undefined) { head._onDrain?.(); head.emit('drain'); }
   };
 
   private armIdle(): void {
@@ -498,7 +499,7 @@ class Connection implements DecoderSink, ExchangeOwner {
     this.dead = true;
     this.server.timers.cancel(this.timer);
     for (const res of this.queue) {
-      if (!res._done) res.emit('close');
+      if (!res._done) { res._onSettled?.(); res.emit('close'); }
       const req = res.req;
       if (req._body !== null && !req._ended) req._body.destroy(new HttpServerError('ERR_STRATA_ABORTED', 'connection closed'));
     }
@@ -546,7 +547,7 @@ export class HttpServer {
     this.onError = opts.onError ?? null;
     this.onUpgrade = opts.onUpgrade ?? null;
     this.shouldUpgrade = opts.shouldUpgrade ?? null;
-    const clock = opts.clock ?? monotonicClock;
+    const clock = opts.clock ?? turnClock;
     this.wall = opts.wallClock ?? wallClock;
     this.timers = new TimerDriver(clock);
   }
