@@ -108,3 +108,44 @@ export function requestTargetForm(method: number, b: Uint8Array, s: number, e: n
   }
   return TargetForm.ABSOLUTE;
 }
+
+// ---- field values and targets as strings, cached --------------------------
+//
+// A proxy or server sees the same short values over and over: Host, the
+// origin's Server and Content-Type, "/" as the target, the same Date for a
+// second. Converting each one is a call into C++ and a new string; comparing
+// the bytes with the last ones seen in the same slot is cheaper and allocates
+// nothing. A direct-mapped table (slot = a hash of length and three bytes) of
+// VALUE_SLOTS entries, each keeping up to VALUE_MAX bytes in one slab; longer
+// values, and misses, are converted as before (a miss also refills the slot).
+// Strings are immutable, so handing one to many requests is safe.
+
+const VALUE_SLOTS = 512;
+const VALUE_MAX = 48;
+const slab = new Uint8Array(VALUE_SLOTS * VALUE_MAX);
+const slotLen = new Int32Array(VALUE_SLOTS).fill(-1);
+const slotStr: string[] = new Array<string>(VALUE_SLOTS).fill('');
+
+function latin1Of(b: Uint8Array, s: number, e: number): string {
+  if (Buffer.isBuffer(b)) return b.toString('latin1', s, e);
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1', s, e);
+}
+
+/** b[s..e) as a latin1 string (each byte one char, as node:http reads heads), from the cache when it holds the same bytes. */
+export function latin1Cached(b: Uint8Array, s: number, e: number): string {
+  const len = e - s;
+  if (len <= 0) return '';
+  if (len > VALUE_MAX) return latin1Of(b, s, e);
+  const slot = ((len * 0x9e5) ^ (b[s]! << 3) ^ (b[e - 1]! << 1) ^ b[s + (len >>> 1)]!) & (VALUE_SLOTS - 1);
+  const base = slot * VALUE_MAX;
+  if (slotLen[slot] === len) {
+    let i = 0;
+    while (i < len && slab[base + i] === b[s + i]) i++;
+    if (i === len) return slotStr[slot]!;
+  }
+  const str = latin1Of(b, s, e);
+  for (let i = 0; i < len; i++) slab[base + i] = b[s + i]!;
+  slotLen[slot] = len;
+  slotStr[slot] = str;
+  return str;
+}

@@ -18,7 +18,7 @@
 // §7.1.2) reach the exchange with onEnd.
 import { Http1Parser, type Http1Handler } from '../http1/parser.js';
 import { Cb, Errno, Method, ParserType } from '../http1/constants.js';
-import { headerName } from '../http1/names.js';
+import { headerName, latin1Cached } from '../http1/names.js';
 import { StrataError } from '../../util/errors.js';
 import type { L7Socket, L7Transport } from '../transport/types.js';
 import { attachBytes, type ByteConn } from '../transport/bytes.js';
@@ -135,7 +135,7 @@ export class UpstreamConnection implements Http1Handler {
   // ---- parser events -------------------------------------------------------
   onMessageBegin(): void { this.raw = []; this.trailers = null; }
   onHeader(n: Uint8Array, ns: number, ne: number, v: Uint8Array, vs: number, ve: number): void {
-    this.raw.push(headerName(n, ns, ne), latin1(v, vs, ve));
+    this.raw.push(headerName(n, ns, ne), latin1Cached(v, vs, ve));
   }
   onTrailer(n: Uint8Array, ns: number, ne: number, v: Uint8Array, vs: number, ve: number): void {
     (this.trailers ??= []).push(headerName(n, ns, ne), latin1(v, vs, ve));

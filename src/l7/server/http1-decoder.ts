@@ -14,7 +14,7 @@
 // reported as an upgrade and answered 501 by the server.
 import { Http1Parser, type Http1Handler } from '../http1/parser.js';
 import { Errno, ErrnoName, Flags, ParserType, Protocol } from '../http1/constants.js';
-import { headerName, requestTargetForm, TargetForm } from '../http1/names.js';
+import { headerName, latin1Cached, requestTargetForm, TargetForm } from '../http1/names.js';
 import type { DecodeFailure, DecoderLimits, DecoderSink, RequestDecoder, RequestHead } from './decoder.js';
 
 function latin1(b: Uint8Array, s: number, e: number): string {
@@ -56,12 +56,12 @@ class Http1RequestDecoder implements RequestDecoder, Http1Handler {
       this.failure = { code: 'HPE_INVALID_URL', reason: 'Invalid request-target', status: 400 };
       return Errno.USER;
     }
-    this.url = latin1(b, s, e);
+    this.url = latin1Cached(b, s, e);
   }
 
   /** Names are lowercased (common ones interned, no allocation): every comparison above is then a plain ===. */
   onHeader(n: Uint8Array, ns: number, ne: number, v: Uint8Array, vs: number, ve: number): void {
-    this.raw.push(headerName(n, ns, ne), latin1(v, vs, ve));
+    this.raw.push(headerName(n, ns, ne), latin1Cached(v, vs, ve));
   }
 
   onHeadersComplete(): number | void {
