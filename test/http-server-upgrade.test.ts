@@ -179,6 +179,34 @@ describe('HttpServer: Upgrade hand-over', () => {
     expect(c.text().endsWith('\r\n\r\ndenied\n')).toBe(true);
     expect(finished).toBe(1);
   });
+
+  it('upgradeVia: the internal settle/close hooks run like the events, on an answer and on a client that goes away', async () => {
+    // The node proxy counts requests in flight with _onSettled and the proxy
+    // notices a vanished client with _onClose: an UpgradeResponse must run
+    // them as a plain response does.
+    const seen: string[] = [];
+    let n = 0;
+    const handler = (req: ServerRequest, res: ServerResponse): void => {
+      const id = n++;
+      res._onSettled = () => seen.push(`settled ${id}`);
+      res._onClose = () => seen.push(`client gone ${id}`);
+      res.once('finish', () => seen.push(`finish ${id}`));
+      res.once('close', () => seen.push(`close ${id}`));
+      if (req.url === '/answer') { res.statusCode = 403; res.end('denied\n'); }
+      // '/hang': never answered; the client closes.
+    };
+    const { port } = await serve(handler, { onUpgrade: upgradeVia(handler) });
+    const a = client(port);
+    a.s.write(UPGRADE.replace('/ws', '/answer'));
+    await a.ended;
+    expect(seen).toEqual(['settled 0', 'finish 0']);
+    const b = client(port);
+    b.s.write(UPGRADE.replace('/ws', '/hang'));
+    await new Promise((r) => setTimeout(r, 50));
+    b.s.destroy();
+    for (let i = 0; i < 100 && seen.length < 5; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(seen).toEqual(['settled 0', 'finish 0', 'settled 1', 'client gone 1', 'close 1']);
+  });
 });
 
 describe('HttpServer: trailers', () => {

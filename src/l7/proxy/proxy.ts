@@ -485,9 +485,10 @@ class Forward implements UpstreamExchange {
   private lastHost: Host | null = null;
   private conn: UpstreamConnection | null = null;
   // Timers on the proxy's one wheel (no setTimeout per request); armed and re-armed, never reallocated.
-  private readonly tryTimer = new Timer(() => this.onTimeout(false));
+  // The per-try and backoff timers are made when first armed (most requests have neither).
   private readonly totalTimer = new Timer(() => this.onTimeout(true));
-  private readonly backoffTimer = new Timer(() => { this.retryPending = false; this.attempt(); });
+  private tryTimer: Timer | null = null;
+  private backoffTimer: Timer | null = null;
   private done = false;
   private retryPending = false;
   private holdingRequest = false;
@@ -516,7 +517,7 @@ class Forward implements UpstreamExchange {
     this.holdingRequest = true;
     const left = this.deadline - this.proxy.now();
     this.proxy.timers.arm(this.totalTimer, this.proxy.now() + Math.max(0, left));
-    this.res.once('close', () => this.onClientGone());
+    this.res._onClose = this.onClientGone;
     this.attempt();
   }
 
@@ -534,7 +535,7 @@ class Forward implements UpstreamExchange {
     this.lastHost = host;
     host.active++;
     host.requests++;
-    if (this.perTryMs > 0) this.proxy.timers.arm(this.tryTimer, now + this.perTryMs);
+    if (this.perTryMs > 0) this.proxy.timers.arm(this.tryTimer ??= new Timer(() => this.onTimeout(false)), now + this.perTryMs);
     const pool = this.cluster.pool(host);
     const upgrade = this.res instanceof UpgradeResponse;
     // A warm pool answers at once: no promise, and the request leaves in this turn.
@@ -570,7 +571,7 @@ class Forward implements UpstreamExchange {
   }
 
   private endTry(): void {
-    this.proxy.timers.cancel(this.tryTimer);
+    if (this.tryTimer !== null) this.proxy.timers.cancel(this.tryTimer);
     if (this.host !== null) { this.host.active--; }
   }
 
@@ -590,7 +591,7 @@ class Forward implements UpstreamExchange {
     this.proxy.noteRetry();
     const wait = Math.min(retryBackoff(this.retries, this.proxy.random(), p.backoff.baseMs, p.backoff.maxMs), Math.max(0, this.deadline - now));
     this.retryPending = true;
-    this.proxy.timers.arm(this.backoffTimer, now + wait);
+    this.proxy.timers.arm(this.backoffTimer ??= new Timer(() => { this.retryPending = false; this.attempt(); }), now + wait);
     return true;
   }
 
@@ -607,7 +608,7 @@ class Forward implements UpstreamExchange {
       this.conn = null;
       return;
     }
-    this.proxy.timers.cancel(this.tryTimer);
+    if (this.tryTimer !== null) this.proxy.timers.cancel(this.tryTimer);
     const res = this.res;
     res.statusCode = status;
     if (this.respFilters === null) {
@@ -730,18 +731,18 @@ class Forward implements UpstreamExchange {
   }
 
   private endTryIfActive(): void {
-    this.proxy.timers.cancel(this.tryTimer);
+    if (this.tryTimer !== null) this.proxy.timers.cancel(this.tryTimer);
     if (this.host !== null) { this.host.active--; this.host = null; }
   }
 
-  private onClientGone(): void {
+  private readonly onClientGone = (): void => {
     if (this.done) return;
     this.done = true;
     this.conn?.abort();
     this.conn = null;
     this.endTryIfActive();
     this.release();
-  }
+  };
 
   /** The response cannot be completed: the client's connection is reset so it cannot mistake it for whole. */
   private abortClient(err: Error): void {
@@ -770,8 +771,8 @@ class Forward implements UpstreamExchange {
 
   private release(): void {
     this.proxy.timers.cancel(this.totalTimer);
-    this.proxy.timers.cancel(this.backoffTimer);
-    this.proxy.timers.cancel(this.tryTimer);
+    if (this.backoffTimer !== null) this.proxy.timers.cancel(this.backoffTimer);
+    if (this.tryTimer !== null) this.proxy.timers.cancel(this.tryTimer);
     if (this.holdingRetry) { this.cluster.breakers.releaseRetry(); this.holdingRetry = false; }
     if (this.holdingRequest) { this.cluster.breakers.releaseRequest(); this.holdingRequest = false; }
   }

@@ -196,6 +196,20 @@ export class ServerResponse extends EventEmitter {
    */
   _onSettled: (() => void) | null = null;
   /** @internal see _onSettled */ _onDrain: (() => void) | null = null;
+  /** @internal The client went away before the response was done: runs just before 'close'. */
+  _onClose: (() => void) | null = null;
+
+  /** @internal 'finish' (every byte handed to the connection) or 'close' (the connection died first), hooks first. Whoever settles a response calls this once. */
+  _emitSettled(aborted: boolean): void {
+    this._onSettled?.();
+    if (aborted) { this._onClose?.(); this.emit('close'); } else this.emit('finish');
+  }
+
+  /** @internal The connection takes writes again. */
+  _emitDrain(): void {
+    this._onDrain?.();
+    this.emit('drain');
+  }
   private readonly names: string[] = [];
   private readonly values: string[] = [];
   private chunkedOut = false;

@@ -337,8 +337,7 @@ class Connection implements DecoderSink, ExchangeOwner {
     while (this.queue.length > 0 && this.queue[0]!._done) {
       const res = this.queue.shift()!;
       const req = res.req;
-      res._onSettled?.();
-      res.emit('finish');
+      res._emitSettled(false);
       if (res._close || this.server.closingAll) { this.shutdown(); return; }
       if (!req._ended) {
         // The handler did not read the whole body: drop the rest and keep going.
@@ -356,7 +355,7 @@ class Connection implements DecoderSink, ExchangeOwner {
           for (const c of h) if (!this.io.write(c)) this.waitingDrain = true;
           if (h.length > 1) this.io.uncork();
         }
-        if (!this.waitingDrain) { next._onDrain?.(); next.emit('drain'); }
+        if (!this.waitingDrain) next._emitDrain();
       }
     }
     if (this.readPausedPipeline && this.queue.length < this.server.maxPipelined) {
@@ -379,7 +378,7 @@ class Connection implements DecoderSink, ExchangeOwner {
   private readonly onDrain = (): void => {
     this.waitingDrain = false;
     const head = this.queue[0];
-    if (head !== undefined) { head._onDrain?.(); head.emit('drain'); }
+    if (head !== undefined) head._emitDrain();
   };
 
   private armIdle(): void {
@@ -499,7 +498,7 @@ class Connection implements DecoderSink, ExchangeOwner {
     this.dead = true;
     this.server.timers.cancel(this.timer);
     for (const res of this.queue) {
-      if (!res._done) { res._onSettled?.(); res.emit('close'); }
+      if (!res._done) res._emitSettled(true);
       const req = res.req;
       if (req._body !== null && !req._ended) req._body.destroy(new HttpServerError('ERR_STRATA_ABORTED', 'connection closed'));
     }

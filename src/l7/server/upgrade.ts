@@ -70,7 +70,7 @@ export class UpgradeResponse extends ServerResponse {
   private settled = false;
   private switched = false;
   private readonly onSocketClose = (): void => { this._settle(true); };
-  private readonly onSocketDrain = (): void => { this.emit('drain'); };
+  private readonly onSocketDrain = (): void => { this._emitDrain(); };
 
   /** @internal */
   constructor(req: ServerRequest, private readonly taken: TakenConnection, head: Buffer) {
@@ -116,7 +116,7 @@ export class UpgradeResponse extends ServerResponse {
     this.settled = true;
     this.socket.off('close', this.onSocketClose);
     this.socket.off('drain', this.onSocketDrain);
-    this.emit(aborted ? 'close' : 'finish');
+    this._emitSettled(aborted);
   }
 }
 
