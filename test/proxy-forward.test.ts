@@ -282,6 +282,25 @@ describe('proxy: retries, breakers and failover', () => {
     } finally { await p.close(); await slow.kill(); }
   });
 
+  it('a client that goes away mid-request: the upstream connection is closed, not pooled, and the breaker slot is freed', async () => {
+    const slow = await upstream('slow', 'slow');
+    const upstreamClosed: Promise<void>[] = [];
+    slow.server.on('connection', (s: net.Socket) => { upstreamClosed.push(new Promise((r) => s.on('close', () => r()))); });
+    const p = await startProxy(route('c'), [{ name: 'c', endpoints: [{ address: '127.0.0.1', port: slow.port }], circuitBreakers: { maxRequests: 1 } }]);
+    try {
+      const c = net.connect(p.port, '127.0.0.1');
+      await new Promise<void>((r) => c.once('connect', () => r()));
+      c.write('GET /gone HTTP/1.1\r\nHost: x\r\n\r\n');
+      for (let i = 0; i < 100 && slow.hits === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(slow.hits).toBe(1);
+      c.destroy();
+      // The try is abandoned: its upstream connection cannot be reused (the answer would be read by the next request).
+      await Promise.race([upstreamClosed[0]!, new Promise((_, rej) => setTimeout(() => rej(new Error('upstream connection still open')), 2000))]);
+      // max_requests 1: the abandoned request no longer holds the slot.
+      expect((await get(p.port, '/')).status).toBe(200);
+    } finally { await p.close(); await slow.kill(); }
+  });
+
   it('per-try timeout then retry; request timeout gives 504', async () => {
     const slow = await upstream('slow', 'slow');
     const good = await upstream('good');

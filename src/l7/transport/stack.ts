@@ -152,11 +152,24 @@ export class StackTransport implements L7Transport {
     });
   }
 
-  async close(): Promise<void> {
+  /**
+   * Stops listening, then ends what is left the way a kernel would for a
+   * process that exits: connections their owners already closed get up to
+   * lingerMs (default 250) to finish the FIN exchange while the stack keeps
+   * running; every connection still not over after that (still open, or
+   * its peer slow) is reset, and the RSTs are sent before the link closes.
+   * Peers are never left holding a connection that nobody answers.
+   */
+  async close(lingerMs = 250): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     for (const s of this.servers) s.close();
     this.servers.clear();
+    const clock = this.stack.clock;
+    const until = clock.now() + lingerMs;
+    while (this.tcp.closing() > 0 && clock.now() < until) await new Promise((r) => setTimeout(r, 2));
+    const now = clock.now();
+    if (this.tcp.abortAll(now) > 0) this.stack.poll(now);
     this.driver.stop();
     this.stack.close();
     this.link.close();

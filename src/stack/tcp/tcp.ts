@@ -799,6 +799,39 @@ export class Tcp implements TransportDispatcher {
     };
   }
 
+  /**
+   * Connections finishing a close the application asked for (FIN-WAIT-1,
+   * FIN-WAIT-2, CLOSING, LAST-ACK): the ones that end by themselves within
+   * a round trip or two. A stack being shut down polls until none is left
+   * or its linger time runs out, then abortAll().
+   */
+  closing(): number {
+    let n = 0;
+    for (const head of this.buckets) {
+      for (let c: TcpConnection | null = head; c !== null; c = c.nextInBucket) {
+        const st = c.state;
+        if (st === 'FIN-WAIT-1' || st === 'FIN-WAIT-2' || st === 'CLOSING' || st === 'LAST-ACK') n++;
+      }
+    }
+    return n;
+  }
+
+  /**
+   * Shutdown: RST to every connection that is not over (RFC 9293 ABORT),
+   * so no peer keeps a connection nobody will answer (a pooled upstream
+   * keep-alive would otherwise retransmit or keep-alive for minutes). Their
+   * owners hear ECONNABORTED. The RSTs leave with the next flush.
+   */
+  abortAll(now: number): number {
+    let n = 0;
+    for (const c of this.connections()) {
+      if (c.state === 'CLOSED' || c.state === 'TIME-WAIT') continue;
+      c.abort(now, 'ECONNABORTED', 'stack shut down');
+      n++;
+    }
+    return n;
+  }
+
   /** Every connection in the table (for observability; allocates). */
   connections(): TcpConnection[] {
     const r: TcpConnection[] = [];
