@@ -38,5 +38,9 @@ class TurnClock implements Clock {
 /** The shared once-per-task clock (see TurnClock). */
 export const turnClock: Clock = new TurnClock();
 
+const TIME_ORIGIN = performance.timeOrigin;
+/** Wall-clock time read once per task (turnClock's reading since the epoch): for the Date header, which changes once a second. */
+export const turnWallClock: Clock = { now: () => TIME_ORIGIN + turnClock.now() };
+
 /** Wall-clock time in milliseconds since the epoch, for timestamps in captures and logs. */
 export const wallClock: Clock = { now: () => performance.timeOrigin + performance.now() };

@@ -30,7 +30,7 @@
 // tunnel it (RFC 9110 §9.3.6 is for forward proxies) and Envoy rejects it
 // unless configured to.
 import type { Clock } from '../../util/clock.js';
-import { turnClock, wallClock } from '../../util/clock.js';
+import { turnClock, turnWallClock } from '../../util/clock.js';
 import { Timer } from '../../stack/timers.js';
 import type { L7Listener, L7Socket, L7Transport } from '../transport/types.js';
 import { attachBytes, type ByteConn } from '../transport/bytes.js';
@@ -62,7 +62,7 @@ export interface HttpServerOptions {
   maxHeaders?: number;
   /** Monotonic clock for timeouts (default turnClock: performance.now() read once per task). */
   clock?: Clock;
-  /** Wall clock for the Date header. */
+  /** Wall clock for the Date header (default turnWallClock: read once per task). */
   wallClock?: Clock;
   /** Connections beyond this are closed on accept and counted (default Infinity). */
   maxConnections?: number;
@@ -547,7 +547,7 @@ export class HttpServer {
     this.onUpgrade = opts.onUpgrade ?? null;
     this.shouldUpgrade = opts.shouldUpgrade ?? null;
     const clock = opts.clock ?? turnClock;
-    this.wall = opts.wallClock ?? wallClock;
+    this.wall = opts.wallClock ?? turnWallClock;
     this.timers = new TimerDriver(clock);
   }
 
