@@ -311,8 +311,9 @@ class Connection implements DecoderSink, ExchangeOwner {
     if (this.queue[0] === res) {
       // Several pieces of one response in one tick (head, body, last chunk)
       // leave in one writev, as node:http does; a one-piece response
-      // (sendFixed, end() of a bodiless one) is written directly.
-      if (!last && !this.corked) {
+      // (sendFixed, end() of a bodiless one) is written directly, and so is
+      // everything on a transport that coalesces by itself (the stack).
+      if (!last && !this.corked && !this.io.coalesces) {
         this.corked = true;
         this.io.cork();
         process.nextTick(this.uncork);

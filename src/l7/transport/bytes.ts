@@ -32,6 +32,8 @@ export interface ByteConn {
   readonly socket: L7Socket;
   /** false: wait for onDrain (the bytes are queued, not lost). */
   write(chunk: Uint8Array | string): boolean;
+  /** Writes in one tick leave together without cork() (the stack's direct mode sends at its next flush): callers may skip corking. */
+  readonly coalesces: boolean;
   /** Holds writes until uncork() (one writev); a no-op where the transport batches by itself. */
   cork(): void;
   uncork(): void;
@@ -65,6 +67,7 @@ export function attachBytes(socket: L7Socket, r: ByteReceiver): ByteConn {
 }
 
 class DirectConn implements ByteConn {
+  readonly coalesces = true;
   constructor(readonly socket: L7Socket & DirectSocket, private readonly r: ByteReceiver) {
     // Failures reach r.onError from the socket itself; 'error' events come
     // only from someone destroying the Duplex with an error, so listen anyway.
@@ -89,6 +92,7 @@ class DirectConn implements ByteConn {
 }
 
 class StreamConn implements ByteConn {
+  readonly coalesces = false;
   constructor(readonly socket: L7Socket, private readonly r: ByteReceiver) {
     socket.on('data', r.onData);
     socket.on('end', r.onEnd);
