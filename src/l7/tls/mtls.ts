@@ -21,6 +21,7 @@ import { SvidError, TlsPeerError, TlsHandshakeTimeoutError, TlsPeerIdentityError
 import { validateSvid } from './svid.js';
 import type { SpiffeId } from './spiffe.js';
 import { TLS_VERSION, type TlsContextManager, type TlsContextSource } from './context.js';
+import { tlsCarrier } from '../transport/tls-carrier.js';
 
 /** Decides whether an authenticated peer may talk to us; return false to close the connection. */
 export type PeerAuthorizer = (id: SpiffeId) => boolean;
@@ -111,7 +112,8 @@ function reject(socket: tls.TLSSocket, err: Error): void {
  */
 export function wrapServer(duplex: Duplex, ctx: TlsContextSource, opts: MtlsServerOptions = {}): tls.TLSSocket {
   const mutual = ctx.requireClientCert !== false;
-  const socket = new tls.TLSSocket(duplex, {
+  // On the stack, TLS runs over the TcpSocket's direct mode (tls-carrier.ts), not its stream.
+  const socket = new tls.TLSSocket(tlsCarrier(duplex), {
     isServer: true,
     secureContext: ctx.secureContext,
     requestCert: mutual,
@@ -142,7 +144,7 @@ export function wrapServer(duplex: Duplex, ctx: TlsContextSource, opts: MtlsServ
  * hostname checks are replaced by the SPIFFE ID check, as SPIFFE prescribes.
  */
 export function wrapClient(duplex: Duplex, ctx: TlsContextSource, opts: MtlsClientOptions = {}): tls.TLSSocket {
-  return connectWith({ socket: duplex }, ctx, opts);
+  return connectWith({ socket: tlsCarrier(duplex) }, ctx, opts);
 }
 
 /** mTLS client over the kernel's TCP (node:net). */

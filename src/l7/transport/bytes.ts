@@ -48,7 +48,7 @@ export interface ByteConn {
 }
 
 /** The stack's TcpSocket in direct mode (structural: L7 does not import the stack). */
-interface DirectSocket extends Duplex {
+export interface DirectSocket extends Duplex {
   attachReceiver(r: Omit<ByteReceiver, 'onClose'>): void;
   detachReceiver(): void;
   writeDirect(chunk: Uint8Array | string): boolean;
@@ -57,7 +57,7 @@ interface DirectSocket extends Duplex {
   resumeDirect(): void;
 }
 
-function isDirect(s: L7Socket): s is L7Socket & DirectSocket {
+export function isDirect(s: L7Socket): s is L7Socket & DirectSocket {
   return typeof (s as Partial<DirectSocket>).attachReceiver === 'function';
 }
 
