@@ -32,6 +32,7 @@ export class DirectTlsCarrier extends EventEmitter {
   private held: Buffer[] = [];
   private endHeld = false;
   private paused = true;
+  private flushing = false;
   /** Write callbacks waiting for the send ring to take queued bytes. */
   private waiting: ((err?: Error | null) => void)[] = [];
 
@@ -78,15 +79,22 @@ export class DirectTlsCarrier extends EventEmitter {
     return this;
   }
 
+  /** Delivery goes on; what was held is handed over on the next tick (as a Readable does), never inside the caller (TLS's readStart). */
   resume(): this {
     if (!this.paused) return this;
     this.paused = false;
-    while (this.held.length > 0 && !this.paused) this.emit('data', this.held.shift()!);
-    if (this.paused) return this;
-    if (this.endHeld) { this.endHeld = false; this.onEnd(); return this; }
-    this.socket.resumeDirect();
+    if (this.held.length === 0 && !this.endHeld) { this.socket.resumeDirect(); return this; }
+    if (!this.flushing) { this.flushing = true; process.nextTick(this.flushHeld); }
     return this;
   }
+
+  private readonly flushHeld = (): void => {
+    this.flushing = false;
+    while (this.held.length > 0 && !this.paused) this.emit('data', this.held.shift()!);
+    if (this.paused) return;
+    if (this.endHeld) { this.endHeld = false; this.onEnd(); return; }
+    this.socket.resumeDirect();
+  };
 
   /** The stack sends what one tick wrote together (its next flush): nothing to hold. */
   cork(): void { /* see above */ }
