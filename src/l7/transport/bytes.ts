@@ -91,6 +91,9 @@ class DirectConn implements ByteConn {
   }
 }
 
+/** Corked pieces up to this many bytes in all are joined into one write (StreamConn). */
+const JOIN_MAX = 16384;
+
 class StreamConn implements ByteConn {
   readonly coalesces = false;
   constructor(readonly socket: L7Socket, private readonly r: ByteReceiver) {
@@ -102,17 +105,57 @@ class StreamConn implements ByteConn {
   }
 
   write(chunk: Uint8Array | string): boolean {
+    const h = this.held;
+    if (h !== null) {
+      if (this.heldBytes + chunk.length <= JOIN_MAX) { h.push(chunk); this.heldBytes += chunk.length; return true; }
+      this.flushHeld();
+    }
+    return this.send(chunk);
+  }
+
+  /**
+   * Small pieces written while corked (a head and a short body) leave as one
+   * Buffer at uncork(): one write, one TLS record, no writev bookkeeping per
+   * piece; past JOIN_MAX bytes they go out as they come, in order.
+   */
+  cork(): void { if (this.corks++ === 0) this.held = []; }
+  uncork(): void {
+    if (this.corks === 0) return;
+    if (--this.corks === 0) { this.flushHeld(); this.held = null; }
+  }
+  pause(): void { this.socket.pause(); }
+  resume(): void { this.socket.resume(); }
+  end(): void { this.flushHeld(); this.socket.end(); }
+  destroy(): void { this.held = this.corks > 0 ? [] : null; this.heldBytes = 0; this.socket.destroy(); }
+
+  private held: (Uint8Array | string)[] | null = null;
+  private heldBytes = 0;
+  private corks = 0;
+
+  private send(chunk: Uint8Array | string): boolean {
     return typeof chunk === 'string' ? this.socket.write(chunk, 'latin1') : this.socket.write(chunk);
   }
 
-  cork(): void { this.socket.cork(); }
-  uncork(): void { this.socket.uncork(); }
-  pause(): void { this.socket.pause(); }
-  resume(): void { this.socket.resume(); }
-  end(): void { this.socket.end(); }
-  destroy(): void { this.socket.destroy(); }
+  private flushHeld(): void {
+    const h = this.held;
+    if (h === null || h.length === 0) return;
+    this.held = [];
+    const n = this.heldBytes;
+    this.heldBytes = 0;
+    if (h.length === 1) { this.send(h[0]!); return; }
+    const b = Buffer.allocUnsafe(n);
+    let o = 0;
+    for (const c of h) {
+      if (typeof c === 'string') o += b.write(c, o, 'latin1');
+      else { b.set(c, o); o += c.length; }
+    }
+    this.socket.write(b);
+  }
 
   detach(): void {
+    this.flushHeld();
+    this.held = null;
+    this.corks = 0;
     const s = this.socket, r = this.r;
     s.off('data', r.onData);
     s.off('end', r.onEnd);
