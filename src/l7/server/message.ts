@@ -57,7 +57,7 @@ export class ServerRequest {
     this.url = head.url;
     this.httpVersionMajor = head.versionMajor;
     this.httpVersionMinor = head.versionMinor;
-    this.httpVersion = `${head.versionMajor}.${head.versionMinor}`;
+    this.httpVersion = head.versionMajor === 1 && head.versionMinor === 1 ? '1.1' : `${head.versionMajor}.${head.versionMinor}`;
     this.rawHeaders = head.rawHeaders;
     this.contentLength = head.contentLength;
     this.chunked = head.chunked;
