@@ -126,7 +126,8 @@ const slab = new Uint8Array(VALUE_SLOTS * VALUE_MAX);
 const slotLen = new Int32Array(VALUE_SLOTS).fill(-1);
 const slotStr: string[] = new Array<string>(VALUE_SLOTS).fill('');
 
-function latin1Of(b: Uint8Array, s: number, e: number): string {
+/** b[s..e) as a latin1 string (one char per byte), for any Uint8Array view. */
+export function latin1Of(b: Uint8Array, s: number, e: number): string {
   if (Buffer.isBuffer(b)) return b.toString('latin1', s, e);
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1', s, e);
 }

@@ -18,7 +18,7 @@
 // §7.1.2) reach the exchange with onEnd.
 import { Http1Parser, type Http1Handler } from '../http1/parser.js';
 import { Cb, Errno, Method, ParserType } from '../http1/constants.js';
-import { headerName, latin1Cached } from '../http1/names.js';
+import { headerName, latin1Cached, latin1Of } from '../http1/names.js';
 import { StrataError } from '../../util/errors.js';
 import type { L7Socket, L7Transport } from '../transport/types.js';
 import { attachBytes, type ByteConn } from '../transport/bytes.js';
@@ -47,9 +47,6 @@ export interface UpstreamExchange {
   onUpgrade?(rawHeaders: string[], socket: L7Socket, rest: Buffer): void;
 }
 
-function latin1(b: Uint8Array, s: number, e: number): string {
-  return Buffer.isBuffer(b) ? b.toString('latin1', s, e) : Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1', s, e);
-}
 
 export class UpstreamConnection implements Http1Handler {
   private readonly parser = new Http1Parser(ParserType.RESPONSE, this);
@@ -138,7 +135,7 @@ export class UpstreamConnection implements Http1Handler {
     this.raw.push(headerName(n, ns, ne), latin1Cached(v, vs, ve));
   }
   onTrailer(n: Uint8Array, ns: number, ne: number, v: Uint8Array, vs: number, ve: number): void {
-    (this.trailers ??= []).push(headerName(n, ns, ne), latin1(v, vs, ve));
+    (this.trailers ??= []).push(headerName(n, ns, ne), latin1Of(v, vs, ve));
   }
   onHeadersComplete(): void {
     const st = this.parser.statusCode;

@@ -14,13 +14,9 @@
 // reported as an upgrade and answered 501 by the server.
 import { Http1Parser, type Http1Handler } from '../http1/parser.js';
 import { Errno, ErrnoName, Flags, ParserType, Protocol } from '../http1/constants.js';
-import { headerName, latin1Cached, requestTargetForm, TargetForm } from '../http1/names.js';
+import { headerName, latin1Cached, latin1Of, requestTargetForm, TargetForm } from '../http1/names.js';
 import type { DecodeFailure, DecoderLimits, DecoderSink, RequestDecoder, RequestHead } from './decoder.js';
 
-function latin1(b: Uint8Array, s: number, e: number): string {
-  if (Buffer.isBuffer(b)) return b.toString('latin1', s, e);
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1', s, e);
-}
 
 function statusFor(errno: number, reason: string): number {
   switch (errno) {
@@ -97,7 +93,7 @@ class Http1RequestDecoder implements RequestDecoder, Http1Handler {
   }
 
   onTrailer(n: Uint8Array, ns: number, ne: number, v: Uint8Array, vs: number, ve: number): void {
-    (this.trailers ??= []).push(headerName(n, ns, ne), latin1(v, vs, ve));
+    (this.trailers ??= []).push(headerName(n, ns, ne), latin1Of(v, vs, ve));
   }
 
   onMessageComplete(): void { this.sink.onEnd(this.trailers); }

@@ -18,6 +18,8 @@ import type { Duplex } from 'node:stream';
 import { isDirect, type DirectSocket } from './bytes.js';
 import type { L7Socket } from './types.js';
 
+const epipe = (message: string): Error => Object.assign(new Error(message), { code: 'EPIPE' });
+
 /** The stream TLS should wrap for `socket`: a carrier on the stack's TcpSocket, the socket itself anywhere else. */
 export function tlsCarrier(socket: Duplex): Duplex {
   const s = socket as unknown as L7Socket;
@@ -69,7 +71,7 @@ export class DirectTlsCarrier extends EventEmitter {
     this.socket.off('error', this.onError);
     const w = this.waiting;
     this.waiting = [];
-    for (const cb of w) cb(Object.assign(new Error('socket closed'), { code: 'EPIPE' }));
+    for (const cb of w) cb(epipe('socket closed'));
     this.emit('close');
   };
 
@@ -103,14 +105,14 @@ export class DirectTlsCarrier extends EventEmitter {
   /** Into the send ring now; cb once the ring holds all of it (at once, or at the drain after a full ring). */
   write(chunk: Uint8Array | string, cb?: (err?: Error | null) => void): boolean {
     if (!this.writable) {
-      const e = Object.assign(new Error('write after end'), { code: 'EPIPE' });
+      const e = epipe('write after end');
       if (cb) process.nextTick(cb, e);
       return false;
     }
     const ok = this.socket.writeDirect(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
     if (cb) {
       if (ok) cb();
-      else if (this.socket.destroyed) process.nextTick(cb, Object.assign(new Error('socket closed'), { code: 'EPIPE' }));
+      else if (this.socket.destroyed) process.nextTick(cb, epipe('socket closed'));
       else this.waiting.push(cb);
     }
     return ok;
