@@ -13,7 +13,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { privateLab } from './helpers/lab.js';
+import { privateLab, rootSkipReason } from './helpers/lab.js';
 import { stackSkipReason } from './helpers/stack-host.js';
 import { repoRoot } from '../src/link/native.js';
 import { XdpProgram } from '../src/xdp/program.js';
@@ -142,6 +142,117 @@ for (const transport of ['tap', 'afxdp'] as const) {
     });
   });
 }
+
+const skipRoot = rootSkipReason();
+describe.skipIf(skipRoot !== null)(`the re-exec child's own guards${skipRoot ? ` (skipped: ${skipRoot})` : ''}`, () => {
+  let lab: Lab;
+  beforeAll(() => { lab = privateLab('lcgd'); lab.up(); });
+  afterAll(() => {
+    for (const pid of orphans) if (running(pid)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    lab?.down();
+  });
+  const hang = join(repoRoot, 'test/helpers/reexec-hang.ts');
+
+  it('Re-exec child outlives its parent: a child whose cleanup hangs (SIGTERM ignored) still exits once the parent is SIGKILLed', async () => {
+    const env = { ...process.env, STRATA_LAB_PREFIX: lab.prefix };
+    delete env.STRATA_LAB;
+    const p = spawn(process.execPath, ['--import', 'tsx', hang], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    spawned.push(p);
+    let out = '';
+    p.stdout!.on('data', (d) => { out += d; });
+    expect(await until(() => /child \d+ ready/.test(out), 200)).toBe(true);
+    const child = Number(/child (\d+) ready/.exec(out)![1]);
+    orphans.add(child);
+    expect(stat(child)![1]).toBe(String(p.pid));   // the child is the parent's direct child, in the lab's namespace
+    p.kill('SIGKILL');
+    // PDEATHSIG reached it (it printed, through the inherited pipe), and the grace deadline ended it anyway.
+    expect(await until(() => out.includes('SIGTERM ignored'))).toBe(true);
+    const gone = await until(() => !running(child), 200);
+    expect(gone, `child ${child} ignoring SIGTERM still running after its parent was SIGKILLed`).toBe(true);
+  });
+
+  it('Re-exec child outlives its parent: a child whose parent died before it started exits at once', () => {
+    // STRATA_REEXEC_PARENT names a parent that is not ours: the parent died before setpriv's prctl.
+    const r = spawnSync(process.execPath, ['--import', 'tsx', hang], {
+      cwd: repoRoot, encoding: 'utf8', timeout: 60_000,
+      env: { ...process.env, STRATA_LAB_PREFIX: lab.prefix, STRATA_IN_LAB_NETNS: '1', STRATA_REEXEC_PARENT: '999999999' },
+    });
+    expect(r.stdout).not.toContain('ready');
+    expect(r.stderr).toContain('parent 999999999 exited before this child started');
+    expect(r.status).toBe(143);
+  });
+});
+
+const skipProxy = stackSkipReason('afxdp') === null || stackSkipReason('tap') === null ? null : stackSkipReason('tap');
+describe.skipIf(skipProxy !== null)(`proxy with a request in flight when its parent is SIGKILLed${skipProxy ? ` (skipped: ${skipProxy})` : ''}`, () => {
+  let lab: Lab;
+  beforeAll(() => { lab = privateLab('lcpx'); lab.up(); });
+  afterAll(() => {
+    for (const pid of orphans) if (running(pid)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    try { XdpProgram.detachIface({ iface: lab.serverIface, netns: lab.serverNs, pinDir: lab.pinDir }); } catch { /* lab.down removes it too */ }
+    lab?.down();
+  });
+
+  function proxy(config: string): Serve {
+    const env = { ...process.env, STRATA_LAB_PREFIX: lab.prefix };
+    delete env.STRATA_LAB;
+    const p = spawn(process.execPath, ['--import', 'tsx', runner, 'proxy', '--config', config], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    spawned.push(p);
+    let out = '', err = '';
+    p.stderr!.on('data', (d) => { err += d; });
+    const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => p.on('exit', (code, signal) => r({ code, signal })));
+    const listening = new Promise<string>((resolve, reject) => {
+      p.stdout!.on('data', (d) => { out += d; const m = /^listening .*$/m.exec(out); if (m) resolve(m[0]); });
+      void exit.then(({ code, signal }) => reject(new Error(`proxy exited before listening (${code ?? signal}): ${err}`)));
+    });
+    return { p, listening, exit, err: () => err };
+  }
+
+  it('Re-exec child outlives its parent: a proxy child with a request in flight exits after its parent is SIGKILLed, and the next start succeeds', async () => {
+    // An upstream that takes requests and never answers: the child's drain must not wait the 120 s for it.
+    const up = spawn('nsenter', [`--net=/run/netns/${lab.serverNs}`, '--', process.execPath, '-e',
+      `require('node:http').createServer(() => process.stdout.write('hit\\n')).listen(9001, '${lab.kernelAddr}', () => process.stdout.write('up\\n'))`]);
+    spawned.push(up);
+    let upOut = '';
+    up.stdout!.on('data', (d) => { upOut += d; });
+    expect(await until(() => upOut.includes('up'))).toBe(true);
+    const cfg = join(dir, 'hung.yaml');
+    writeFileSync(cfg, [
+      'logging: { accessLog: { enabled: false } }', 'drain: { timeout: 120s }',
+      'listeners:', '  - name: web', '    port: 8080',
+      'clusters:', '  - name: a', `    endpoints: [${lab.kernelAddr}:9001]`,
+      'routes:', '  - apiVersion: gateway.networking.k8s.io/v1', '    kind: HTTPRoute', '    metadata: { name: app }', '    spec:',
+      '      parentRefs: [{ name: web }]', '      rules:', '        - backendRefs: [{ name: a }]', '',
+    ].join('\n'));
+
+    const first = proxy(cfg);
+    const line = await first.listening;
+    const target = /^listening (\S+):8080/.exec(line)![1]!;
+    const kids = reexecChildrenOf(first.p.pid!);
+    expect(kids.length).toBe(1);
+    const child = kids[0]!;
+    orphans.add(child);
+    const curl = spawn('nsenter', [`--net=/run/netns/${lab.clientNs}`, '--', 'curl', '-s', '--max-time', '60', `http://${target}:8080/slow`]);
+    spawned.push(curl);
+    expect(await until(() => upOut.includes('hit'))).toBe(true);   // the request is in flight
+
+    first.p.kill('SIGKILL');
+    await first.exit;
+    const gone = await until(() => !running(child), 200);
+    expect(gone, `proxy child ${child} still running (draining) after its parent was SIGKILLed`).toBe(true);
+
+    const second = proxy(cfg);
+    try {
+      expect(await second.listening).toContain(':8080');
+      for (const c of reexecChildrenOf(second.p.pid!)) orphans.add(c);
+    } finally {
+      await stop(second);
+      curl.kill('SIGKILL');
+      up.kill('SIGKILL');
+    }
+    expect((await second.exit).code).toBe(0);
+  });
+});
 
 const skipXdp = stackSkipReason('afxdp');
 describe.skipIf(skipXdp !== null)(`an AF_XDP server killed outright${skipXdp ? ` (skipped: ${skipXdp})` : ''}`, () => {

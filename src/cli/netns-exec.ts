@@ -10,11 +10,15 @@
 // signal is set before the execs and survives them (prctl(2)
 // PR_SET_PDEATHSIG; nsenter with only --net does not fork, so node is the
 // parent's direct child). TERM, not KILL, so the child closes its transport
-// (detaches XDP, closes the TAP). Two gaps are closed in the child: the
-// parent may die before setpriv's prctl (then no signal comes: the child
-// finds its ppid is no longer the pid passed in STRATA_REEXEC_PARENT and
-// exits at once), and cleanup may hang (once the parent is gone, the child
-// exits after PARENT_GONE_GRACE_MS whatever it is waiting for).
+// (detaches XDP, closes the TAP). The signal may come more than once: the
+// kernel sends it each time the child is handed to another of the dying
+// parent's threads; a second TERM makes the proxy skip its drain, which is
+// what we want once nobody supervises the child. Two gaps are closed in the
+// child: the parent may die before setpriv's prctl (then no signal comes:
+// the child finds its ppid is no longer the pid passed in
+// STRATA_REEXEC_PARENT and exits at once), and cleanup may hang (once the
+// parent is gone, the child exits PARENT_GONE_GRACE_MS later, whatever it is
+// still waiting for).
 // Entering the namespace in-process is not an option: setns(CLONE_NEWNET)
 // moves one thread, and node's other threads (libuv pool: DNS, fs) would
 // stay behind.
