@@ -19,6 +19,7 @@
 #define STRATA_MAP_DENY_SRC_PORT "deny_src_port"
 #define STRATA_MAP_COUNTERS     "counters"
 #define STRATA_MAP_META         "meta"
+#define STRATA_MAP_XSK_BOUND    "xsk_bound"
 
 #define STRATA_MAX_QUEUES       64
 #define STRATA_MAX_STEER_RULES  1024
@@ -44,7 +45,9 @@
 #define STRATA_R_DENY_DROP          6  /* source matched the deny map: XDP_DROP */
 #define STRATA_R_MALFORMED          7  /* truncated or inconsistent header: XDP_DROP */
 #define STRATA_R_PASS_VLAN_DEPTH    8  /* more VLAN tags than we parse: to the kernel */
-#define STRATA_R__MAX               9
+#define STRATA_R_SOCKET_GONE        9  /* steered, the queue's XSK was bound and is gone
+                                          * (its owner died without unbinding): XDP_PASS */
+#define STRATA_R__MAX               10
 
 /* Keys and values, in host byte order unless a field says otherwise. */
 struct strata_steer_key {
@@ -82,10 +85,12 @@ struct strata_deny_port_key {
 	__u8  addr[16];
 };
 
-/* Control-plane bookkeeping, unused by the program: who attached it. */
+/* Control-plane bookkeeping, unused by the program: who attached it. The
+ * start time tells a dead owner from a new process that reused its pid. */
 struct strata_meta {
 	__u32 owner_pid;   /* process that detaches it on exit; 0: none (CLI attach) */
 	__u32 flags;
+	__u64 owner_start; /* owner's start time, field 22 of /proc/PID/stat (clock ticks since boot) */
 };
 
 struct strata_counter {

@@ -8,6 +8,8 @@
  *   1. source in the deny trie (optionally with the destination port)  DROP
  *   2. destination (address, protocol, port) in the steering map        REDIRECT
  *      to the XSK of the receiving queue; XDP_PASS if no socket is bound there
+ *      (counted apart when a socket was bound and is gone: the kernel empties
+ *      the XSKMAP slot when the socket closes, e.g. its owner was killed)
  *   3. ARP / IPv6 neighbour solicitation for a steered address          REDIRECT
  *   4. anything else                                                    PASS
  * A single exit label counts every verdict by reason (per-CPU, packets and
@@ -74,6 +76,17 @@ struct {
 	__type(value, struct strata_counter);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } counters SEC(".maps");
+
+/* Per queue, 1 while userspace has a socket bound there (set by bindXsk,
+ * cleared by unbindXsk): an empty XSKMAP slot with the flag still set means
+ * the socket died without unbinding. Read only on the no-socket path. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, STRATA_MAX_QUEUES);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xsk_bound SEC(".maps");
 
 /* Read and written by userspace only (who owns this attachment). */
 struct {
@@ -394,9 +407,15 @@ int strata_xdp(struct xdp_md *ctx)
 
 redirect:
 	if (steer) {
-		action = bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
-		if (action != XDP_REDIRECT)
-			reason = STRATA_R_NO_SOCKET;
+		/* An empty slot (never bound, or emptied by the kernel when the socket
+		 * closed) makes the helper return the fallback: to the kernel, not
+		 * into a socket nobody reads. */
+		__u32 q = ctx->rx_queue_index;
+		action = bpf_redirect_map(&xsks_map, q, XDP_PASS);
+		if (action != XDP_REDIRECT) {
+			__u32 *bound = bpf_map_lookup_elem(&xsk_bound, &q);
+			reason = bound && *bound ? STRATA_R_SOCKET_GONE : STRATA_R_NO_SOCKET;
+		}
 	}
 
 out:;

@@ -25,6 +25,7 @@ describe('strata_shared.h <-> src/xdp/shared.ts', () => {
     expect(defines.get('STRATA_MAP_DENY_SRC_PORT')).toBe(S.MAP.denySrcPort);
     expect(defines.get('STRATA_MAP_COUNTERS')).toBe(S.MAP.counters);
     expect(defines.get('STRATA_MAP_META')).toBe(S.MAP.meta);
+    expect(defines.get('STRATA_MAP_XSK_BOUND')).toBe(S.MAP.xskBound);
   });
 
   it('has the same limits and key constants', () => {

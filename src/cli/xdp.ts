@@ -1,7 +1,8 @@
 // strata xdp status|attach|detach --iface IF [--netns NS]
 //
-//   status  program id, mode, pinned maps, verdict counters, steering and
-//           deny entries (--json for machines)
+//   status  program id, mode, owner (pid, and whether it still runs: a dead
+//           owner left the program attached), pinned maps, verdict
+//           counters, steering and deny entries (--json for machines)
 //   attach  loads the program and leaves it attached and pinned (for
 //           benchmarks that drive an external AF_XDP program, which inserts
 //           its socket into <pinDir>/xsks_map), with --steer/--deny rules
@@ -124,16 +125,18 @@ export async function main(argv: string[]): Promise<number> {
   }
   const p = XdpProgram.open({ iface, netns, pinDir });
   const counters = p.counters();
-  const owner = p.owner();
+  const owner = p.ownerRecord();
   const steering = p.steering();
   const deny = p.denials();
   if (json) {
-    process.stdout.write(`${JSON.stringify({ iface, netns: netns ?? null, attached: true, id: ours.id, owner, mode: q.mode, legacy: q.legacy, programs: q.programs, pinDir, pinned: pins, counters, steering, deny })}\n`);
+    process.stdout.write(`${JSON.stringify({ iface, netns: netns ?? null, attached: true, id: ours.id, owner: owner.pid, ownerStart: owner.start, ownerState: owner.state, mode: q.mode, legacy: q.legacy, programs: q.programs, pinDir, pinned: pins, counters, steering, deny })}\n`);
     return 0;
   }
   const lines = [
     `${iface}${netns ? ` (netns ${netns})` : ''}: ${PROG_NAME} id ${ours.id} tag ${ours.tag}, ${q.mode} mode${q.legacy ? '' : ' (libxdp dispatcher)'}`,
-    `  owner ${owner ? `pid ${owner}` : 'none (detach with `strata xdp detach`)'}`,
+    `  owner: ${owner.pid === 0 ? 'none (detach with `strata xdp detach`)'
+      : owner.state === 'alive' ? `pid ${owner.pid} (alive)`
+        : `pid ${owner.pid} (dead: left attached; the next start replaces it, or \`strata xdp detach\`)`}`,
     `  pins ${pinDir}: ${pins.join(' ')}`,
     '  counters (packets / bytes):',
     ...Object.entries(counters).map(([k, v]) => `    ${k.padEnd(18)} ${String(v.packets).padStart(12)} ${String(v.bytes).padStart(14)}`),

@@ -21,8 +21,9 @@ import { bpfObjectPath, loadNative, type NativeAddon, type XdpQueryResult } from
 import { InvalidArgumentError, StrataError, SystemError, UnavailableError } from '../util/errors.js';
 import { formatAddr, mapped16, parseAddr, parsePrefix, unmapped } from './addr.js';
 import { BpfMap } from './maps.js';
+import { ownerState, processStart, type OwnerRecord, type OwnerState } from './owner.js';
 import {
-  ADDR_KEY_SIZE, COUNTER_SIZE, DENY_KEY_SIZE, DENY_PORT_KEY_SIZE, FAMILY_V4, FAMILY_V6, MAP, MAX_QUEUES, PROG_NAME,
+  ADDR_KEY_SIZE, COUNTER_SIZE, DENY_KEY_SIZE, DENY_PORT_KEY_SIZE, FAMILY_V4, FAMILY_V6, MAP, MAX_QUEUES, META_SIZE, PROG_NAME,
   PROTO_ANY, REASON_NAMES, STEER_KEY_SIZE, STEER_RANGES, STEER_VAL_SIZE, type ReasonName,
 } from './shared.js';
 
@@ -69,24 +70,30 @@ export interface Recovery {
 
 export type Counters = Record<ReasonName, { packets: number; bytes: number }>;
 
-function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+function decodeOwner(v: Uint8Array | null): OwnerRecord {
+  if (v === null || v.byteLength < META_SIZE) return { pid: 0, start: 0 };
+  const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
+  return { pid: dv.getUint32(0, true), start: Number(dv.getBigUint64(8, true)) };
 }
 
-/** The owner pid recorded in a pin directory's meta map (0: none), or null when there is none. */
-export function pinnedOwner(pinDir: string): number | null {
+/** The owner recorded in a pin directory's meta map (pid 0: none), or null when there is none. */
+export function pinnedOwnerRecord(pinDir: string): OwnerRecord | null {
   const path = join(pinDir, MAP.meta);
   if (!existsSync(path)) return null;
   let m: BpfMap | undefined;
   try {
     m = BpfMap.open(path);
-    const v = m.lookup(new Uint8Array(4));
-    return v ? new DataView(v.buffer, v.byteOffset, v.byteLength).getUint32(0, true) : 0;
+    return decodeOwner(m.lookup(new Uint8Array(4)));
   } catch {
     return null;
   } finally {
     m?.close();
   }
+}
+
+/** The owner pid recorded in a pin directory's meta map (0: none), or null when there is none. */
+export function pinnedOwner(pinDir: string): number | null {
+  return pinnedOwnerRecord(pinDir)?.pid ?? null;
 }
 
 export function pinDirFor(iface: string, netns?: string | null): string {
@@ -170,9 +177,9 @@ export class XdpProgram {
     // pull the program from under a live owner unless asked to.
     const recovered: Recovery = { staleProgramIds: [], stalePins: false };
     const q = n.xdpQuery({ ifname: o.iface, netns: o.netns });
-    const owner = pinnedOwner(pinDir);
-    if (!o.replace && owner && owner !== process.pid && alive(owner) && q.programs.some((p) => p.name === PROG_NAME)) {
-      throw new StrataError('ERR_STRATA_XDP_BUSY', `strata's XDP program on ${o.iface}${o.netns ? ` (netns ${o.netns})` : ''} belongs to live process ${owner}; stop it or pass replace`);
+    const owner = pinnedOwnerRecord(pinDir);
+    if (!o.replace && owner && owner.pid !== process.pid && ownerState(owner) === 'alive' && q.programs.some((p) => p.name === PROG_NAME)) {
+      throw new StrataError('ERR_STRATA_XDP_BUSY', `strata's XDP program on ${o.iface}${o.netns ? ` (netns ${o.netns})` : ''} belongs to live process ${owner.pid}; stop it or pass replace`);
     }
     for (const p of q.programs) {
       if (p.name === PROG_NAME && n.xdpDetach({ ifname: o.iface, netns: o.netns, id: p.id })) recovered.staleProgramIds.push(p.id);
@@ -426,11 +433,17 @@ export class XdpProgram {
     const k = new Uint8Array(4); new DataView(k.buffer).setUint32(0, queue, true);
     const v = new Uint8Array(4); new DataView(v.buffer).setUint32(0, fd, true);
     this.maps.xsks.update(k, v);
+    // Flag the queue as served: if the socket dies without unbindXsk (its
+    // owner was killed), the kernel empties the slot and the program counts
+    // the fallback to the kernel as socket_gone rather than no_socket.
+    const one = new Uint8Array(4); one[0] = 1;
+    this.maps.xskBound.update(k, one);
   }
 
   unbindXsk(queue: number): boolean {
     this.live();
     const k = new Uint8Array(4); new DataView(k.buffer).setUint32(0, queue, true);
+    this.maps.xskBound.update(k, new Uint8Array(4));
     return this.maps.xsks.delete(k);
   }
 
@@ -466,17 +479,25 @@ export class XdpProgram {
     return XDP_ACTIONS[r.retval] ?? 'aborted';
   }
 
+  /** Records pid (with its start time, to survive pid reuse) as the owner; 0: none. */
   private setOwner(pid: number): void {
-    const v = new Uint8Array(8);
-    new DataView(v.buffer).setUint32(0, pid, true);
+    const v = new Uint8Array(META_SIZE);
+    const dv = new DataView(v.buffer);
+    dv.setUint32(0, pid, true);
+    dv.setBigUint64(8, BigInt(pid === 0 ? 0 : processStart(pid) ?? 0), true);
     this.maps.meta.update(new Uint8Array(4), v);
   }
 
   /** The pid that detaches this program on exit; 0 when none (e.g. `strata xdp attach`). */
   owner(): number {
+    return this.ownerRecord().pid;
+  }
+
+  /** The recorded owner and whether it still runs (state 'none' when pid is 0). */
+  ownerRecord(): OwnerRecord & { state: OwnerState } {
     this.live();
-    const v = this.maps.meta.lookup(new Uint8Array(4));
-    return v ? new DataView(v.buffer, v.byteOffset, v.byteLength).getUint32(0, true) : 0;
+    const o = decodeOwner(this.maps.meta.lookup(new Uint8Array(4)));
+    return { ...o, state: ownerState(o) };
   }
 
   /**

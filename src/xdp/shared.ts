@@ -9,6 +9,7 @@ export const MAP = {
   denySrcPort: 'deny_src_port',
   counters: 'counters',
   meta: 'meta',
+  xskBound: 'xsk_bound',
 } as const;
 
 export const MAX_QUEUES = 64;
@@ -31,8 +32,9 @@ export const REASON = {
   deny_drop: 6,
   malformed: 7,
   pass_vlan_depth: 8,
+  socket_gone: 9,
 } as const;
-export const REASON_MAX = 9;
+export const REASON_MAX = 10;
 export type ReasonName = keyof typeof REASON;
 export const REASON_NAMES: readonly ReasonName[] = (Object.keys(REASON) as ReasonName[]).sort((a, b) => REASON[a] - REASON[b]);
 
@@ -43,4 +45,4 @@ export const ADDR_KEY_SIZE = 20;    // family u8, pad[3], addr[16]
 export const DENY_KEY_SIZE = 20;    // prefixlen u32, addr[16]
 export const DENY_PORT_KEY_SIZE = 24; // prefixlen u32, port be16, addr[16], pad[2]
 export const COUNTER_SIZE = 16;     // packets u64, bytes u64
-export const META_SIZE = 8;         // owner_pid u32, flags u32
+export const META_SIZE = 16;        // owner_pid u32, flags u32, owner_start u64
