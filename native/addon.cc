@@ -1,8 +1,11 @@
 // Addon entry: init() receives the JS error classes (better-sqlite3 style),
 // per-environment state lives in one struct with a cleanup hook.
 #include "common.h"
+#include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -43,6 +46,86 @@ void ThrowUnavailable(Napi::Env env, const std::string &feature, const std::stri
                             feature + " unavailable: " + reason);
   if (env.IsExceptionPending()) return;
   napi_throw(env, e);
+}
+
+// Without init() (a bare require of the addon) the built-in classes still
+// carry the code, so a caller can tell the two kinds apart either way.
+static void ThrowArg(Napi::Env env, Napi::FunctionReference &cls, bool range, const std::string &msg) {
+  Napi::Value e;
+  if (!cls.IsEmpty()) {
+    e = cls.New({Napi::String::New(env, msg)});
+  } else {
+    Napi::Error b = range ? Napi::Error(Napi::RangeError::New(env, msg)) : Napi::Error(Napi::TypeError::New(env, msg));
+    b.Set("code", Napi::String::New(env, range ? "ERR_STRATA_ARG_RANGE" : "ERR_STRATA_ARG_TYPE"));
+    e = b.Value();
+  }
+  if (env.IsExceptionPending()) return;
+  napi_throw(env, e);
+}
+
+void ThrowArgType(Napi::Env env, const std::string &msg) { ThrowArg(env, State(env)->argType, false, msg); }
+void ThrowArgRange(Napi::Env env, const std::string &msg) { ThrowArg(env, State(env)->argRange, true, msg); }
+
+// Doubles hold every integer up to 2**53 exactly, which covers the int64
+// ranges used here (at most uint32 / int32): the comparison is exact and NaN
+// fails it. The message is built only on failure.
+static bool IntIn(Napi::Env env, napi_value v, const char *fn, const char *what, int64_t lo, int64_t hi, int64_t *out) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok) {
+    ThrowArgType(env, std::string(fn) + what + " must be a number");
+    return false;
+  }
+  if (!(d >= (double)lo && d <= (double)hi) || d != trunc(d)) {
+    ThrowArgRange(env, std::string(fn) + what + " must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
+    return false;
+  }
+  *out = (int64_t)d;
+  return true;
+}
+
+bool ArgInt(const Napi::CallbackInfo &info, size_t i, const char *what, int64_t lo, int64_t hi, int64_t *out) {
+  return IntIn(info.Env(), info[i], "", what, lo, hi, out);
+}
+
+bool DescArg(const Napi::CallbackInfo &info, const char *fn, bool windowed, uint32_t **first, uint32_t *count) {
+  Napi::Env env = info.Env();
+  uint32_t *d;
+  size_t dl;
+  if (!GetU32Array(info[0], &d, &dl)) {
+    ThrowArgType(env, std::string(fn) + ": desc must be a Uint32Array");
+    return false;
+  }
+  int64_t start = 0, n;
+  if (windowed && !IntIn(env, info[1], fn, ": start", 0, UINT32_MAX, &start)) return false;
+  if (!IntIn(env, info[windowed ? 2 : 1], fn, ": count", 0, UINT32_MAX, &n)) return false;
+  // Overflow-free: start and n are at most 2**32 - 1 and pairs at most 2**62.
+  const int64_t pairs = (int64_t)(dl / 2);
+  if (start > pairs || n > pairs - start) {
+    ThrowArgRange(env, std::string(fn) + ": desc holds " + std::to_string(pairs) + " pairs, not start " + std::to_string(start) +
+                  " + count " + std::to_string(n));
+    return false;
+  }
+  *first = d + 2 * (size_t)start;
+  *count = (uint32_t)n;
+  return true;
+}
+
+NativeArea *MapArea(size_t size, bool populate) {
+  void *p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0), -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+  return new NativeArea{p, size, 1};
+}
+
+void UnrefArea(NativeArea *a) {
+  if (--a->refs == 0) {
+    munmap(a->p, a->size);
+    delete a;
+  }
+}
+
+Napi::ArrayBuffer AreaBuffer(Napi::Env env, NativeArea *a) {
+  a->refs++;
+  return Napi::ArrayBuffer::New(env, a->p, a->size, [](Napi::Env, void *, NativeArea *x) { UnrefArea(x); }, a);
 }
 
 // One napi_get_typedarray_info call per array: it is on every burst call,
@@ -93,9 +176,12 @@ std::string OptString(const Napi::Object &o, const char *key) {
   return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
 }
 
-uint32_t OptU32(const Napi::Object &o, const char *key, uint32_t dflt) {
+bool OptInt(const Napi::Object &o, const char *key, int64_t lo, int64_t hi, int64_t dflt, int64_t *out) {
+  Napi::Env env = o.Env();
   Napi::Value v = o.Get(key);
-  return v.IsNumber() ? v.As<Napi::Number>().Uint32Value() : dflt;
+  if (env.IsExceptionPending()) return false;
+  if (v.IsUndefined()) { *out = dflt; return true; }
+  return IntIn(env, v, "", key, lo, hi, out);
 }
 
 bool OptBool(const Napi::Object &o, const char *key, bool dflt) {
@@ -103,17 +189,22 @@ bool OptBool(const Napi::Object &o, const char *key, bool dflt) {
   return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : dflt;
 }
 
-// init({ SystemError, InvalidArgumentError, UnavailableError })
+// init({ SystemError, InvalidArgumentError, UnavailableError, ArgumentTypeError, ArgumentRangeError })
 static Napi::Value Init(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   AddonState *s = State(env);
   CHECK_ARG(info.Length() == 1 && info[0].IsObject(), "init(classes) needs an object of error classes");
   Napi::Object o = info[0].As<Napi::Object>();
   Napi::Value se = o.Get("SystemError"), ia = o.Get("InvalidArgumentError"), un = o.Get("UnavailableError");
-  CHECK_ARG(se.IsFunction() && ia.IsFunction() && un.IsFunction(), "init: SystemError, InvalidArgumentError and UnavailableError must be classes");
+  Napi::Value at = o.Get("ArgumentTypeError"), ar = o.Get("ArgumentRangeError");
+  CHECK_PENDING();
+  CHECK_ARG(se.IsFunction() && ia.IsFunction() && un.IsFunction() && at.IsFunction() && ar.IsFunction(),
+            "init: SystemError, InvalidArgumentError, UnavailableError, ArgumentTypeError and ArgumentRangeError must be classes");
   s->systemError = Napi::Persistent(se.As<Napi::Function>());
   s->invalidArgument = Napi::Persistent(ia.As<Napi::Function>());
   s->unavailable = Napi::Persistent(un.As<Napi::Function>());
+  s->argType = Napi::Persistent(at.As<Napi::Function>());
+  s->argRange = Napi::Persistent(ar.As<Napi::Function>());
   s->initialised = true;
   return env.Undefined();
 }
@@ -123,6 +214,8 @@ static void Cleanup(void *arg) {
   // Copy: CloseNative() erases itself from the set.
   std::set<Closable *> open = s->open;
   for (Closable *c : open) c->CloseNative();
+  for (int fd : s->mapFds) close(fd);
+  s->mapFds.clear();
 }
 
 Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
