@@ -3,7 +3,6 @@
 #include "common.h"
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <string.h>
@@ -66,48 +65,18 @@ static void ThrowArg(Napi::Env env, Napi::FunctionReference &cls, bool range, co
 void ThrowArgType(Napi::Env env, const std::string &msg) { ThrowArg(env, State(env)->argType, false, msg); }
 void ThrowArgRange(Napi::Env env, const std::string &msg) { ThrowArg(env, State(env)->argRange, true, msg); }
 
-// Doubles hold every integer up to 2**53 exactly, which covers the int64
-// ranges used here (at most uint32 / int32): the comparison is exact and NaN
-// fails it. The message is built only on failure.
-static bool IntIn(Napi::Env env, napi_value v, const char *fn, const char *what, int64_t lo, int64_t hi, int64_t *out) {
-  double d;
-  if (napi_get_value_double(env, v, &d) != napi_ok) {
-    ThrowArgType(env, std::string(fn) + what + " must be a number");
-    return false;
-  }
-  if (!(d >= (double)lo && d <= (double)hi) || d != trunc(d)) {
-    ThrowArgRange(env, std::string(fn) + what + " must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
-    return false;
-  }
-  *out = (int64_t)d;
-  return true;
+void ThrowNotInt(Napi::Env env, const char *fn, const char *what, bool isNumber, int64_t lo, int64_t hi) {
+  if (!isNumber) ThrowArgType(env, std::string(fn) + what + " must be a number");
+  else ThrowArgRange(env, std::string(fn) + what + " must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
+}
+
+void ThrowDescRange(Napi::Env env, const char *fn, int64_t pairs, int64_t start, int64_t n) {
+  ThrowArgRange(env, std::string(fn) + ": desc holds " + std::to_string(pairs) + " pairs, not start " + std::to_string(start) +
+                " + count " + std::to_string(n));
 }
 
 bool ArgInt(const Napi::CallbackInfo &info, size_t i, const char *what, int64_t lo, int64_t hi, int64_t *out) {
   return IntIn(info.Env(), info[i], "", what, lo, hi, out);
-}
-
-bool DescArg(const Napi::CallbackInfo &info, const char *fn, bool windowed, uint32_t **first, uint32_t *count) {
-  Napi::Env env = info.Env();
-  uint32_t *d;
-  size_t dl;
-  if (!GetU32Array(info[0], &d, &dl)) {
-    ThrowArgType(env, std::string(fn) + ": desc must be a Uint32Array");
-    return false;
-  }
-  int64_t start = 0, n;
-  if (windowed && !IntIn(env, info[1], fn, ": start", 0, UINT32_MAX, &start)) return false;
-  if (!IntIn(env, info[windowed ? 2 : 1], fn, ": count", 0, UINT32_MAX, &n)) return false;
-  // Overflow-free: start and n are at most 2**32 - 1 and pairs at most 2**62.
-  const int64_t pairs = (int64_t)(dl / 2);
-  if (start > pairs || n > pairs - start) {
-    ThrowArgRange(env, std::string(fn) + ": desc holds " + std::to_string(pairs) + " pairs, not start " + std::to_string(start) +
-                  " + count " + std::to_string(n));
-    return false;
-  }
-  *first = d + 2 * (size_t)start;
-  *count = (uint32_t)n;
-  return true;
 }
 
 NativeArea *MapArea(size_t size, bool populate) {

@@ -62,13 +62,51 @@ void ThrowArgRange(Napi::Env env, const std::string &msg);
 // call, as the unchecked napi_get_value_uint32 it replaces.
 bool ArgInt(const Napi::CallbackInfo &info, size_t i, const char *what, int64_t lo, int64_t hi, int64_t *out);
 
+// Cold paths of the checks below: build the message and throw.
+[[gnu::cold]] void ThrowNotInt(Napi::Env env, const char *fn, const char *what, bool isNumber, int64_t lo, int64_t hi);
+[[gnu::cold]] void ThrowDescRange(Napi::Env env, const char *fn, int64_t pairs, int64_t start, int64_t n);
+
+// v as an integer in [lo, hi], or false with a TypeError/RangeError pending.
+// Compared as a double first (exact for the int64 ranges used here, which
+// stay within 2**53; NaN fails), then narrowed, then checked to be whole.
+// Inline: it is on every burst, and costs what the unchecked
+// napi_get_value_uint32 it replaces did plus a few compares.
+inline bool IntIn(Napi::Env env, napi_value v, const char *fn, const char *what, int64_t lo, int64_t hi, int64_t *out) {
+  double d;
+  if (__builtin_expect(napi_get_value_double(env, v, &d) != napi_ok, 0)) { ThrowNotInt(env, fn, what, false, lo, hi); return false; }
+  if (__builtin_expect(!(d >= (double)lo && d <= (double)hi), 0)) { ThrowNotInt(env, fn, what, true, lo, hi); return false; }
+  const int64_t i = (int64_t)d;
+  if (__builtin_expect((double)i != d, 0)) { ThrowNotInt(env, fn, what, true, lo, hi); return false; }
+  *out = i;
+  return true;
+}
+
+// Reads a Uint32Array argument; sets data/len (in elements).
+bool GetU32Array(const Napi::Value &v, uint32_t **data, size_t *len);
+
 // The burst arguments every rx/tx/alloc/free takes, checked once here:
 // info[0] a Uint32Array of (offset, length) pairs; windowed: info[1] start,
 // info[2] count (pairs desc[start .. start+count)); else info[1] count
 // (pairs desc[0 .. count)). Sets the window's first pair and its count, or
-// returns false with a TypeError/RangeError pending. A few integer compares:
-// this is on every burst.
-bool DescArg(const Napi::CallbackInfo &info, const char *fn, bool windowed, uint32_t **first, uint32_t *count);
+// returns false with a TypeError/RangeError pending.
+inline bool DescArg(const Napi::CallbackInfo &info, const char *fn, bool windowed, uint32_t **first, uint32_t *count) {
+  Napi::Env env = info.Env();
+  uint32_t *d;
+  size_t dl;
+  if (__builtin_expect(!GetU32Array(info[0], &d, &dl), 0)) {
+    ThrowArgType(env, std::string(fn) + ": desc must be a Uint32Array");
+    return false;
+  }
+  int64_t start = 0, n;
+  if (windowed && !IntIn(env, info[1], fn, ": start", 0, UINT32_MAX, &start)) return false;
+  if (!IntIn(env, info[windowed ? 2 : 1], fn, ": count", 0, UINT32_MAX, &n)) return false;
+  // Overflow-free: start and n are below 2**32, pairs below 2**62.
+  const int64_t pairs = (int64_t)(dl / 2);
+  if (__builtin_expect(start > pairs || n > pairs - start, 0)) { ThrowDescRange(env, fn, pairs, start, n); return false; }
+  *first = d + 2 * (size_t)start;
+  *count = (uint32_t)n;
+  return true;
+}
 #define DESC_WINDOW(first, count, fn) \
   uint32_t *first; uint32_t count; if (!::strata::DescArg(info, fn, true, &first, &count)) return Napi::Value()
 #define DESC_PREFIX(first, count, fn) \
@@ -115,8 +153,6 @@ void UnrefArea(NativeArea *a);
 // An external ArrayBuffer over a (takes one more reference).
 Napi::ArrayBuffer AreaBuffer(Napi::Env env, NativeArea *a);
 
-// Reads a Uint32Array argument; sets data/len (in elements).
-bool GetU32Array(const Napi::Value &v, uint32_t **data, size_t *len);
 // Reads a Uint8Array argument.
 bool GetU8Array(const Napi::Value &v, uint8_t **data, size_t *len);
 
