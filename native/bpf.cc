@@ -448,8 +448,9 @@ static Napi::Value MapInfoJs(const Napi::CallbackInfo &info) {
 static Napi::Value MapLookup(const Napi::CallbackInfo &info) {
   MAP_PROLOGUE(3, "mapLookup(fd, key, value)");
   uint8_t *k, *v; size_t kl, vl;
-  CHECK_ARG(GetU8Array(info[1], &k, &kl) && kl == mi.key_size, "mapLookup: key must be a Uint8Array of the map's key size");
-  CHECK_ARG(GetU8Array(info[2], &v, &vl) && vl >= ValueBytes(mi), "mapLookup: value buffer too small for the map's value (x CPUs)");
+  CHECK_TYPE(GetU8Array(info[1], &k, &kl) && GetU8Array(info[2], &v, &vl), "mapLookup: key and value must be Uint8Arrays");
+  CHECK_RANGE(kl == mi.key_size, "mapLookup: key must be the map's key size");
+  CHECK_RANGE(vl >= ValueBytes(mi), "mapLookup: value buffer too small for the map's value (x CPUs)");
   if (bpf_map_lookup_elem(fd, k, v) < 0) {
     if (errno == ENOENT) return Napi::Boolean::New(env, false);
     THROW_SYS("bpf_map_lookup_elem", errno);
@@ -461,8 +462,9 @@ static Napi::Value MapLookup(const Napi::CallbackInfo &info) {
 static Napi::Value MapUpdate(const Napi::CallbackInfo &info) {
   MAP_PROLOGUE(3, "mapUpdate(fd, key, value, flags?)");
   uint8_t *k, *v; size_t kl, vl;
-  CHECK_ARG(GetU8Array(info[1], &k, &kl) && kl == mi.key_size, "mapUpdate: key must be a Uint8Array of the map's key size");
-  CHECK_ARG(GetU8Array(info[2], &v, &vl) && vl >= ValueBytes(mi), "mapUpdate: value buffer too small");
+  CHECK_TYPE(GetU8Array(info[1], &k, &kl) && GetU8Array(info[2], &v, &vl), "mapUpdate: key and value must be Uint8Arrays");
+  CHECK_RANGE(kl == mi.key_size, "mapUpdate: key must be the map's key size");
+  CHECK_RANGE(vl >= ValueBytes(mi), "mapUpdate: value buffer too small");
   int64_t flags = BPF_ANY;
   if (!info[3].IsUndefined() && !ArgInt(info, 3, "mapUpdate: flags", 0, UINT32_MAX, &flags)) return Napi::Value();
   if (bpf_map_update_elem(fd, k, v, flags) < 0) THROW_SYS("bpf_map_update_elem", errno);
@@ -473,7 +475,8 @@ static Napi::Value MapUpdate(const Napi::CallbackInfo &info) {
 static Napi::Value MapDelete(const Napi::CallbackInfo &info) {
   MAP_PROLOGUE(2, "mapDelete(fd, key)");
   uint8_t *k; size_t kl;
-  CHECK_ARG(GetU8Array(info[1], &k, &kl) && kl == mi.key_size, "mapDelete: key must be a Uint8Array of the map's key size");
+  CHECK_TYPE(GetU8Array(info[1], &k, &kl), "mapDelete: key must be a Uint8Array");
+  CHECK_RANGE(kl == mi.key_size, "mapDelete: key must be the map's key size");
   if (bpf_map_delete_elem(fd, k) < 0) {
     if (errno == ENOENT) return Napi::Boolean::New(env, false);
     THROW_SYS("bpf_map_delete_elem", errno);
@@ -485,9 +488,12 @@ static Napi::Value MapDelete(const Napi::CallbackInfo &info) {
 static Napi::Value MapNextKey(const Napi::CallbackInfo &info) {
   MAP_PROLOGUE(3, "mapNextKey(fd, key|null, next)");
   uint8_t *k = nullptr, *n; size_t kl = 0, nl;
-  if (!info[1].IsNull() && !info[1].IsUndefined())
-    CHECK_ARG(GetU8Array(info[1], &k, &kl) && kl == mi.key_size, "mapNextKey: key must be a Uint8Array of the map's key size or null");
-  CHECK_ARG(GetU8Array(info[2], &n, &nl) && nl == mi.key_size, "mapNextKey: next must be a Uint8Array of the map's key size");
+  if (!info[1].IsNull() && !info[1].IsUndefined()) {
+    CHECK_TYPE(GetU8Array(info[1], &k, &kl), "mapNextKey: key must be a Uint8Array or null");
+    CHECK_RANGE(kl == mi.key_size, "mapNextKey: key must be the map's key size");
+  }
+  CHECK_TYPE(GetU8Array(info[2], &n, &nl), "mapNextKey: next must be a Uint8Array");
+  CHECK_RANGE(nl == mi.key_size, "mapNextKey: next must be the map's key size");
   if (bpf_map_get_next_key(fd, k, n) < 0) {
     if (errno == ENOENT) return Napi::Boolean::New(env, false);
     THROW_SYS("bpf_map_get_next_key", errno);

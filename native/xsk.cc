@@ -63,7 +63,7 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
     CHECK_ARG_VOID(!ifname.empty() && ifname.size() < IFNAMSIZ, "ifname must be an interface name");
     int64_t queue, frameSize, frameCount, rxSize, txSize, fillSize, compSize, busyUsec, busyBudget;
     if (!OptInt(o, "queue", 0, UINT32_MAX, 0, &queue) || !OptInt(o, "frameSize", 0, UINT32_MAX, 4096, &frameSize) ||
-        !OptInt(o, "frameCount", 0, UINT32_MAX, 4096, &frameCount) || !OptInt(o, "rxSize", 0, kMaxRing, 2048, &rxSize) ||
+        !OptInt(o, "frameCount", 64, 1 << 20, 4096, &frameCount) || !OptInt(o, "rxSize", 0, kMaxRing, 2048, &rxSize) ||
         !OptInt(o, "txSize", 0, kMaxRing, 2048, &txSize) || !OptInt(o, "fillSize", 0, kMaxRing, 2048, &fillSize) ||
         !OptInt(o, "compSize", 0, kMaxRing, 2048, &compSize) || !OptInt(o, "busyPollUsec", 0, INT32_MAX, 20, &busyUsec) ||
         !OptInt(o, "busyPollBudget", 0, INT32_MAX, 64, &busyBudget))
@@ -77,7 +77,6 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
     CHECK_PENDING_VOID();
     auto pow2 = [](int64_t v) { return v != 0 && (v & (v - 1)) == 0; };
     CHECK_ARG_VOID(frameSize_ == 2048 || frameSize_ == 4096, "frameSize must be 2048 or 4096");
-    CHECK_ARG_VOID(frameCount_ >= 64 && frameCount_ <= (1u << 20), "frameCount must be in 64..1048576");
     CHECK_ARG_VOID(pow2(rxSize) && pow2(txSize) && pow2(fillSize) && pow2(compSize), "ring sizes must be powers of two");
     CHECK_ARG_VOID(bind.empty() || bind == "auto" || bind == "copy" || bind == "zerocopy", "bind must be auto, copy or zerocopy");
 
