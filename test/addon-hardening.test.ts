@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { privateLab, rootSkipReason } from './helpers/lab.js';
 import { bpfObjectPath, loadNative, probeTransports, repoRoot } from '../src/link/native.js';
+import { AfXdpLink } from '../src/link/afxdp.js';
+import { Burst } from '../src/link/types.js';
 import { run, tryRun } from '../src/util/run.js';
 import type { Lab } from '../src/lab/topo.js';
 
@@ -68,7 +70,7 @@ describe.skipIf(skip !== null)(`addon hardening${skip ? ` (skipped: ${skip})` : 
     expect(r.out!.memBytes).toBe(16 * 2048);
   });
 
-  it('TAP detached buffer use-after-free: the addon owns the pool, so a transfer of its raw buffer only detaches the JS view', () => {
+  it('TAP detached buffer use-after-free: the addon owns the pool, so a transfer of its raw buffer leaves the addon reading into live memory', () => {
     const r = child('tap-transfer-native');
     expect({ status: r.status, signal: r.signal }).toEqual({ status: 0, signal: null });
     expect(r.out!.result).toBe('returned');
@@ -76,6 +78,24 @@ describe.skipIf(skip !== null)(`addon hardening${skip ? ` (skipped: ${skip})` : 
     // Node 20 copies an external buffer on transfer instead of detaching it;
     // were it detached, only the JS view would be gone.
     expect([0, 1 << 20]).toContain(r.out!.memBytes);
+  });
+
+  it('the UMEM is the addon\'s memory too: a transfer of AfXdpLink.mem leaves the link its frames', () => {
+    const l = AfXdpLink.open({ iface: lab.serverIface, netns: lab.serverNs, frameCount: 64, mode: 'copy' });
+    try {
+      const size = l.mem.byteLength;
+      const copy = structuredClone(l.mem.buffer, { transfer: [l.mem.buffer as ArrayBuffer] });
+      expect(copy.byteLength).toBe(size);
+      expect(l.mem.byteLength).toBe(size);
+      const b = new Burst(8);
+      expect(l.alloc(b, 8)).toBe(8);
+      l.mem[b.off(7)] = 0xab;
+      expect(l.mem[b.off(7)]).toBe(0xab);
+      l.free(b);
+      expect(l.xskStats().badDescs).toBe(0);
+    } finally {
+      l.close();
+    }
   });
 
   it('fd leaks: 1000 xdpQuery and 1000 xdpDetach calls leave /proc/self/fd as it was', () => {

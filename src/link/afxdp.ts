@@ -68,7 +68,8 @@ export class AfXdpLink implements Link {
     this.frameSize = this.info.frameSize;
     this.mtu = Math.min(mtu + 14, this.frameSize);
     this.mac = mac;
-    // The UMEM is the addon's memory; a transfer would only detach this view.
+    // The UMEM is the addon's memory; a transfer could at most detach this
+    // view (Node 20 copies external buffers): mark it so every Node copies.
     markAsUntransferable(x.mem);
     this.mem = new Uint8Array(x.mem);
   }

@@ -74,8 +74,9 @@ export class TapLink implements Link {
     this.freeTop = this.frameCount;
     this.owner = new Uint8Array(this.frameCount);
     this.t = new n.Tap({ name: o.name, netns: o.netns, create: o.create ?? false, persist: o.persist ?? false }, this.frameSize * this.frameCount);
-    // A transfer would only detach this view (the addon keeps the memory):
-    // make it a copy instead, so the stack never sees an empty `mem`.
+    // A transfer could at most detach this view (the addon keeps the memory;
+    // Node 20 already copies external buffers): mark it so every Node copies,
+    // and the stack never sees an empty `mem`.
     markAsUntransferable(this.t.mem);
     this.mem = new Uint8Array(this.t.mem);
     const info = this.t.info();
