@@ -1,8 +1,10 @@
 // Addon entry: init() receives the JS error classes (better-sqlite3 style),
 // per-environment state lives in one struct with a cleanup hook.
 #include "common.h"
+#include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -43,6 +45,56 @@ void ThrowUnavailable(Napi::Env env, const std::string &feature, const std::stri
                             feature + " unavailable: " + reason);
   if (env.IsExceptionPending()) return;
   napi_throw(env, e);
+}
+
+// Without init() (a bare require of the addon) the built-in classes still
+// carry the code, so a caller can tell the two kinds apart either way.
+static void ThrowArg(Napi::Env env, Napi::FunctionReference &cls, bool range, const std::string &msg) {
+  Napi::Value e;
+  if (!cls.IsEmpty()) {
+    e = cls.New({Napi::String::New(env, msg)});
+  } else {
+    Napi::Error b = range ? Napi::Error(Napi::RangeError::New(env, msg)) : Napi::Error(Napi::TypeError::New(env, msg));
+    b.Set("code", Napi::String::New(env, range ? "ERR_STRATA_ARG_RANGE" : "ERR_STRATA_ARG_TYPE"));
+    e = b.Value();
+  }
+  if (env.IsExceptionPending()) return;
+  napi_throw(env, e);
+}
+
+void ThrowArgType(Napi::Env env, const std::string &msg) { ThrowArg(env, State(env)->argType, false, msg); }
+void ThrowArgRange(Napi::Env env, const std::string &msg) { ThrowArg(env, State(env)->argRange, true, msg); }
+
+void ThrowNotInt(Napi::Env env, const char *fn, const char *what, bool isNumber, int64_t lo, int64_t hi) {
+  if (!isNumber) ThrowArgType(env, std::string(fn) + what + " must be a number");
+  else ThrowArgRange(env, std::string(fn) + what + " must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
+}
+
+void ThrowDescRange(Napi::Env env, const char *fn, int64_t pairs, int64_t start, int64_t n) {
+  ThrowArgRange(env, std::string(fn) + ": desc holds " + std::to_string(pairs) + " pairs, not start " + std::to_string(start) +
+                " + count " + std::to_string(n));
+}
+
+bool ArgInt(const Napi::CallbackInfo &info, size_t i, const char *what, int64_t lo, int64_t hi, int64_t *out) {
+  return IntIn(info.Env(), info[i], "", what, lo, hi, out);
+}
+
+NativeArea *MapArea(size_t size, bool populate) {
+  void *p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0), -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+  return new NativeArea{p, size, 1};
+}
+
+void UnrefArea(NativeArea *a) {
+  if (--a->refs == 0) {
+    munmap(a->p, a->size);
+    delete a;
+  }
+}
+
+Napi::ArrayBuffer AreaBuffer(Napi::Env env, NativeArea *a) {
+  a->refs++;
+  return Napi::ArrayBuffer::New(env, a->p, a->size, [](Napi::Env, void *, NativeArea *x) { UnrefArea(x); }, a);
 }
 
 // One napi_get_typedarray_info call per array: it is on every burst call,
@@ -93,9 +145,12 @@ std::string OptString(const Napi::Object &o, const char *key) {
   return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
 }
 
-uint32_t OptU32(const Napi::Object &o, const char *key, uint32_t dflt) {
+bool OptInt(const Napi::Object &o, const char *key, int64_t lo, int64_t hi, int64_t dflt, int64_t *out) {
+  Napi::Env env = o.Env();
   Napi::Value v = o.Get(key);
-  return v.IsNumber() ? v.As<Napi::Number>().Uint32Value() : dflt;
+  if (env.IsExceptionPending()) return false;
+  if (v.IsUndefined()) { *out = dflt; return true; }
+  return IntIn(env, v, "", key, lo, hi, out);
 }
 
 bool OptBool(const Napi::Object &o, const char *key, bool dflt) {
@@ -103,17 +158,22 @@ bool OptBool(const Napi::Object &o, const char *key, bool dflt) {
   return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : dflt;
 }
 
-// init({ SystemError, InvalidArgumentError, UnavailableError })
+// init({ SystemError, InvalidArgumentError, UnavailableError, ArgumentTypeError, ArgumentRangeError })
 static Napi::Value Init(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   AddonState *s = State(env);
   CHECK_ARG(info.Length() == 1 && info[0].IsObject(), "init(classes) needs an object of error classes");
   Napi::Object o = info[0].As<Napi::Object>();
   Napi::Value se = o.Get("SystemError"), ia = o.Get("InvalidArgumentError"), un = o.Get("UnavailableError");
-  CHECK_ARG(se.IsFunction() && ia.IsFunction() && un.IsFunction(), "init: SystemError, InvalidArgumentError and UnavailableError must be classes");
+  Napi::Value at = o.Get("ArgumentTypeError"), ar = o.Get("ArgumentRangeError");
+  CHECK_PENDING();
+  CHECK_ARG(se.IsFunction() && ia.IsFunction() && un.IsFunction() && at.IsFunction() && ar.IsFunction(),
+            "init: SystemError, InvalidArgumentError, UnavailableError, ArgumentTypeError and ArgumentRangeError must be classes");
   s->systemError = Napi::Persistent(se.As<Napi::Function>());
   s->invalidArgument = Napi::Persistent(ia.As<Napi::Function>());
   s->unavailable = Napi::Persistent(un.As<Napi::Function>());
+  s->argType = Napi::Persistent(at.As<Napi::Function>());
+  s->argRange = Napi::Persistent(ar.As<Napi::Function>());
   s->initialised = true;
   return env.Undefined();
 }
@@ -123,6 +183,8 @@ static void Cleanup(void *arg) {
   // Copy: CloseNative() erases itself from the set.
   std::set<Closable *> open = s->open;
   for (Closable *c : open) c->CloseNative();
+  for (int fd : s->mapFds) close(fd);
+  s->mapFds.clear();
 }
 
 Napi::Object InitAll(Napi::Env env, Napi::Object exports) {

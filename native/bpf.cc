@@ -4,8 +4,17 @@
 // (src/xdp/maps.ts). Maps are addressed by pinned path -> fd; each operation
 // checks the caller's buffers against the map's key/value sizes first, so a
 // layout bug in JS cannot make the kernel write past a buffer.
+//
+// fds: every fd opened here is closed on every path before returning,
+// except map fds, which JS owns from mapOpen() to mapClose() (and the
+// environment cleanup hook closes any left). Queries and detaches of a
+// plain (non-dispatcher) program go straight to the kernel through libbpf;
+// libxdp objects are used only for its multi-program dispatcher, around a
+// leak in libxdp <= 1.4 (LibxdpLeakGuard below).
 #include "common.h"
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/if_link.h>
 #include <net/if.h>
 #include <pthread.h>
 #include <signal.h>
@@ -55,7 +64,7 @@ static std::string XdpErr(int err) {
 // ensureBpffs(path) -> 'present' | 'mounted'
 static Napi::Value EnsureBpffs(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  CHECK_ARG(info[0].IsString(), "ensureBpffs(path)");
+  CHECK_TYPE(info[0].IsString(), "ensureBpffs(path)");
   std::string path = info[0].As<Napi::String>().Utf8Value();
   struct statfs st;
   if (statfs(path.c_str(), &st) == 0 && (unsigned long)st.f_type == BPF_FS_MAGIC) return Napi::String::New(env, "present");
@@ -67,7 +76,7 @@ static Napi::Value EnsureBpffs(const Napi::CallbackInfo &info) {
 // ifindex(name, netns?) -> index or 0
 static Napi::Value IfIndex(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  CHECK_ARG(info[0].IsString(), "ifindex(name, netns?)");
+  CHECK_TYPE(info[0].IsString(), "ifindex(name, netns?)");
   std::string netns = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
   NetnsScope ns(netns);
   if (!ns.ok()) THROW_SYS("setns", ns.err());
@@ -77,7 +86,7 @@ static Napi::Value IfIndex(const Napi::CallbackInfo &info) {
 // ifInfo(name, netns?) -> { ifindex, mtu, mac } (mac: 6 bytes)
 static Napi::Value IfInfo(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  CHECK_ARG(info[0].IsString(), "ifInfo(name, netns?)");
+  CHECK_TYPE(info[0].IsString(), "ifInfo(name, netns?)");
   std::string name = info[0].As<Napi::String>().Utf8Value();
   CHECK_ARG(!name.empty() && name.size() < IFNAMSIZ, "ifInfo: bad interface name");
   std::string netns = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
@@ -103,6 +112,87 @@ static Napi::Value IfInfo(const Napi::CallbackInfo &info) {
   return o;
 }
 
+// What the kernel says is attached to ifindex (libxdp's own mapping of
+// bpf_xdp_query's answer: one mode, native before generic).
+struct Attached {
+  uint32_t id = 0;
+  enum xdp_attach_mode mode = XDP_MODE_UNSPEC;
+};
+
+static int QueryAttached(int ifindex, Attached *a) {
+  LIBBPF_OPTS(bpf_xdp_query_opts, q);
+  int r = bpf_xdp_query(ifindex, 0, &q);
+  if (r) return r;
+  switch (q.attach_mode) {
+    case XDP_ATTACHED_SKB: a->id = q.skb_prog_id; a->mode = XDP_MODE_SKB; break;
+    case XDP_ATTACHED_DRV: a->id = q.drv_prog_id; a->mode = XDP_MODE_NATIVE; break;
+    case XDP_ATTACHED_HW: a->id = q.hw_prog_id; a->mode = XDP_MODE_HW; break;
+    case XDP_ATTACHED_MULTI:
+      if (q.drv_prog_id) { a->id = q.drv_prog_id; a->mode = XDP_MODE_NATIVE; }
+      else if (q.skb_prog_id) { a->id = q.skb_prog_id; a->mode = XDP_MODE_SKB; }
+      break;
+    default: break;
+  }
+  return 0;
+}
+
+// Name and tag of program id, through an fd closed before returning.
+static bool ProgInfo(uint32_t id, struct bpf_prog_info *pi) {
+  int fd = bpf_prog_get_fd_by_id(id);
+  if (fd < 0) return false;
+  memset(pi, 0, sizeof(*pi));
+  uint32_t len = sizeof(*pi);
+  int r = bpf_obj_get_info_by_fd(fd, pi, &len);
+  close(fd);
+  return r == 0;
+}
+
+// libxdp's multi-program dispatcher (kernel names are cut to 15 bytes).
+static bool IsDispatcher(const struct bpf_prog_info &pi) { return strncmp(pi.name, "xdp_dispatcher", 14) == 0; }
+
+static Napi::Object ProgObjInfo(Napi::Env env, const struct bpf_prog_info &pi) {
+  Napi::Object po = Napi::Object::New(env);
+  po.Set("id", Napi::Number::New(env, pi.id));
+  po.Set("name", Napi::String::New(env, pi.name));
+  char hex[17] = {};
+  for (int i = 0; i < 8; i++) snprintf(hex + 2 * i, 3, "%02x", pi.tag[i]);
+  po.Set("tag", Napi::String::New(env, hex));
+  return po;
+}
+
+// libxdp up to 1.4 (Debian 12 ships 1.3.1) leaks one fd per
+// xdp_multiprog__get_from_ifindex() that finds a program (also inside
+// xdp_program__attach): xdp_multiprog__from_id() opens the program by id,
+// the xdp_program takes a dup, and the original is never closed (fixed
+// upstream in xdp-tools: "duplicated fd/hw_fd already in prog, close
+// originals"). The kernel gives out the lowest free fd, so the leaked one is
+// the lowest fd free when the call starts. Release(), called after every
+// libxdp object is closed, closes that fd if it is a BPF program with the
+// looked-up id; with a fixed libxdp it is free or something else, and is
+// left alone.
+class LibxdpLeakGuard {
+ public:
+  explicit LibxdpLeakGuard(uint32_t id) : id_(id) {
+    if (id_ == 0) return;
+    low_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (low_ >= 0) close(low_);
+  }
+  void Release() {
+    if (low_ < 0) return;
+    char link[64] = {}, path[64];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", low_);
+    ssize_t n = readlink(path, link, sizeof(link) - 1);
+    struct bpf_prog_info pi = {};
+    uint32_t len = sizeof(pi);
+    if (n > 0 && strcmp(link, "anon_inode:bpf-prog") == 0 && bpf_obj_get_info_by_fd(low_, &pi, &len) == 0 && pi.id == id_)
+      close(low_);
+    low_ = -1;
+  }
+ private:
+  uint32_t id_;
+  int low_ = -1;
+};
+
 // Blocks every blockable signal on this thread for its lifetime.
 class SignalsHeld {
  public:
@@ -125,10 +215,11 @@ static const char *ModeName(enum xdp_attach_mode m) {
 //   -> { id, mode, log }   (throws SystemError on failure; message carries the log)
 static Napi::Value XdpAttach(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  CHECK_ARG(info[0].IsObject(), "xdpAttach(options)");
+  CHECK_TYPE(info[0].IsObject(), "xdpAttach(options)");
   Napi::Object o = info[0].As<Napi::Object>();
   std::string obj = OptString(o, "objPath"), sec = OptString(o, "section"), ifname = OptString(o, "ifname");
   std::string netns = OptString(o, "netns"), mode = OptString(o, "mode"), pinRoot = OptString(o, "pinRoot");
+  CHECK_PENDING();
   CHECK_ARG(!obj.empty() && !ifname.empty() && !pinRoot.empty(), "xdpAttach: objPath, ifname and pinRoot are required");
   CHECK_ARG(mode == "native" || mode == "skb", "xdpAttach: mode must be native or skb");
   g_log.clear();
@@ -143,6 +234,10 @@ static Napi::Value XdpAttach(const Napi::CallbackInfo &info) {
     ThrowSystemMsg(env, "xdp_program__open_file", (int)-perr, obj + ": " + XdpErr((int)perr) + (g_log.empty() ? "" : " | " + g_log));
     return Napi::Value();
   }
+  // libxdp looks up what is attached already (and leaks that lookup's fd).
+  Attached before;
+  QueryAttached(ifindex, &before);
+  LibxdpLeakGuard guard(before.id);
   int r;
   {
     // The verifier gives up with EAGAIN whenever a signal is pending on the
@@ -156,6 +251,7 @@ static Napi::Value XdpAttach(const Napi::CallbackInfo &info) {
   if (r) {
     std::string log = g_log;
     xdp_program__close(prog);
+    guard.Release();
     ThrowSystemMsg(env, "xdp_program__attach", -r, mode + " mode on " + ifname + ": " + XdpErr(r) + (log.empty() ? "" : " | " + log));
     return Napi::Value();
   }
@@ -165,6 +261,7 @@ static Napi::Value XdpAttach(const Napi::CallbackInfo &info) {
   out.Set("mode", Napi::String::New(env, mode));
   out.Set("log", Napi::String::New(env, g_log));
   xdp_program__close(prog);
+  guard.Release();
   return out;
 }
 
@@ -182,9 +279,10 @@ static Napi::Object ProgObj(Napi::Env env, struct xdp_program *p) {
 // xdpQuery({ ifname, netns? }) -> { ifindex, mode, legacy, programs: [{ id, name, tag }] }
 static Napi::Value XdpQuery(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  CHECK_ARG(info[0].IsObject(), "xdpQuery(options)");
+  CHECK_TYPE(info[0].IsObject(), "xdpQuery(options)");
   Napi::Object o = info[0].As<Napi::Object>();
   std::string ifname = OptString(o, "ifname"), netns = OptString(o, "netns");
+  CHECK_PENDING();
   g_log.clear();
   NetnsScope ns(netns);
   if (!ns.ok()) THROW_SYS("setns", ns.err());
@@ -194,56 +292,86 @@ static Napi::Value XdpQuery(const Napi::CallbackInfo &info) {
   Napi::Array progs = Napi::Array::New(env);
   out.Set("ifindex", Napi::Number::New(env, ifindex));
   out.Set("programs", progs);
-  struct xdp_multiprog *mp = xdp_multiprog__get_from_ifindex(ifindex);
-  long err = libxdp_get_error(mp);
-  if (err || !mp) {
+  Attached a;
+  struct bpf_prog_info pi;
+  if (QueryAttached(ifindex, &a) != 0 || a.id == 0 || !ProgInfo(a.id, &pi)) {
     out.Set("mode", Napi::String::New(env, "none"));
     out.Set("legacy", Napi::Boolean::New(env, false));
     return out;
   }
-  out.Set("mode", Napi::String::New(env, ModeName(xdp_multiprog__attach_mode(mp))));
-  bool legacy = xdp_multiprog__is_legacy(mp);
-  out.Set("legacy", Napi::Boolean::New(env, legacy));
-  uint32_t i = 0;
-  if (legacy) {
-    struct xdp_program *m = xdp_multiprog__main_prog(mp);
-    if (m) progs.Set(i++, ProgObj(env, m));
-  } else {
+  out.Set("mode", Napi::String::New(env, ModeName(a.mode)));
+  if (!IsDispatcher(pi)) {
+    out.Set("legacy", Napi::Boolean::New(env, true));
+    progs.Set(0u, ProgObjInfo(env, pi));
+    return out;
+  }
+  // A dispatcher: its component programs are libxdp's to list.
+  out.Set("legacy", Napi::Boolean::New(env, false));
+  LibxdpLeakGuard guard(a.id);
+  struct xdp_multiprog *mp = xdp_multiprog__get_from_ifindex(ifindex);
+  if (!libxdp_get_error(mp) && mp) {
+    uint32_t i = 0;
     for (struct xdp_program *p = xdp_multiprog__next_prog(nullptr, mp); p; p = xdp_multiprog__next_prog(p, mp))
       progs.Set(i++, ProgObj(env, p));
+    xdp_multiprog__close(mp);
   }
-  xdp_multiprog__close(mp);
+  guard.Release();
   return out;
+}
+
+static uint32_t ModeFlags(enum xdp_attach_mode m) {
+  switch (m) {
+    case XDP_MODE_NATIVE: return XDP_FLAGS_DRV_MODE;
+    case XDP_MODE_SKB: return XDP_FLAGS_SKB_MODE;
+    case XDP_MODE_HW: return XDP_FLAGS_HW_MODE;
+    default: return 0;
+  }
 }
 
 // xdpDetach({ ifname, netns?, id }) -> true if a program was detached
 static Napi::Value XdpDetach(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  CHECK_ARG(info[0].IsObject(), "xdpDetach(options)");
+  CHECK_TYPE(info[0].IsObject(), "xdpDetach(options)");
   Napi::Object o = info[0].As<Napi::Object>();
   std::string ifname = OptString(o, "ifname"), netns = OptString(o, "netns");
-  uint32_t id = OptU32(o, "id", 0);
-  CHECK_ARG(id != 0, "xdpDetach: id is required");
+  int64_t id64;
+  if (!OptInt(o, "id", 0, UINT32_MAX, 0, &id64)) return Napi::Value();
+  CHECK_ARG(id64 != 0, "xdpDetach: id is required");
+  const uint32_t id = (uint32_t)id64;
   g_log.clear();
   NetnsScope ns(netns);
   if (!ns.ok()) THROW_SYS("setns", ns.err());
   int ifindex = if_nametoindex(ifname.c_str());
   if (ifindex == 0) return Napi::Boolean::New(env, false);  // interface gone: nothing attached
-  struct xdp_multiprog *mp = xdp_multiprog__get_from_ifindex(ifindex);
-  if (libxdp_get_error(mp) || !mp) return Napi::Boolean::New(env, false);
-  enum xdp_attach_mode mode = xdp_multiprog__attach_mode(mp);
+  Attached a;
+  struct bpf_prog_info pi;
+  if (QueryAttached(ifindex, &a) != 0 || a.id == 0 || !ProgInfo(a.id, &pi)) return Napi::Boolean::New(env, false);
   int r = -ENOENT;
-  if (xdp_multiprog__is_legacy(mp)) {
-    struct xdp_program *m = xdp_multiprog__main_prog(mp);
-    if (m && xdp_program__id(m) == id) r = xdp_multiprog__detach(mp);
+  if (!IsDispatcher(pi)) {
+    if (a.id != id) return Napi::Boolean::New(env, false);
+    // Detach only if it is still that program (XDP_FLAGS_REPLACE compares
+    // against old_prog_fd in the kernel): a program attached by someone
+    // else in between is left alone.
+    int fd = bpf_prog_get_fd_by_id(id);
+    if (fd < 0) return Napi::Boolean::New(env, false);
+    LIBBPF_OPTS(bpf_xdp_attach_opts, ao, .old_prog_fd = fd);
+    r = bpf_xdp_detach(ifindex, ModeFlags(a.mode) | XDP_FLAGS_REPLACE, &ao);
+    close(fd);
+    if (r == -EEXIST) r = -ENOENT;
   } else {
-    for (struct xdp_program *p = xdp_multiprog__next_prog(nullptr, mp); p; p = xdp_multiprog__next_prog(p, mp)) {
-      if (xdp_program__id(p) == id) { r = xdp_program__detach(p, ifindex, mode, 0); break; }
+    LibxdpLeakGuard guard(a.id);
+    struct xdp_multiprog *mp = xdp_multiprog__get_from_ifindex(ifindex);
+    if (!libxdp_get_error(mp) && mp) {
+      enum xdp_attach_mode mode = xdp_multiprog__attach_mode(mp);
+      for (struct xdp_program *p = xdp_multiprog__next_prog(nullptr, mp); p; p = xdp_multiprog__next_prog(p, mp)) {
+        if (xdp_program__id(p) == id) { r = xdp_program__detach(p, ifindex, mode, 0); break; }
+      }
+      xdp_multiprog__close(mp);
     }
+    guard.Release();
   }
-  xdp_multiprog__close(mp);
   if (r == -ENOENT) return Napi::Boolean::New(env, false);
-  if (r) { ThrowSystemMsg(env, "xdp_program__detach", -r, ifname + ": " + XdpErr(r) + (g_log.empty() ? "" : " | " + g_log)); return Napi::Value(); }
+  if (r) { ThrowSystemMsg(env, "xdp_detach", -r, ifname + ": " + XdpErr(r) + (g_log.empty() ? "" : " | " + g_log)); return Napi::Value(); }
   return Napi::Boolean::New(env, true);
 }
 
@@ -269,26 +397,33 @@ static size_t ValueBytes(const struct bpf_map_info &mi) {
 // mapOpen(path) -> fd
 static Napi::Value MapOpen(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  CHECK_ARG(info[0].IsString(), "mapOpen(path)");
+  CHECK_TYPE(info[0].IsString(), "mapOpen(path)");
   std::string path = info[0].As<Napi::String>().Utf8Value();
   int fd = bpf_obj_get(path.c_str());
   if (fd < 0) { int e = errno; ThrowSystemMsg(env, "bpf_obj_get", e, path + ": " + strerror(e)); return Napi::Value(); }
+  // A pin may name a program or a link as well: only maps are handed out.
+  struct bpf_map_info mi;
+  if (!MapInfo(fd, &mi)) { int e = errno; close(fd); ThrowSystemMsg(env, "bpf_obj_get_info_by_fd", e, path + ": not a BPF map"); return Napi::Value(); }
+  State(env)->mapFds.insert(fd);
   return Napi::Number::New(env, fd);
 }
 
+// mapClose(fd): only an fd mapOpen() returned and not yet closed; anything
+// else is a RangeError, so JS cannot close fds it does not own.
 static Napi::Value MapClose(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  CHECK_ARG(info[0].IsNumber(), "mapClose(fd)");
-  close(info[0].As<Napi::Number>().Int32Value());
+  ARG_INT(fd, 0, "mapClose: fd", INT32_MIN, INT32_MAX);
+  CHECK_RANGE(State(env)->mapFds.erase((int)fd) == 1, "mapClose: fd is not an open map from mapOpen()");
+  close((int)fd);
   return env.Undefined();
 }
 
 // mapInfo(fd) -> { type, keySize, valueSize, maxEntries, name, id, perCpu, valueBytes }
 static Napi::Value MapInfoJs(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  CHECK_ARG(info[0].IsNumber(), "mapInfo(fd)");
+  ARG_INT(fd, 0, "mapInfo: fd", INT32_MIN, INT32_MAX);
   struct bpf_map_info mi;
-  if (!MapInfo(info[0].As<Napi::Number>().Int32Value(), &mi)) THROW_SYS("bpf_obj_get_info_by_fd", errno);
+  if (!MapInfo((int)fd, &mi)) THROW_SYS("bpf_obj_get_info_by_fd", errno);
   Napi::Object o = Napi::Object::New(env);
   o.Set("type", Napi::Number::New(env, mi.type));
   o.Set("keySize", Napi::Number::New(env, mi.key_size));
@@ -303,8 +438,9 @@ static Napi::Value MapInfoJs(const Napi::CallbackInfo &info) {
 
 #define MAP_PROLOGUE(nargs, usage)                                                        \
   Napi::Env env = info.Env();                                                             \
-  CHECK_ARG(info.Length() >= nargs && info[0].IsNumber(), usage);                          \
-  int fd = info[0].As<Napi::Number>().Int32Value();                                       \
+  CHECK_TYPE(info.Length() >= nargs, usage);                                              \
+  ARG_INT(fd64, 0, "map fd", INT32_MIN, INT32_MAX);                                        \
+  int fd = (int)fd64;                                                                     \
   struct bpf_map_info mi;                                                                 \
   if (!MapInfo(fd, &mi)) THROW_SYS("bpf_obj_get_info_by_fd", errno);
 
@@ -312,8 +448,9 @@ static Napi::Value MapInfoJs(const Napi::CallbackInfo &info) {
 static Napi::Value MapLookup(const Napi::CallbackInfo &info) {
   MAP_PROLOGUE(3, "mapLookup(fd, key, value)");
   uint8_t *k, *v; size_t kl, vl;
-  CHECK_ARG(GetU8Array(info[1], &k, &kl) && kl == mi.key_size, "mapLookup: key must be a Uint8Array of the map's key size");
-  CHECK_ARG(GetU8Array(info[2], &v, &vl) && vl >= ValueBytes(mi), "mapLookup: value buffer too small for the map's value (x CPUs)");
+  CHECK_TYPE(GetU8Array(info[1], &k, &kl) && GetU8Array(info[2], &v, &vl), "mapLookup: key and value must be Uint8Arrays");
+  CHECK_RANGE(kl == mi.key_size, "mapLookup: key must be the map's key size");
+  CHECK_RANGE(vl >= ValueBytes(mi), "mapLookup: value buffer too small for the map's value (x CPUs)");
   if (bpf_map_lookup_elem(fd, k, v) < 0) {
     if (errno == ENOENT) return Napi::Boolean::New(env, false);
     THROW_SYS("bpf_map_lookup_elem", errno);
@@ -325,9 +462,11 @@ static Napi::Value MapLookup(const Napi::CallbackInfo &info) {
 static Napi::Value MapUpdate(const Napi::CallbackInfo &info) {
   MAP_PROLOGUE(3, "mapUpdate(fd, key, value, flags?)");
   uint8_t *k, *v; size_t kl, vl;
-  CHECK_ARG(GetU8Array(info[1], &k, &kl) && kl == mi.key_size, "mapUpdate: key must be a Uint8Array of the map's key size");
-  CHECK_ARG(GetU8Array(info[2], &v, &vl) && vl >= ValueBytes(mi), "mapUpdate: value buffer too small");
-  uint64_t flags = info[3].IsNumber() ? (uint64_t)info[3].As<Napi::Number>().Int64Value() : BPF_ANY;
+  CHECK_TYPE(GetU8Array(info[1], &k, &kl) && GetU8Array(info[2], &v, &vl), "mapUpdate: key and value must be Uint8Arrays");
+  CHECK_RANGE(kl == mi.key_size, "mapUpdate: key must be the map's key size");
+  CHECK_RANGE(vl >= ValueBytes(mi), "mapUpdate: value buffer too small");
+  int64_t flags = BPF_ANY;
+  if (!info[3].IsUndefined() && !ArgInt(info, 3, "mapUpdate: flags", 0, UINT32_MAX, &flags)) return Napi::Value();
   if (bpf_map_update_elem(fd, k, v, flags) < 0) THROW_SYS("bpf_map_update_elem", errno);
   return env.Undefined();
 }
@@ -336,7 +475,8 @@ static Napi::Value MapUpdate(const Napi::CallbackInfo &info) {
 static Napi::Value MapDelete(const Napi::CallbackInfo &info) {
   MAP_PROLOGUE(2, "mapDelete(fd, key)");
   uint8_t *k; size_t kl;
-  CHECK_ARG(GetU8Array(info[1], &k, &kl) && kl == mi.key_size, "mapDelete: key must be a Uint8Array of the map's key size");
+  CHECK_TYPE(GetU8Array(info[1], &k, &kl), "mapDelete: key must be a Uint8Array");
+  CHECK_RANGE(kl == mi.key_size, "mapDelete: key must be the map's key size");
   if (bpf_map_delete_elem(fd, k) < 0) {
     if (errno == ENOENT) return Napi::Boolean::New(env, false);
     THROW_SYS("bpf_map_delete_elem", errno);
@@ -348,9 +488,12 @@ static Napi::Value MapDelete(const Napi::CallbackInfo &info) {
 static Napi::Value MapNextKey(const Napi::CallbackInfo &info) {
   MAP_PROLOGUE(3, "mapNextKey(fd, key|null, next)");
   uint8_t *k = nullptr, *n; size_t kl = 0, nl;
-  if (!info[1].IsNull() && !info[1].IsUndefined())
-    CHECK_ARG(GetU8Array(info[1], &k, &kl) && kl == mi.key_size, "mapNextKey: key must be a Uint8Array of the map's key size or null");
-  CHECK_ARG(GetU8Array(info[2], &n, &nl) && nl == mi.key_size, "mapNextKey: next must be a Uint8Array of the map's key size");
+  if (!info[1].IsNull() && !info[1].IsUndefined()) {
+    CHECK_TYPE(GetU8Array(info[1], &k, &kl), "mapNextKey: key must be a Uint8Array or null");
+    CHECK_RANGE(kl == mi.key_size, "mapNextKey: key must be the map's key size");
+  }
+  CHECK_TYPE(GetU8Array(info[2], &n, &nl), "mapNextKey: next must be a Uint8Array");
+  CHECK_RANGE(nl == mi.key_size, "mapNextKey: next must be the map's key size");
   if (bpf_map_get_next_key(fd, k, n) < 0) {
     if (errno == ENOENT) return Napi::Boolean::New(env, false);
     THROW_SYS("bpf_map_get_next_key", errno);
@@ -364,9 +507,10 @@ static Napi::Value MapNextKey(const Napi::CallbackInfo &info) {
 static Napi::Value ProgTestRun(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   uint8_t *d; size_t dl;
-  CHECK_ARG(info[0].IsNumber(), "progTestRun(progId, frame)");
-  CHECK_ARG(GetU8Array(info[1], &d, &dl) && dl > 0 && dl <= 4096, "progTestRun: frame must be a Uint8Array of 1..4096 bytes");
-  int fd = bpf_prog_get_fd_by_id(info[0].As<Napi::Number>().Uint32Value());
+  ARG_INT(id, 0, "progTestRun: progId", 0, UINT32_MAX);
+  CHECK_TYPE(GetU8Array(info[1], &d, &dl), "progTestRun: frame must be a Uint8Array");
+  CHECK_RANGE(dl > 0 && dl <= 4096, "progTestRun: frame must be 1..4096 bytes");
+  int fd = bpf_prog_get_fd_by_id((uint32_t)id);
   if (fd < 0) THROW_SYS("bpf_prog_get_fd_by_id", errno);
   Napi::Uint8Array out = Napi::Uint8Array::New(env, 4096 + 256);
   DECLARE_LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = d, .data_out = out.Data(), .data_size_in = (__u32)dl,

@@ -1,9 +1,17 @@
 // TAP devices: /dev/net/tun with IFF_TAP | IFF_NO_PI, non-blocking.
 //
-// Frames live in a JS-owned ArrayBuffer (the TapLink's frame pool); JS names
-// slots by (offset, capacity) pairs. rx() reads frames until EAGAIN or the
-// burst is full, tx() writes a burst; each is one N-API call. Readiness comes
-// through uv_poll like the XSK.
+// Frames live in a frame pool the addon allocates and owns, lent to JS as an
+// external ArrayBuffer (`mem`), as the UMEM is; JS names slots by (offset,
+// capacity) pairs. rx() reads frames until EAGAIN or the burst is full, tx()
+// writes a burst; each is one N-API call. Readiness comes through uv_poll
+// like the XSK.
+//
+// Why native ownership and not a detach check per call: the pool pointer is
+// used on every rx()/tx(), and a JS-owned buffer can be transferred
+// (structuredClone, postMessage) and freed between two calls. Owning the
+// memory makes that impossible at no per-call cost (napi_is_detached_
+// arraybuffer would be two N-API calls per burst); a transfer now only
+// detaches JS's own view.
 #include "common.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -33,22 +41,22 @@ class Tap : public Napi::ObjectWrap<Tap>, public Closable {
     });
   }
 
-  // new Tap({ name, netns?, create?: boolean, persist?: boolean }, pool: ArrayBuffer)
-  // create=false attaches to an existing (persistent) device and fails if
-  // there is none; create=true makes one if needed.
+  // new Tap({ name, netns?, create?: boolean, persist?: boolean }, poolBytes)
+  // -> this.mem: the frame pool (poolBytes, zeroed). create=false attaches
+  // to an existing (persistent) device and fails if there is none;
+  // create=true makes one if needed.
   explicit Tap(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Tap>(info) {
     Napi::Env env = info.Env();
-    CHECK_ARG_VOID(info.Length() == 2 && info[0].IsObject() && info[1].IsArrayBuffer(), "Tap(options, pool: ArrayBuffer)");
+    CHECK_TYPE_VOID(info.Length() == 2 && info[0].IsObject(), "Tap(options, poolBytes)");
+    int64_t poolBytes;
+    if (!ArgInt(info, 1, "Tap: poolBytes", 1, kMaxPoolBytes, &poolBytes)) return;
     Napi::Object o = info[0].As<Napi::Object>();
     name_ = OptString(o, "name");
     std::string netns = OptString(o, "netns");
     bool create = OptBool(o, "create", false);
     bool persist = OptBool(o, "persist", false);
+    CHECK_PENDING_VOID();
     CHECK_ARG_VOID(!name_.empty() && name_.size() < IFNAMSIZ, "name must be an interface name");
-    Napi::ArrayBuffer ab = info[1].As<Napi::ArrayBuffer>();
-    pool_ = Napi::Persistent(ab);
-    mem_ = static_cast<uint8_t *>(ab.Data());
-    memSize_ = ab.ByteLength();
 
     NetnsScope ns(netns);
     if (!ns.ok()) { ThrowSystemMsg(env, "setns", ns.err(), "cannot enter " + netns + ": " + strerror(ns.err())); return; }
@@ -87,16 +95,22 @@ class Tap : public Napi::ObjectWrap<Tap>, public Closable {
       if (ioctl(s, SIOCGIFINDEX, &q) == 0) ifindex_ = q.ifr_ifindex;
       close(s);
     }
+    area_ = MapArea((size_t)poolBytes, false);
+    if (!area_) { int e = errno; close(fd_); fd_ = -1; ThrowSystem(env, "mmap", e); return; }
+    mem_ = static_cast<uint8_t *>(area_->p);
+    memSize_ = area_->size;
+    info.This().As<Napi::Object>().Set("mem", AreaBuffer(env, area_));
     State(env)->open.insert(this);
     open_ = true;
   }
 
   ~Tap() override { CloseNative(); }
 
+  // The pool stays mapped while JS still holds `mem` (NativeArea refs).
   void CloseNative() override {
     StopPollNative();
     if (fd_ >= 0) { close(fd_); fd_ = -1; }
-    if (!pool_.IsEmpty()) pool_.Reset();
+    if (area_) { UnrefArea(area_); area_ = nullptr; mem_ = nullptr; memSize_ = 0; }
     if (open_) { State(Env())->open.erase(this); open_ = false; }
   }
 
@@ -108,13 +122,9 @@ class Tap : public Napi::ObjectWrap<Tap>, public Closable {
   // EAGAIN. Slots past n are untouched (still the caller's).
   Napi::Value Rx(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    uint32_t *d; size_t dl;
     CHECK_ARG(fd_ >= 0, "tap is closed");
-    CHECK_ARG(GetU32Array(info[0], &d, &dl), "rx: desc must be a Uint32Array");
-    uint32_t start = info[1].As<Napi::Number>().Uint32Value(), max = info[2].As<Napi::Number>().Uint32Value();
-    CHECK_ARG((size_t)(start + max) * 2 <= dl, "rx: desc too small for start + max");
+    DESC_WINDOW(p, max, "rx");
     uint32_t n = 0;
-    uint32_t *p = d + 2 * start;
     while (n < max) {
       uint32_t off = p[2 * n], cap = p[2 * n + 1];
       if ((size_t)off + cap > memSize_ || cap == 0) { badDescs_++; break; }
@@ -136,11 +146,8 @@ class Tap : public Napi::ObjectWrap<Tap>, public Closable {
   // queue is full) the rest are dropped and counted.
   Napi::Value Tx(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    uint32_t *d; size_t dl;
     CHECK_ARG(fd_ >= 0, "tap is closed");
-    CHECK_ARG(GetU32Array(info[0], &d, &dl), "tx: desc must be a Uint32Array");
-    uint32_t n = info[1].As<Napi::Number>().Uint32Value();
-    CHECK_ARG((size_t)n * 2 <= dl, "tx: n exceeds desc");
+    DESC_PREFIX(d, n, "tx");
     uint32_t done = 0;
     bool full = false;
     for (uint32_t i = 0; i < n; i++) {
@@ -165,7 +172,7 @@ class Tap : public Napi::ObjectWrap<Tap>, public Closable {
   Napi::Value StartPoll(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     CHECK_ARG(fd_ >= 0, "tap is closed");
-    CHECK_ARG(info[0].IsFunction(), "startPoll(fn) needs a function");
+    CHECK_TYPE(info[0].IsFunction(), "startPoll(fn) needs a function");
     if (!poll_.Start(env, fd_, info[0].As<Napi::Function>(), "strata:tap")) return Napi::Value();
     return env.Undefined();
   }
@@ -218,12 +225,14 @@ class Tap : public Napi::ObjectWrap<Tap>, public Closable {
   int mtu_ = 1500;
   uint8_t mac_[6] = {};
   bool open_ = false;
-  Napi::Reference<Napi::ArrayBuffer> pool_;
+  NativeArea *area_ = nullptr;
   uint8_t *mem_ = nullptr;
   size_t memSize_ = 0;
   FdPoll poll_;
   uint64_t rxPackets_ = 0, rxBytes_ = 0, txPackets_ = 0, txBytes_ = 0, txDropped_ = 0, txQueueFull_ = 0;
   uint64_t readErrors_ = 0, writeErrors_ = 0, badDescs_ = 0;
+  // Frame pool bound: 1 GiB (the default pool is 4096 x 2048 = 8 MiB).
+  static constexpr int64_t kMaxPoolBytes = int64_t(1) << 30;
 };
 
 unsigned Tap::if_nametoindex_(const std::string &n) {

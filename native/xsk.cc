@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <net/if.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -31,21 +30,6 @@
 #endif
 
 namespace strata {
-
-// UMEM memory, shared by the socket and the ArrayBuffer that exposes it;
-// unmapped when both are gone, so JS can never touch unmapped memory.
-struct UmemArea {
-  void *p;
-  size_t size;
-  int refs;
-};
-
-static void UnrefArea(UmemArea *a) {
-  if (--a->refs == 0) {
-    munmap(a->p, a->size);
-    delete a;
-  }
-}
 
 enum FrameOwner : uint8_t { kFree = 0, kKernel = 1, kUser = 2 };
 
@@ -71,43 +55,48 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
   //           busyPoll, busyPollUsec, busyPollBudget })
   explicit Xsk(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Xsk>(info) {
     Napi::Env env = info.Env();
-    CHECK_ARG_VOID(info.Length() == 1 && info[0].IsObject(), "Xsk(options) needs an options object");
+    CHECK_TYPE_VOID(info.Length() == 1 && info[0].IsObject(), "Xsk(options) needs an options object");
     Napi::Object o = info[0].As<Napi::Object>();
     std::string ifname = OptString(o, "ifname");
     std::string netns = OptString(o, "netns");
+    CHECK_PENDING_VOID();
     CHECK_ARG_VOID(!ifname.empty() && ifname.size() < IFNAMSIZ, "ifname must be an interface name");
-    queue_ = OptU32(o, "queue", 0);
-    frameSize_ = OptU32(o, "frameSize", 4096);
-    frameCount_ = OptU32(o, "frameCount", 4096);
-    uint32_t rxSize = OptU32(o, "rxSize", 2048), txSize = OptU32(o, "txSize", 2048);
-    uint32_t fillSize = OptU32(o, "fillSize", 2048), compSize = OptU32(o, "compSize", 2048);
+    int64_t queue, frameSize, frameCount, rxSize, txSize, fillSize, compSize, busyUsec, busyBudget;
+    if (!OptInt(o, "queue", 0, UINT32_MAX, 0, &queue) || !OptInt(o, "frameSize", 0, UINT32_MAX, 4096, &frameSize) ||
+        !OptInt(o, "frameCount", 64, 1 << 20, 4096, &frameCount) || !OptInt(o, "rxSize", 0, kMaxRing, 2048, &rxSize) ||
+        !OptInt(o, "txSize", 0, kMaxRing, 2048, &txSize) || !OptInt(o, "fillSize", 0, kMaxRing, 2048, &fillSize) ||
+        !OptInt(o, "compSize", 0, kMaxRing, 2048, &compSize) || !OptInt(o, "busyPollUsec", 0, INT32_MAX, 20, &busyUsec) ||
+        !OptInt(o, "busyPollBudget", 0, INT32_MAX, 64, &busyBudget))
+      return;
+    queue_ = (uint32_t)queue;
+    frameSize_ = (uint32_t)frameSize;
+    frameCount_ = (uint32_t)frameCount;
     std::string bind = OptString(o, "bind");
     needWakeup_ = OptBool(o, "needWakeup", true);
     busyPoll_ = OptBool(o, "busyPoll", false);
-    uint32_t busyUsec = OptU32(o, "busyPollUsec", 20), busyBudget = OptU32(o, "busyPollBudget", 64);
-    auto pow2 = [](uint32_t v) { return v != 0 && (v & (v - 1)) == 0; };
+    CHECK_PENDING_VOID();
+    auto pow2 = [](int64_t v) { return v != 0 && (v & (v - 1)) == 0; };
     CHECK_ARG_VOID(frameSize_ == 2048 || frameSize_ == 4096, "frameSize must be 2048 or 4096");
-    CHECK_ARG_VOID(frameCount_ >= 64 && frameCount_ <= (1u << 20), "frameCount must be in 64..1048576");
     CHECK_ARG_VOID(pow2(rxSize) && pow2(txSize) && pow2(fillSize) && pow2(compSize), "ring sizes must be powers of two");
     CHECK_ARG_VOID(bind.empty() || bind == "auto" || bind == "copy" || bind == "zerocopy", "bind must be auto, copy or zerocopy");
 
     frameShift_ = frameSize_ == 4096 ? 12 : 11;
     frameMask_ = frameSize_ - 1;
     size_t size = (size_t)frameSize_ * frameCount_;
-    void *p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-    if (p == MAP_FAILED) { ThrowSystem(env, "mmap", errno); return; }
-    area_ = new UmemArea{p, size, 1};
+    area_ = MapArea(size, true);
+    if (!area_) { ThrowSystem(env, "mmap", errno); return; }
+    void *p = area_->p;
 
     xsk_umem_config ucfg = {};
-    ucfg.fill_size = fillSize;
-    ucfg.comp_size = compSize;
+    ucfg.fill_size = (uint32_t)fillSize;
+    ucfg.comp_size = (uint32_t)compSize;
     ucfg.frame_size = frameSize_;
     ucfg.frame_headroom = 0;
     ucfg.flags = 0;
 
     xsk_socket_config scfg = {};
-    scfg.rx_size = rxSize;
-    scfg.tx_size = txSize;
+    scfg.rx_size = (uint32_t)rxSize;
+    scfg.tx_size = (uint32_t)txSize;
     scfg.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD;
     scfg.bind_flags = 0;
     if (bind == "copy") scfg.bind_flags |= XDP_COPY;
@@ -149,7 +138,7 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
       return;
     }
     fd_ = xsk_socket__fd(xsk_);
-    maxKicks_ = txSize / 32 + 2;
+    maxKicks_ = (uint32_t)txSize / 32 + 2;
 
     xdp_options opts = {};
     socklen_t ol = sizeof(opts);
@@ -169,12 +158,12 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
     freeStack_.resize(frameCount_);
     for (uint32_t i = 0; i < frameCount_; i++) freeStack_[i] = (uint64_t)(frameCount_ - 1 - i) * frameSize_;
     freeTop_ = frameCount_;
-    fillTarget_ = std::min(fillSize, frameCount_ / 2);
+    fillTarget_ = std::min((uint32_t)fillSize, frameCount_ / 2);
     Refill();
 
-    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, p, size, [](Napi::Env, void *, UmemArea *a) { UnrefArea(a); }, area_);
-    area_->refs++;
-    info.This().As<Napi::Object>().Set("mem", ab);
+    // The UMEM is native memory lent to JS (see NativeArea): a transfer of
+    // `mem` detaches JS's view but never unmaps what the kernel writes into.
+    info.This().As<Napi::Object>().Set("mem", AreaBuffer(env, area_));
     State(env)->open.insert(this);
     open_ = true;
   }
@@ -255,15 +244,11 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
   // index start. Ownership: kernel -> JS.
   Napi::Value Rx(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    uint32_t *d; size_t dl;
     CHECK_ARG(xsk_ != nullptr, "socket is closed");
-    CHECK_ARG(GetU32Array(info[0], &d, &dl), "rx: desc must be a Uint32Array");
-    uint32_t start = info[1].As<Napi::Number>().Uint32Value(), max = info[2].As<Napi::Number>().Uint32Value();
-    CHECK_ARG((size_t)(start + max) * 2 <= dl, "rx: desc too small for start + max");
+    DESC_WINDOW(out, max, "rx");
     Reclaim();
     uint32_t idx;
     uint32_t n = xsk_ring_cons__peek(&rx_, max, &idx);
-    uint32_t *out = d + 2 * start;
     uint64_t bytes = 0;
     for (uint32_t i = 0; i < n; i++) {
       const xdp_desc *x = xsk_ring_cons__rx_desc(&rx_, idx + i);
@@ -289,11 +274,8 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
   // counted. Ownership: JS -> kernel for all of them.
   Napi::Value Tx(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    uint32_t *d; size_t dl;
     CHECK_ARG(xsk_ != nullptr, "socket is closed");
-    CHECK_ARG(GetU32Array(info[0], &d, &dl), "tx: desc must be a Uint32Array");
-    uint32_t n = info[1].As<Napi::Number>().Uint32Value();
-    CHECK_ARG((size_t)n * 2 <= dl, "tx: n exceeds desc");
+    DESC_PREFIX(d, n, "tx");
     Reclaim();
     uint32_t idx = 0;
     uint32_t room = xsk_prod_nb_free(&tx_, n);
@@ -343,14 +325,10 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
   // packets. Ownership: native -> JS.
   Napi::Value Alloc(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    uint32_t *d; size_t dl;
     CHECK_ARG(xsk_ != nullptr, "socket is closed");
-    CHECK_ARG(GetU32Array(info[0], &d, &dl), "alloc: desc must be a Uint32Array");
-    uint32_t start = info[1].As<Napi::Number>().Uint32Value(), n = info[2].As<Napi::Number>().Uint32Value();
-    CHECK_ARG((size_t)(start + n) * 2 <= dl, "alloc: desc too small for start + n");
+    DESC_WINDOW(out, n, "alloc");
     Reclaim();  // one load of the producer index when nothing completed
     uint32_t got = std::min<uint32_t>(n, freeTop_);
-    uint32_t *out = d + 2 * start;
     for (uint32_t i = 0; i < got; i++) {
       uint64_t a = freeStack_[--freeTop_];
       owner_[a >> frameShift_] = kUser;
@@ -364,11 +342,8 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
   // free(desc, n): frames back to the free stack. Ownership: JS -> native.
   Napi::Value Free(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    uint32_t *d; size_t dl;
     CHECK_ARG(xsk_ != nullptr, "socket is closed");
-    CHECK_ARG(GetU32Array(info[0], &d, &dl), "free: desc must be a Uint32Array");
-    uint32_t n = info[1].As<Napi::Number>().Uint32Value();
-    CHECK_ARG((size_t)n * 2 <= dl, "free: n exceeds desc");
+    DESC_PREFIX(d, n, "free");
     for (uint32_t i = 0; i < n; i++) {
       uint32_t f;
       if (!ValidFrame(d[2 * i], 0, &f) || owner_[f] != kUser) { badDescs_++; continue; }
@@ -394,7 +369,7 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
   Napi::Value StartPoll(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     CHECK_ARG(xsk_ != nullptr, "socket is closed");
-    CHECK_ARG(info[0].IsFunction(), "startPoll(fn) needs a function");
+    CHECK_TYPE(info[0].IsFunction(), "startPoll(fn) needs a function");
     if (!poll_.Start(env, fd_, info[0].As<Napi::Function>(), "strata:xsk")) return Napi::Value();
     return env.Undefined();
   }
@@ -466,7 +441,7 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
   xsk_ring_cons comp_ = {}, rx_ = {};
   xsk_umem *umem_ = nullptr;
   xsk_socket *xsk_ = nullptr;
-  UmemArea *area_ = nullptr;
+  NativeArea *area_ = nullptr;
   int fd_ = -1;
   uint32_t ifindex_ = 0, queue_ = 0, frameSize_ = 4096, frameCount_ = 4096;
   bool needWakeup_ = true, busyPoll_ = false, zerocopy_ = false, open_ = false;
@@ -479,6 +454,9 @@ class Xsk : public Napi::ObjectWrap<Xsk>, public Closable {
   uint64_t frameMask_ = 4095;
   uint32_t fillTarget_ = 0, fillOutstanding_ = 0, txOutstanding_ = 0;
   static constexpr uint32_t compBatch_ = 4096;
+  // Ring sizes (entries) above this are refused up front rather than left to
+  // fail as a large kernel allocation; the defaults are 2048.
+  static constexpr int64_t kMaxRing = 1 << 20;
   static constexpr int kBusyRetries = 100;        // x 5 ms: half a second at most
   static constexpr useconds_t kBusyRetryUsec = 5000;
   FdPoll poll_;

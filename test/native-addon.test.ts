@@ -8,7 +8,7 @@ import { AfXdpLink } from '../src/link/afxdp.js';
 import { TapLink } from '../src/link/tap.js';
 import { Burst } from '../src/link/types.js';
 import { BpfMap } from '../src/xdp/maps.js';
-import { InvalidArgumentError, StrataError, SystemError, UnavailableError } from '../src/util/errors.js';
+import { ArgumentRangeError, ArgumentTypeError, InvalidArgumentError, StrataError, SystemError, UnavailableError } from '../src/util/errors.js';
 import { isRoot, run, tryRun } from '../src/util/run.js';
 import type { Lab } from '../src/lab/topo.js';
 
@@ -81,8 +81,10 @@ describe.skipIf(skip !== null)(`native addon errors and checks${skip ? ` (skippe
       expect(() => AfXdpLink.open({ iface: lab.serverIface, netns: lab.serverNs, frameCount: 128 })).toThrow(/busy/i);
       const b = new Burst(4);
       const x = (a as unknown as { x: { rx(d: Uint32Array, s: number, m: number): number } }).x;
-      expect(() => x.rx(b.desc, 2, 4)).toThrow(InvalidArgumentError);
-      expect(() => x.rx(new Uint16Array(8) as unknown as Uint32Array, 0, 4)).toThrow(InvalidArgumentError);
+      expect(() => x.rx(b.desc, 2, 4)).toThrow(ArgumentRangeError);
+      expect(() => x.rx(b.desc, 2, 4)).toThrow(expect.objectContaining({ code: 'ERR_STRATA_ARG_RANGE' }));
+      expect(() => x.rx(new Uint16Array(8) as unknown as Uint32Array, 0, 4)).toThrow(ArgumentTypeError);
+      expect(() => x.rx(b.desc, 0.5, 1)).toThrow(RangeError);
       // Every frame is accounted for: half in the fill ring, half free.
       expect(a.xskStats().fillOutstanding + a.xskStats().freeFrames).toBe(128);
     } finally {

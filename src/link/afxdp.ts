@@ -10,6 +10,7 @@
 // Traffic reaches the socket only if the XDP program steers it there: pass
 // `xdp` (an attached XdpProgram) and the socket is put in its XSKMAP for
 // `queue` on open and taken out on close.
+import { markAsUntransferable } from 'node:worker_threads';
 import { type Burst, type Link, type LinkStats } from './types.js';
 import { loadNative, type NativeXsk, type XskInfo, type XskStats } from './native.js';
 import { InvalidArgumentError } from '../util/errors.js';
@@ -67,6 +68,9 @@ export class AfXdpLink implements Link {
     this.frameSize = this.info.frameSize;
     this.mtu = Math.min(mtu + 14, this.frameSize);
     this.mac = mac;
+    // The UMEM is the addon's memory; a transfer could at most detach this
+    // view (Node 20 copies external buffers): mark it so every Node copies.
+    markAsUntransferable(x.mem);
     this.mem = new Uint8Array(x.mem);
   }
 

@@ -4,13 +4,17 @@
 // The addon is thin: sockets, rings, the TAP fd, XDP attach and map syscalls.
 // Every ergonomic API is TypeScript (src/link/afxdp.ts, src/link/tap.ts,
 // src/xdp/). At load we hand the addon our error classes, so native failures
-// are thrown as SystemError / InvalidArgumentError / UnavailableError with
-// stable codes (better-sqlite3 does the same).
+// are thrown as SystemError / InvalidArgumentError / UnavailableError, and bad
+// arguments as ArgumentTypeError (TypeError) / ArgumentRangeError
+// (RangeError), each with a stable code (better-sqlite3 does the same).
+// The wrappers validate first, for their own messages; the addon checks every
+// argument again (64-bit, overflow-free), so no call from JS can make it
+// write outside its arrays.
 import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { InvalidArgumentError, SystemError, UnavailableError } from '../util/errors.js';
+import { ArgumentRangeError, ArgumentTypeError, InvalidArgumentError, SystemError, UnavailableError } from '../util/errors.js';
 import { isRoot } from '../util/run.js';
 
 /** Per-socket AF_XDP statistics (native counters + XDP_STATISTICS). */
@@ -57,6 +61,8 @@ export interface TapStats {
 }
 
 export interface NativeTap {
+  /** The frame pool: native memory lent to JS (a transfer cannot free it). */
+  readonly mem: ArrayBuffer;
   rx(desc: Uint32Array, start: number, max: number): number;
   tx(desc: Uint32Array, n: number): number;
   startPoll(fn: () => void): void;
@@ -81,7 +87,7 @@ export interface MapInfo {
 export interface NativeAddon {
   napiVersion: number;
   Xsk: new (opts: XskOptions) => NativeXsk;
-  Tap: new (opts: { name: string; netns?: string; create?: boolean; persist?: boolean }, pool: ArrayBuffer) => NativeTap;
+  Tap: new (opts: { name: string; netns?: string; create?: boolean; persist?: boolean }, poolBytes: number) => NativeTap;
   ensureBpffs(path: string): 'present' | 'mounted';
   ifindex(name: string, netns?: string): number;
   ifInfo(name: string, netns?: string): { ifindex: number; mtu: number; mac: Uint8Array };
@@ -118,7 +124,7 @@ function tryLoad(): NativeAddon | null {
   try {
     const req = createRequire(import.meta.url);
     const mod = req(addonPath) as NativeAddon & { init(c: object): void };
-    mod.init({ SystemError, InvalidArgumentError, UnavailableError });
+    mod.init({ SystemError, InvalidArgumentError, UnavailableError, ArgumentTypeError, ArgumentRangeError });
     cached = mod;
     return mod;
   } catch (e) {

@@ -1,7 +1,8 @@
 // TapLink: a Link over a TAP device (/dev/net/tun, IFF_TAP | IFF_NO_PI).
 //
-// Frame memory is one ArrayBuffer owned here and carved into frameSize
-// slots; a TS-side free stack hands them out. recv() lends up to a burst of
+// Frame memory is one pool the addon allocates and owns (so a transfer of
+// the ArrayBuffer can never free memory the addon reads into), carved into
+// frameSize slots; a TS-side free stack hands them out. recv() lends up to a burst of
 // empty slots to the addon, which read()s frames into them until EAGAIN in
 // one N-API call; send() write()s a burst in one call. A TAP copies through
 // the kernel by nature (read/write), so unlike AF_XDP a sent frame is back in
@@ -11,6 +12,7 @@
 // dataplane is the other end of the wire and needs a different one, so `mac`
 // defaults to the kernel's MAC with the last byte flipped (locally
 // administered), and `kernelMac` reports the kernel's.
+import { markAsUntransferable } from 'node:worker_threads';
 import { type Burst, type Link, type LinkStats } from './types.js';
 import { loadNative, type NativeTap, type TapStats } from './native.js';
 import { InvalidArgumentError, StrataError } from '../util/errors.js';
@@ -35,6 +37,9 @@ export interface TapLinkOptions {
 }
 
 const FREE = 0, USER = 1;
+
+/** Largest frame pool (frameSize x frameCount) a TAP link takes: 1 GiB, as the addon's kMaxPoolBytes. */
+export const TAP_POOL_MAX_BYTES = 2 ** 30;
 
 export class TapLink implements Link {
   readonly kind = 'tap' as const;
@@ -62,14 +67,18 @@ export class TapLink implements Link {
     this.frameCount = o.frameCount ?? 4096;
     if (!Number.isInteger(this.frameSize) || this.frameSize < 256 || this.frameSize > 65536) throw new InvalidArgumentError('frameSize must be in 256..65536');
     if (!Number.isInteger(this.frameCount) || this.frameCount < 1) throw new InvalidArgumentError('frameCount must be a positive integer');
+    if (this.frameSize * this.frameCount > TAP_POOL_MAX_BYTES) throw new InvalidArgumentError(`frameSize x frameCount must be at most ${TAP_POOL_MAX_BYTES} bytes`);
     this.rxBatch = o.rxBatch ?? 64;
-    const ab = new ArrayBuffer(this.frameSize * this.frameCount);
-    this.mem = new Uint8Array(ab);
     this.freeStack = new Uint32Array(this.frameCount);
     for (let i = 0; i < this.frameCount; i++) this.freeStack[i] = (this.frameCount - 1 - i) * this.frameSize;
     this.freeTop = this.frameCount;
     this.owner = new Uint8Array(this.frameCount);
-    this.t = new n.Tap({ name: o.name, netns: o.netns, create: o.create ?? false, persist: o.persist ?? false }, ab);
+    this.t = new n.Tap({ name: o.name, netns: o.netns, create: o.create ?? false, persist: o.persist ?? false }, this.frameSize * this.frameCount);
+    // A transfer could at most detach this view (the addon keeps the memory;
+    // Node 20 already copies external buffers): mark it so every Node copies,
+    // and the stack never sees an empty `mem`.
+    markAsUntransferable(this.t.mem);
+    this.mem = new Uint8Array(this.t.mem);
     const info = this.t.info();
     this.name = info.name;
     this.ifindex = info.ifindex;

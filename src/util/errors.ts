@@ -36,3 +36,29 @@ export class ConfigError extends StrataError {
     super('ERR_STRATA_CONFIG', message);
   }
 }
+
+/**
+ * An argument of the wrong type (not a number, not a Uint32Array …), thrown
+ * by the native addon and its TypeScript wrappers. A TypeError, as Node's own
+ * ERR_INVALID_ARG_TYPE is, with a stable code.
+ */
+export class ArgumentTypeError extends TypeError {
+  readonly code = 'ERR_STRATA_ARG_TYPE';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ArgumentTypeError';
+  }
+}
+
+/**
+ * A number that is not an integer, is NaN or infinite, or lies outside the
+ * range an argument allows (a burst past its descriptor array …). A
+ * RangeError, as Node's ERR_OUT_OF_RANGE is, with a stable code.
+ */
+export class ArgumentRangeError extends RangeError {
+  readonly code = 'ERR_STRATA_ARG_RANGE';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ArgumentRangeError';
+  }
+}
