@@ -33,7 +33,7 @@ const PER_CLIENT = 4;
 function facts(url: string, query?: 'redacted' | 'all'): HttpFlowFacts {
   return {
     ctx: { transport: 'kernel', ...(query ? { query } : {}) }, wallMs: Date.now(),
-    req: { method: 'GET', url, httpVersion: '1.1', rawHeaders: ['Host', 'svc'] }, status: 200,
+    req: { method: 'GET', url, httpVersion: '1.1', rawHeaders: ['Host', 'svc', 'Referer', `https://web.example/page?session=${SECRET}`] }, status: 200,
     src: { address: '127.0.0.1', port: 40000 }, dst: { address: '127.0.0.1', port: 80 }, timings: { totalNs: 1000 },
   };
 }
@@ -85,6 +85,7 @@ describe('flow records and the admin listener under attack', () => {
     expect(r.strata.http!.path).toBe('/search?q=HUBBLE_REDACTED&api_key=HUBBLE_REDACTED&HUBBLE_REDACTED&empty=HUBBLE_REDACTED');
     expect(r.l7!.http.url).toBe(`http://svc${r.strata.http!.path}`);
     expect(r.Summary).toContain('api_key=HUBBLE_REDACTED');
+    expect(r.l7!.http.headers).toContainEqual({ key: 'Referer', value: 'https://web.example/page?session=HUBBLE_REDACTED' });
     // userinfo in an absolute-form target is a credential too
     expect(buildHttpRecord(facts(`http://bob:${SECRET}@svc/x?k=${SECRET}`)).l7!.http.url).toBe('http://HUBBLE_REDACTED@svc/x?k=HUBBLE_REDACTED');
     // nothing to hide: the same string

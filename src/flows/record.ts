@@ -290,12 +290,16 @@ export function isTlsSocket(s: unknown): s is TLSSocket {
 
 const REDACT = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key']);
 
-function headersOf(raw: readonly string[], mode: 'none' | 'redacted' | 'all'): HttpHeader[] {
+function headersOf(raw: readonly string[], mode: 'none' | 'redacted' | 'all', query: QueryMode | undefined): HttpHeader[] {
   const out: HttpHeader[] = [];
   if (mode === 'none') return out;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const key = raw[i]!;
-    const value = mode === 'redacted' && REDACT.has(key.toLowerCase()) ? REDACTED : raw[i + 1]!;
+    const lkey = key.toLowerCase();
+    let value = raw[i + 1]!;
+    if (mode === 'redacted' && REDACT.has(lkey)) value = REDACTED;
+    // A Referer is a URL too: its query is hidden as the request's own is.
+    else if (lkey === 'referer') value = targetFor(value, query);
     out.push({ key, value });
   }
   return out;
@@ -387,7 +391,7 @@ export function buildHttpRecord(f: HttpFlowFacts): FlowRecord {
     l7: {
       type: f.status > 0 ? 'RESPONSE' : 'REQUEST',
       latency_ns: latency ?? 0,
-      http: { code: f.status, method: f.req.method, url, protocol: `HTTP/${f.req.httpVersion}`, headers: headersOf(raw, ctx.headers ?? 'redacted') },
+      http: { code: f.status, method: f.req.method, url, protocol: `HTTP/${f.req.httpVersion}`, headers: headersOf(raw, ctx.headers ?? 'redacted', ctx.query) },
     },
     is_reply: f.status > 0,
     traffic_direction: ctx.direction ?? 'INGRESS',
