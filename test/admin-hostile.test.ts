@@ -199,8 +199,8 @@ describe('strata proxy: query strings in flows and the access log', () => {
   });
 
   /** Starts `strata proxy` on loopback; resolves once it listens, with its output so far (and as it grows). */
-  async function proxy(extra: string[], adminAddr = '127.0.0.1'): Promise<{ p: ChildProcess; port: number; adminPort: number; out: () => string; err: () => string }> {
-    const port = await closedPort(), adminPort = await closedPort();
+  async function proxy(extra: string[], adminAddr = '127.0.0.1', port0 = 0): Promise<{ p: ChildProcess; port: number; adminPort: number; out: () => string; err: () => string }> {
+    const port = port0 || await closedPort(), adminPort = await closedPort();
     const f = join(dir, `p${port}.yaml`);
     writeFileSync(f, [
       ...extra,
@@ -241,8 +241,14 @@ describe('strata proxy: query strings in flows and the access log', () => {
 
   it('Query strings unredacted: /flows and the access log hide query values by default, the upstream still gets them, logging.showQueryStrings shows them; a loopback admin bind logs no warning', async () => {
     const target = `/app?api_key=${SECRET}&q=1`;
-    const a = await proxy([]);
+    // A policy that allows /app only, so the verdict log gets a denied target too.
+    const port = await closedPort();
+    const policy = ['policies:', '  - name: apponly', '    selector: { listeners: [web] }', '    ingress:', '      - toPorts:',
+      `          - ports: [{ port: ${port} }]`, '            rules:', '              http:', '                - path: /app.*'];
+    const a = await proxy(policy, '127.0.0.1', port);
     try {
+      const denied = await execFileP('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '10', `http://127.0.0.1:${port}/deny?api_key=${SECRET}`]);
+      expect(denied.stdout).toBe('403');
       const r = await oneRecord(a.port, a.adminPort, target);
       expect(JSON.stringify(r)).not.toContain(SECRET);
       expect(r.l7!.http.url).toBe(`http://127.0.0.1:${a.port}/app?api_key=HUBBLE_REDACTED&q=HUBBLE_REDACTED`);
@@ -250,6 +256,8 @@ describe('strata proxy: query strings in flows and the access log', () => {
       await until(() => a.out().includes('"url"'), 'the access log line');
       expect(a.out()).not.toContain(SECRET);
       expect(a.out()).toContain('"url":"/app?api_key=HUBBLE_REDACTED&q=HUBBLE_REDACTED"');
+      expect(a.out()).toContain('"verdict":"deny"');
+      expect(a.out()).toContain('"path":"/deny?api_key=HUBBLE_REDACTED"');
       expect(a.err()).not.toContain('not on loopback');
     } finally { await stop(a.p); }
     const b = await proxy(['logging: { showQueryStrings: true }']);
