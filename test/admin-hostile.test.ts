@@ -145,20 +145,24 @@ describe('flow records and the admin listener under attack', () => {
   });
 
   it('a follower that does not read loses records (counted) instead of queueing them: received + lost = published', async () => {
-    const f = await follow(port, '127.0.0.3');
+    // Its own listener and bus: nobody else's follow streams count here.
+    const reg1 = new Registry(), bus1 = new FlowBus('strata:test:admin-slow');
+    const admin1 = new AdminServer({ host: '127.0.0.1', port: 0, registry: reg1, bus: bus1 });
+    const f = await follow((await admin1.listen()).port, '127.0.0.3');
     f.res.pause();
-    const lostBefore = metric(reg, 'strata_admin_flows_lost_total');
     const published = 20_000;
     const r = buildHttpRecord(facts(`/${'x'.repeat(900)}`));
-    for (let i = 0; i < published; i++) bus.publish(r);
-    const lost = metric(reg, 'strata_admin_flows_lost_total') - lostBefore;
+    for (let i = 0; i < published; i++) bus1.publish(r);
+    const lost = metric(reg1, 'strata_admin_flows_lost_total');
     expect(lost).toBeGreaterThan(0);
     let received = 0, rest = '';
     f.res.on('data', (c: Buffer) => { const s = rest + c.toString(); const lines = s.split('\n'); rest = lines.pop()!; received += lines.length; });
     f.res.resume();
     await until(() => received === published - lost, `${published - lost} records`);
     f.req.destroy();
-    await until(() => admin.followerCount === 0, 'the follower to leave');
+    await until(() => admin1.followerCount === 0, 'the follower to leave');
+    await admin1.close();
+    await bus1.close();
   });
 
   it('Non-loopback admin bind silent: a bind on 0.0.0.0 logs a warning that says what is exposed and that there is no authentication; a loopback bind says nothing', async () => {
