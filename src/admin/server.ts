@@ -56,8 +56,10 @@ export const ADMIN_MAX_FOLLOWERS_PER_CLIENT = 4;
 export const ADMIN_MAX_CONNECTIONS = 64;
 /** Request head size (node's default, stated here so it is documented). */
 export const ADMIN_MAX_HEADER_BYTES = 16 * 1024;
-/** Time to receive a complete request head. */
+/** Time to receive a complete request head; a connection that sends none (or half of one) gets 408 and is closed. */
 export const ADMIN_HEADERS_TIMEOUT_MS = 10_000;
+/** How often node looks for connections past that timeout (node's default is 30 s, which would let idle sockets hold slots for 40 s). */
+export const ADMIN_TIMEOUT_CHECK_MS = 1_000;
 /** An idle keep-alive connection is closed after this. */
 export const ADMIN_KEEPALIVE_TIMEOUT_MS = 5_000;
 
@@ -86,6 +88,8 @@ export interface AdminServerOptions {
   maxFollowersPerClient?: number;
   /** Open connections (default ADMIN_MAX_CONNECTIONS). */
   maxConnections?: number;
+  /** Time to receive a request head (default ADMIN_HEADERS_TIMEOUT_MS). */
+  headersTimeoutMs?: number;
   /** Warnings (a non-loopback bind); default: a line on stderr. */
   log?: AdminLog;
   wall?: Clock;
@@ -166,14 +170,16 @@ export class AdminServer {
     const dropped = this.registry.counter('strata_admin_connections_dropped_total', 'Admin connections closed on accept because maxConnections were open.');
     this.own.push(dropped);
     this.dropped = dropped.labels();
-    this.server = http.createServer({ maxHeaderSize: ADMIN_MAX_HEADER_BYTES }, (req, res) => this.route(req, res));
+    const headersTimeout = opts.headersTimeoutMs ?? ADMIN_HEADERS_TIMEOUT_MS;
+    this.server = http.createServer({
+      maxHeaderSize: ADMIN_MAX_HEADER_BYTES, headersTimeout, connectionsCheckingInterval: Math.min(ADMIN_TIMEOUT_CHECK_MS, headersTimeout),
+    }, (req, res) => this.route(req, res));
     this.server.maxConnections = opts.maxConnections ?? ADMIN_MAX_CONNECTIONS;
     this.server.on('drop', () => this.dropped.inc());
     this.server.on('connection', (sock: Socket) => { this.open++; sock.once('close', () => { this.open--; }); });
     // A follow stream may stay open for hours: no request timeout on the admin port
     // (slots are bounded instead); the head and idle keep-alive are timed.
     this.server.requestTimeout = 0;
-    this.server.headersTimeout = ADMIN_HEADERS_TIMEOUT_MS;
     this.server.keepAliveTimeout = ADMIN_KEEPALIVE_TIMEOUT_MS;
   }
 
