@@ -8,6 +8,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import * as http from 'node:http';
 import { resolve } from 'node:path';
 import { privateLab, rootSkipReason } from './helpers/lab.js';
 import { closedPort } from './helpers/ports.js';
@@ -62,13 +63,33 @@ describe('serve and proxy say which lab', () => {
       p.stdout.on('data', (d) => { out += d; });
       p.stderr.on('data', (d) => { err += d; });
       const exited = new Promise<number | null>((r) => p.once('exit', (c) => r(c)));
-      for (let i = 0; i < 1000 && !out.includes('listening '); i++) await new Promise((r) => setTimeout(r, 10));
+      // Until it listens (however loaded the machine), or exits.
+      await Promise.race([exited, new Promise<void>((r) => p.stdout.on('data', () => { if (out.includes('listening ')) r(); }))]);
+      expect(out).toBe(`listening 127.0.0.1:${port} transport=kernel\n`);
+      // One answered request: the server is in its event loop, its signal handlers set.
+      const body = await new Promise<string>((r, j) => http.get({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => { let b = ''; res.on('data', (c: Buffer) => { b += c.toString(); }); res.on('end', () => r(b)); }).on('error', j));
+      expect(body).toBe('Hello, World!\n');
       p.kill('SIGTERM');
       expect(await exited).toBe(0);
-      expect(out).toBe(`listening 127.0.0.1:${port} transport=kernel\n`);
       expect(err).toBe('STRATA_LAB' in env
         ? 'strata serve: lab: none (STRATA_LAB=off): running in this namespace\n'
         : `strata serve: lab: ${other.prefix} (STRATA_LAB_PREFIX; namespaces ${other.prefix}-client, ${other.prefix}-server): not up, running in this namespace\n`);
     }
+  });
+});
+
+describe('serve under a supervisor', () => {
+  it('serve signalled the moment it prints `listening` exits 0: its SIGTERM handler is set before the line', async () => {
+    const codes: (number | null)[] = [];
+    for (let i = 0; i < 5; i++) {
+      const port = await closedPort();
+      const p = spawn(process.execPath, ['bin/strata.js', 'serve', '--transport', 'kernel', '--host', '127.0.0.1', '--port', String(port)], { cwd: root, env: { ...process.env, STRATA_LAB: 'off' }, stdio: ['ignore', 'pipe', 'ignore'] });
+      const exited = new Promise<number | null>((r) => p.once('exit', (c) => r(c)));
+      let out = '';
+      // SIGTERM as soon as the line is read, as a supervisor waiting for readiness would.
+      p.stdout.on('data', (d) => { out += d; if (out.includes('listening ')) p.kill('SIGTERM'); });
+      codes.push(await exited);
+    }
+    expect(codes).toEqual([0, 0, 0, 0, 0]);
   });
 });

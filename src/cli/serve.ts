@@ -87,8 +87,10 @@ export async function main(argv: string[]): Promise<number> {
       stop = () => server.close();
     }
   }
+  // Handlers first: a supervisor may signal the moment it reads the line.
+  const signalled = untilSignal();
   process.stdout.write(`listening ${bound.host}:${bound.port} transport=${kind}\n`);
-  await untilSignal();
+  await signalled;
   await stop();
   await transport.close();
   return 0;
