@@ -38,7 +38,7 @@ describe('the example config', () => {
 
   it('has every section, typed', () => {
     expect(cfg.admin).toEqual({ address: '127.0.0.1', port: 9901 });
-    expect(cfg.logging).toEqual({ level: 'info', format: 'json', path: 'stderr', accessLog: { enabled: true, path: 'stdout' } });
+    expect(cfg.logging).toEqual({ level: 'info', format: 'json', path: 'stderr', accessLog: { enabled: true, path: 'stdout' }, showQueryStrings: false });
     expect(cfg.listeners.map((l) => [l.name, l.port, l.transport, l.protocol, l.tls])).toEqual([
       ['public', 8080, 'afxdp', 'HTTP', null], ['secure', 8443, 'kernel', 'HTTPS', 'server-mtls'],
     ]);

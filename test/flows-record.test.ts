@@ -91,7 +91,7 @@ describe('building records', () => {
     expect(r.l7).toEqual({
       type: 'RESPONSE', latency_ns: 2_500_000,
       http: {
-        code: 503, method: 'GET', url: 'https://shop.example/api/v1/items?x=1', protocol: 'HTTP/1.1',
+        code: 503, method: 'GET', url: 'https://shop.example/api/v1/items?x=HUBBLE_REDACTED', protocol: 'HTTP/1.1',
         headers: [{ key: 'Host', value: 'shop.example' }, { key: 'Authorization', value: REDACTED }, { key: 'Accept', value: '*/*' }],
       },
     });
@@ -104,14 +104,14 @@ describe('building records', () => {
         zero_window_stalls: 1, zero_window_probes: 2, dup_acks_in: 6, bytes_in: 1000, bytes_out: 50_000, segs_in: 20, segs_out: 40, cc: 'cubic',
       },
       tls: { version: 'TLSv1.3', cipher: 'TLS_AES_128_GCM_SHA256', peer_spiffe_id: 'spiffe://example.org/ns/shop/sa/frontend' },
-      http: { authority: 'shop.example', path: '/api/v1/items?x=1' },
+      http: { authority: 'shop.example', path: '/api/v1/items?x=HUBBLE_REDACTED' },
       upstream: { cluster: 'backend', endpoint: '10.201.0.1:8080', retries: 2, reason: 'upstream_503' },
       timings: { first_byte_ns: 2_000_000, upstream_ns: 1_500_000, total_ns: 2_500_000 },
       policy: { verdict: 'allow', rule: 'ingress[0].toPorts[0].rules.http[1]', policy: 'web', reason: 'matched' },
       bytes: { request: 180, response: 52_000 },
       flow: null,
     });
-    expect(r.Summary).toBe('HTTP/1.1 503 2.50ms GET https://shop.example/api/v1/items?x=1');
+    expect(r.Summary).toBe('HTTP/1.1 503 2.50ms GET https://shop.example/api/v1/items?x=HUBBLE_REDACTED');
   });
 
   it('the kernel transport: unknown facts are null, not guessed', () => {
@@ -434,7 +434,7 @@ describe('filters', () => {
 describe('one-line format', () => {
   it('shows time, verdict, endpoints, transport, the exchange, TCP facts and identity', () => {
     const [h503, l4, h200deny] = sampleRecords() as [FlowRecord, FlowRecord, FlowRecord];
-    expect(formatFlowLine(h503)).toBe('14:00:00.123 FORWARDED 10.200.0.1:40000 -> 10.200.0.3:80 afxdp/q1 GET /api/v1/items?x=1 503 2.50ms up=backend/10.201.0.1:8080 retries=2 rtx=3 srtt=1.25ms xdp=redirected spiffe://example.org/ns/shop/sa/frontend');
+    expect(formatFlowLine(h503)).toBe('14:00:00.123 FORWARDED 10.200.0.1:40000 -> 10.200.0.3:80 afxdp/q1 GET /api/v1/items?x=HUBBLE_REDACTED 503 2.50ms up=backend/10.201.0.1:8080 retries=2 rtx=3 srtt=1.25ms xdp=redirected spiffe://example.org/ns/shop/sa/frontend');
     expect(formatFlowLine(l4)).toBe('00:00:00.001 FORWARDED 10.0.0.1:1 -> 10.0.0.2:2 tap TCP ESTABLISHED pkts=20/40 bytes=1.8K/50.8K');
     expect(formatFlowLine(h200deny)).toContain(' DROPPED ');
     expect(formatFlowLine(h200deny)).toContain('policy=default-deny');

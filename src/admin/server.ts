@@ -19,14 +19,24 @@
 // while someone follows. `history` > 0 keeps a ring of recent records and so
 // keeps the bus active (records are then always built): off by default.
 // A follower that cannot keep up loses records (counted, as Hubble's lost
-// events) rather than growing memory without bound.
+// events) rather than growing memory without bound: its queue is the
+// response's own buffer, written to only while write() says there is room
+// (the socket's high-water mark, 16 KiB), so at most one record past it.
+//
+// Trust: the admin port has no authentication (as Envoy's admin). Whoever
+// can reach it reads metrics and flow records (addresses, identities, request
+// paths; query values redacted unless logging.showQueryStrings). It binds
+// loopback by default, and any other bind logs a warning at start. Hostile
+// clients are bounded (defaults below): connections in total, follow streams
+// in total and per client address, header bytes, no request bodies, header
+// and keep-alive timeouts.
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { BlockList, type AddressInfo, type Socket } from 'node:net';
 import { Encoder } from 'cbor-x';
 import { PROMETHEUS_CONTENT_TYPE, type Metric, type Registry, Registry as RegistryClass } from '../obs/metrics.js';
 import { flowBus, type FlowBus, type FlowSink } from '../flows/bus.js';
 import { compileFilter, FlowFilterError, type FlowFilter } from '../flows/filter.js';
-import type { FlowRecord } from '../flows/record.js';
+import { plainAddress, type FlowRecord } from '../flows/record.js';
 import { topFlows, type TopOrder, type TopSource } from '../flows/top.js';
 import type { Clock } from '../util/clock.js';
 import { wallClock } from '../util/clock.js';
@@ -37,6 +47,28 @@ export class AdminError extends StrataError {
 }
 
 export type Readiness = boolean | { ready: boolean; reason?: string };
+
+/** Concurrent /flows?follow=1 streams in total; more get 503. */
+export const ADMIN_MAX_FOLLOWERS = 16;
+/** Concurrent follow streams from one client address; more get 429 (one client cannot take every slot). */
+export const ADMIN_MAX_FOLLOWERS_PER_CLIENT = 4;
+/** Open connections to the admin port; more are closed on accept (counted). */
+export const ADMIN_MAX_CONNECTIONS = 64;
+/** Request head size (node's default, stated here so it is documented). */
+export const ADMIN_MAX_HEADER_BYTES = 16 * 1024;
+/** Time to receive a complete request head; a connection that sends none (or half of one) gets 408 and is closed. */
+export const ADMIN_HEADERS_TIMEOUT_MS = 10_000;
+/** How often node looks for connections past that timeout (node's default is 30 s, which would let idle sockets hold slots for 40 s). */
+export const ADMIN_TIMEOUT_CHECK_MS = 1_000;
+/** An idle keep-alive connection is closed after this. */
+export const ADMIN_KEEPALIVE_TIMEOUT_MS = 5_000;
+
+/** Where the admin listener reports what an operator must know (the proxy's Logger fits). */
+export interface AdminLog { warn(msg: string, fields?: Record<string, unknown>): void }
+
+const stderrLog: AdminLog = {
+  warn(msg, fields) { process.stderr.write(`strata admin: warning: ${msg}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`); },
+};
 
 export interface AdminServerOptions {
   /** Default 127.0.0.1: the admin port is not for the world. */
@@ -50,9 +82,27 @@ export interface AdminServerOptions {
   ready?: () => Readiness;
   /** Records retained for /flows without follow (default 0: none; see the module comment). */
   history?: number;
-  /** Concurrent /flows?follow=1 streams (default 16); more get 503. */
+  /** Concurrent /flows?follow=1 streams (default ADMIN_MAX_FOLLOWERS); more get 503. */
   maxFollowers?: number;
+  /** Concurrent follow streams per client address (default ADMIN_MAX_FOLLOWERS_PER_CLIENT); more get 429. */
+  maxFollowersPerClient?: number;
+  /** Open connections (default ADMIN_MAX_CONNECTIONS). */
+  maxConnections?: number;
+  /** Time to receive a request head (default ADMIN_HEADERS_TIMEOUT_MS). */
+  headersTimeoutMs?: number;
+  /** Warnings (a non-loopback bind); default: a line on stderr. */
+  log?: AdminLog;
   wall?: Clock;
+}
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+
+/** True for 127.0.0.0/8, ::1 and their IPv4-mapped forms. */
+export function isLoopback(address: string): boolean {
+  const a = plainAddress(address);
+  return LOOPBACK.check(a, a.includes(':') ? 'ipv6' : 'ipv4');
 }
 
 const ROUTES = ['/metrics', '/flows', '/top', '/healthz', '/readyz', '/', 'other'] as const;
@@ -84,17 +134,26 @@ export class AdminServer {
   private readonly ring: Ring | null;
   private removeRing: (() => void) | null = null;
   private readonly followers = new Set<http.ServerResponse>();
+  /** Follow streams per client address. */
+  private readonly perClient = new Map<string, number>();
   private readonly own: Metric[] = [];
   private readonly requests: Record<(typeof ROUTES)[number], { inc(): void }>;
   private readonly lost: { inc(): void };
+  private readonly refused: { total: { inc(): void }; perClient: { inc(): void }; body: { inc(): void } };
+  private readonly dropped: { inc(): void };
   private readonly maxFollowers: number;
+  private readonly maxPerClient: number;
+  private readonly log: AdminLog;
   private readonly wall: Clock;
   private bound: AddressInfo | null = null;
+  private open = 0;
 
   constructor(private readonly opts: AdminServerOptions = {}) {
     this.registry = opts.registry ?? new RegistryClass();
     this.bus = opts.bus ?? flowBus;
-    this.maxFollowers = opts.maxFollowers ?? 16;
+    this.maxFollowers = opts.maxFollowers ?? ADMIN_MAX_FOLLOWERS;
+    this.maxPerClient = opts.maxFollowersPerClient ?? ADMIN_MAX_FOLLOWERS_PER_CLIENT;
+    this.log = opts.log ?? stderrLog;
     this.wall = opts.wall ?? wallClock;
     const h = opts.history ?? 0;
     this.ring = h > 0 ? new Ring(h) : null;
@@ -105,10 +164,23 @@ export class AdminServer {
     this.own.push(lost);
     this.lost = lost.labels();
     this.own.push(this.registry.gaugeFunc('strata_admin_flow_followers', 'Open /flows?follow=1 streams.', () => this.followers.size));
-    this.server = http.createServer((req, res) => this.route(req, res));
-    // A follow stream may stay open for hours: no socket timeout on the admin port.
+    const refused = this.registry.counter('strata_admin_requests_refused_total', 'Admin requests refused by a limit: follow streams in total (503) or per client (429), request bodies (413).', ['reason']);
+    this.own.push(refused);
+    this.refused = { total: refused.labels('followers_total'), perClient: refused.labels('followers_per_client'), body: refused.labels('request_body') };
+    const dropped = this.registry.counter('strata_admin_connections_dropped_total', 'Admin connections closed on accept because maxConnections were open.');
+    this.own.push(dropped);
+    this.dropped = dropped.labels();
+    const headersTimeout = opts.headersTimeoutMs ?? ADMIN_HEADERS_TIMEOUT_MS;
+    this.server = http.createServer({
+      maxHeaderSize: ADMIN_MAX_HEADER_BYTES, headersTimeout, connectionsCheckingInterval: Math.min(ADMIN_TIMEOUT_CHECK_MS, headersTimeout),
+    }, (req, res) => this.route(req, res));
+    this.server.maxConnections = opts.maxConnections ?? ADMIN_MAX_CONNECTIONS;
+    this.server.on('drop', () => this.dropped.inc());
+    this.server.on('connection', (sock: Socket) => { this.open++; sock.once('close', () => { this.open--; }); });
+    // A follow stream may stay open for hours: no request timeout on the admin port
+    // (slots are bounded instead); the head and idle keep-alive are timed.
     this.server.requestTimeout = 0;
-    this.server.headersTimeout = 10_000;
+    this.server.keepAliveTimeout = ADMIN_KEEPALIVE_TIMEOUT_MS;
   }
 
   /** Binds; resolves with the address (port 0 → the kernel's choice). */
@@ -122,10 +194,18 @@ export class AdminServer {
     });
     if (this.ring !== null) this.removeRing = this.bus.addSink(this.ring);
     this.bound = this.server.address() as AddressInfo;
+    if (!isLoopback(this.bound.address)) {
+      this.log.warn('admin listener is not on loopback: /metrics, /flows and /top are open, with no authentication, to anyone who can reach this address; bind 127.0.0.1 (admin.address) or firewall the port', {
+        address: this.bound.address, port: this.bound.port, exposes: ['/metrics', '/flows', '/top', '/healthz', '/readyz'], authentication: 'none',
+      });
+    }
     return this.bound;
   }
 
   get address(): AddressInfo | null { return this.bound; }
+
+  /** Open connections (at most maxConnections). */
+  get connections(): number { return this.open; }
 
   /** Open /flows?follow=1 streams. */
   get followerCount(): number { return this.followers.size; }
@@ -134,6 +214,7 @@ export class AdminServer {
   async close(): Promise<void> {
     for (const r of this.followers) r.end();
     this.followers.clear();
+    this.perClient.clear();
     this.removeRing?.();
     this.removeRing = null;
     for (const m of this.own) this.registry.unregister(m);
@@ -148,6 +229,13 @@ export class AdminServer {
     const known = (ROUTES as readonly string[]).includes(path) ? path as (typeof ROUTES)[number] : 'other';
     this.requests[known].inc();
     if (req.method !== 'GET' && req.method !== 'HEAD') { this.text(res, 405, 'method not allowed\n', { allow: 'GET, HEAD' }); return; }
+    // No admin endpoint takes a body: refuse one rather than read (and discard) whatever a client streams.
+    if (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0) {
+      this.refused.body.inc();
+      res.shouldKeepAlive = false;
+      this.text(res, 413, 'admin requests take no body\n', { connection: 'close' });
+      return;
+    }
     try {
       switch (known) {
         case '/metrics': this.send(res, 200, PROMETHEUS_CONTENT_TYPE, this.registry.render()); return;
@@ -200,7 +288,17 @@ export class AdminServer {
     const last = intParam(url, 'last', 20, 0, 1_000_000);
     const format = url.searchParams.get('format') ?? 'json';
     if (format !== 'json' && format !== 'cbor') throw new AdminError(`format must be json or cbor, got ${format}`);
-    if (follow && this.followers.size >= this.maxFollowers) { this.text(res, 503, 'too many flow followers\n'); return; }
+    const client = plainAddress((req.socket as Socket).remoteAddress ?? '');
+    if (follow && this.followers.size >= this.maxFollowers) {
+      this.refused.total.inc();
+      this.text(res, 503, `too many flow followers (limit ${this.maxFollowers} in total)\n`, { 'retry-after': '5' });
+      return;
+    }
+    if (follow && (this.perClient.get(client) ?? 0) >= this.maxPerClient) {
+      this.refused.perClient.inc();
+      this.text(res, 429, `too many flow followers from ${client} (limit ${this.maxPerClient} per client address)\n`, { 'retry-after': '5' });
+      return;
+    }
     const enc = format === 'cbor' ? new Encoder({ sequential: true, useRecords: true }) : null;
     const encode = (r: FlowRecord): string | Buffer => (enc !== null ? enc.encode(r) : `${JSON.stringify(r)}\n`);
     res.writeHead(200, {
@@ -215,6 +313,7 @@ export class AdminServer {
     // Headers out now, so a client sees the stream open before the first record.
     res.flushHeaders();
     this.followers.add(res);
+    this.perClient.set(client, (this.perClient.get(client) ?? 0) + 1);
     let blocked = false;
     // A CBOR follower may not lose records: a lost record could hold a shape
     // definition later records refer to. It is cut off instead.
@@ -229,7 +328,12 @@ export class AdminServer {
     };
     res.on('drain', () => { blocked = false; });
     const unsubscribe = this.bus.subscribe(onRecord);
-    const done = (): void => { unsubscribe(); this.followers.delete(res); };
+    const done = (): void => {
+      unsubscribe();
+      if (!this.followers.delete(res)) return;
+      const n = (this.perClient.get(client) ?? 1) - 1;
+      if (n > 0) this.perClient.set(client, n); else this.perClient.delete(client);
+    };
     res.once('close', done);
     req.once('close', done);
   }

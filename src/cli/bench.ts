@@ -19,7 +19,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { encode as encodeCbor, decode as decodeCbor } from 'cbor-x';
 import { join, resolve } from 'node:path';
-import { Lab } from '../lab/topo.js';
+import { Lab, chooseLab, labLine } from '../lab/topo.js';
 import { repoRoot } from '../link/native.js';
 import { RESULTS_SCHEMA, collectMeta, type ResultRow, type ResultSet } from '../report/results.js';
 import { compare, renderComparison, renderHtml, renderMarkdown } from '../report/render.js';
@@ -78,7 +78,9 @@ export async function main(argv: string[]): Promise<number> {
   const outDir = resolve(a.values.get('out') ?? join(repoRoot, 'results'));
   const progress = (line: string): void => { process.stderr.write(`${line}\n`); };
 
-  const lab = new Lab();
+  const choice = chooseLab(undefined);
+  const lab = new Lab({ prefix: choice.prefix });
+  progress(`bench: ${labLine(choice)}`);
   let madeLab = false;
   const onSignal = (sig: NodeJS.Signals): void => {
     progress(`bench: ${sig}: stopping, cleaning up …`);

@@ -11,6 +11,7 @@
 // SIGHUP without dropping connections and drains on SIGTERM/SIGINT, then
 // exits 0. On the lab's server side by default when the lab is up.
 import { parseArgs, UsageError } from './args.js';
+import { labNotice } from './lab-notice.js';
 import { placement, reexecIn } from './netns-exec.js';
 import { StrataError, UnavailableError } from '../util/errors.js';
 
@@ -36,6 +37,8 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
   const where = placement();
+  const notice = labNotice(where);
+  if (notice !== null) process.stderr.write(`strata proxy: ${notice}\n`);
   if (where.reexec && where.lab !== null) return reexecIn(where.lab.serverNs);
 
   const { NodeProxy } = await import('../proxy-runtime/node-proxy.js');

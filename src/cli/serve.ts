@@ -7,6 +7,7 @@
 // server side by default when the lab is up.
 import type { Duplex } from 'node:stream';
 import { parseArgs, UsageError } from './args.js';
+import { labNotice } from './lab-notice.js';
 import { placement, defaultHost, reexecIn, untilSignal, prepareLabForAfxdp } from './netns-exec.js';
 import { openTransport, isTransportKind, type L7Socket, type L7Transport } from '../l7/transport/index.js';
 import { HttpServer, type Handler } from '../l7/server/index.js';
@@ -33,6 +34,8 @@ export async function main(argv: string[]): Promise<number> {
   if (tlsOn && proto === 'tcp') throw new UsageError('--tls applies to --proto http');
 
   const where = placement();
+  const notice = labNotice(where);
+  if (notice !== null) process.stderr.write(`strata serve: ${notice}\n`);
   if (where.reexec && where.lab !== null) return reexecIn(where.lab.serverNs);
   const host = a.values.get('host') ?? defaultHost(kind, where.lab);
 
@@ -84,8 +87,10 @@ export async function main(argv: string[]): Promise<number> {
       stop = () => server.close();
     }
   }
+  // Handlers first: a supervisor may signal the moment it reads the line.
+  const signalled = untilSignal();
   process.stdout.write(`listening ${bound.host}:${bound.port} transport=${kind}\n`);
-  await untilSignal();
+  await signalled;
   await stop();
   await transport.close();
   return 0;

@@ -1,13 +1,17 @@
 // strata topo up|down|show [--json] [--prefix P]
-import { Lab } from '../lab/topo.js';
+// The lab is --prefix, else STRATA_LAB_PREFIX, else the default (chooseLab);
+// which one is said on stderr before anything is done to it.
+import { Lab, chooseLab, labLine } from '../lab/topo.js';
 import { isRoot } from '../util/run.js';
 import { parseArgs, UsageError } from './args.js';
 
 export async function main(argv: string[]): Promise<number> {
   const a = parseArgs(argv, { booleans: ['json'], strings: ['prefix', 'queues'] });
   const sub = a.positionals[0];
-  const lab = new Lab({ prefix: a.values.get('prefix'), queues: a.values.has('queues') ? Number(a.values.get('queues')) : undefined });
   if (sub !== 'up' && sub !== 'down' && sub !== 'show') throw new UsageError('usage: strata topo up|down|show [--json] [--prefix P]');
+  const choice = chooseLab(a.values.get('prefix'));
+  const lab = new Lab({ prefix: choice.prefix, queues: a.values.has('queues') ? Number(a.values.get('queues')) : undefined });
+  process.stderr.write(`${labLine(choice)}\n`);
   if (sub !== 'show' && !isRoot()) {
     process.stderr.write('strata topo: needs root (it creates network namespaces, veth and TAP devices)\n');
     return 1;

@@ -60,10 +60,10 @@ export function checkAdmin(c: Checker, v: unknown): AdminConfig | null {
 }
 
 export function checkLogging(c: Checker, v: unknown): LoggingConfig {
-  const dflt: LoggingConfig = { level: 'info', format: 'json', path: 'stderr', accessLog: { enabled: true, path: 'stdout' } };
+  const dflt: LoggingConfig = { level: 'info', format: 'json', path: 'stderr', accessLog: { enabled: true, path: 'stdout' }, showQueryStrings: false };
   if (v === undefined || v === null) return dflt;
   const p = ['logging'];
-  const m = c.map(v, p, ['level', 'format', 'path', 'accessLog']);
+  const m = c.map(v, p, ['level', 'format', 'path', 'accessLog', 'showQueryStrings']);
   if (!m) return dflt;
   let accessLog = dflt.accessLog;
   if (m.accessLog !== undefined) {
@@ -79,6 +79,7 @@ export function checkLogging(c: Checker, v: unknown): LoggingConfig {
     format: c.opt(m, p, 'format', (x, q) => c.str(x, q, { enum: ['json', 'text'] }) as LoggingConfig['format'] | undefined, 'json'),
     path: c.opt(m, p, 'path', (x, q) => c.str(x, q, { min: 1 }), 'stderr'),
     accessLog,
+    showQueryStrings: c.opt(m, p, 'showQueryStrings', (x, q) => c.bool(x, q), false),
   };
 }
 

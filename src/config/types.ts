@@ -43,6 +43,8 @@ export interface LoggingConfig {
   /** Where the proxy's own log goes: 'stderr' (default), 'stdout' or a file path (appended). */
   path: string;
   accessLog: { enabled: boolean; path: string };
+  /** Query strings in flow records and in the access/verdict log: hidden (values redacted, names kept) unless true. Default false. */
+  showQueryStrings: boolean;
 }
 
 export interface ListenerConfig {

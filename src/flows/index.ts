@@ -7,4 +7,5 @@ export { JsonLinesExporter, CborExporter, exporterFor, encodeCborSequence, readJ
 export { compileFilter, FlowFilterError, type FlowFilter } from './filter.js';
 export { observeHttp, FlowJoin, type HttpObserveOptions } from './http.js';
 export { conntrackTop, RecordTop, topFlows, watchConntrack, type TopFlow, type TopOrder, type TopSnapshot, type TopSource, type WatchConntrackOptions } from './top.js';
+export { redactTarget, targetFor, type QueryMode } from './redact.js';
 export { formatFlowLine, humanBytes } from './format.js';

@@ -23,6 +23,9 @@ import { randomUUID } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { TcpInfo } from '../stack/tcp/connection.js';
 import type { CtEntryInfo } from '../stack/conntrack/table.js';
+import { REDACTED, targetFor, type QueryMode } from './redact.js';
+
+export { REDACTED } from './redact.js';
 
 export const FLOW_SCHEMA_VERSION = 1;
 
@@ -158,6 +161,8 @@ export interface FlowContext {
   xdpVerdict?: string | null;
   /** Header handling: 'redacted' (default) keeps names and hides credential values, as Hubble's redaction does. */
   headers?: 'none' | 'redacted' | 'all';
+  /** Query strings: 'redacted' (default) keeps parameter names and hides values (src/flows/redact.ts); 'all' shows them (logging.showQueryStrings). */
+  query?: QueryMode;
 }
 
 export interface HttpFlowFacts {
@@ -284,15 +289,17 @@ export function isTlsSocket(s: unknown): s is TLSSocket {
 }
 
 const REDACT = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key']);
-/** Hubble's placeholder for a redacted value. */
-export const REDACTED = 'HUBBLE_REDACTED';
 
-function headersOf(raw: readonly string[], mode: 'none' | 'redacted' | 'all'): HttpHeader[] {
+function headersOf(raw: readonly string[], mode: 'none' | 'redacted' | 'all', query: QueryMode | undefined): HttpHeader[] {
   const out: HttpHeader[] = [];
   if (mode === 'none') return out;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const key = raw[i]!;
-    const value = mode === 'redacted' && REDACT.has(key.toLowerCase()) ? REDACTED : raw[i + 1]!;
+    const lkey = key.toLowerCase();
+    let value = raw[i + 1]!;
+    if (mode === 'redacted' && REDACT.has(lkey)) value = REDACTED;
+    // A Referer is a URL too: its query is hidden as the request's own is.
+    else if (lkey === 'referer') value = targetFor(value, query);
     out.push({ key, value });
   }
   return out;
@@ -352,7 +359,8 @@ export function buildHttpRecord(f: HttpFlowFacts): FlowRecord {
   const dst = plainAddress(f.dst.address);
   const raw = f.req.rawHeaders;
   const authority = headerValue(raw, 'host') ?? '';
-  const path = f.req.url;
+  // Redacted here, where the target enters the record, so every output (JSON, CBOR, Summary, filters, exporters) agrees.
+  const path = targetFor(f.req.url, ctx.query);
   const scheme = ctx.scheme ?? (f.tls ? 'https' : 'http');
   const url = path.startsWith('/') || path === '*' ? `${scheme}://${authority || dst}${path === '*' ? '' : path}` : path;
   const identity = f.identity ?? (f.tls && !isTlsSocket(f.tls) ? f.tls.peerSpiffeId : null) ?? null;
@@ -383,7 +391,7 @@ export function buildHttpRecord(f: HttpFlowFacts): FlowRecord {
     l7: {
       type: f.status > 0 ? 'RESPONSE' : 'REQUEST',
       latency_ns: latency ?? 0,
-      http: { code: f.status, method: f.req.method, url, protocol: `HTTP/${f.req.httpVersion}`, headers: headersOf(raw, ctx.headers ?? 'redacted') },
+      http: { code: f.status, method: f.req.method, url, protocol: `HTTP/${f.req.httpVersion}`, headers: headersOf(raw, ctx.headers ?? 'redacted', ctx.query) },
     },
     is_reply: f.status > 0,
     traffic_direction: ctx.direction ?? 'INGRESS',

@@ -9,6 +9,10 @@
 //
 // Every later test and benchmark runs here. A Lab is named by a prefix so
 // tests can build private copies (unique prefix) next to the default one.
+// Which lab a command means is decided in one place, chooseLab(): --prefix,
+// else STRATA_LAB_PREFIX, else 'strata'; every command that touches a lab
+// says which one on stderr (labLine), so a forgotten variable cannot point a
+// destructive command at the wrong lab unnoticed.
 // up() is idempotent; down() removes namespaces, links, XDP programs and
 // bpffs pins that belong to the lab.
 import { existsSync, readdirSync, rmSync } from 'node:fs';
@@ -30,6 +34,31 @@ export interface LabOptions {
 
 export const BPF_PIN_ROOT = '/sys/fs/bpf/strata';
 
+/** The lab a command uses when nothing names another. */
+export const DEFAULT_LAB_PREFIX = 'strata';
+
+/** Which lab a command means, and why. */
+export interface LabChoice {
+  prefix: string;
+  source: '--prefix' | 'STRATA_LAB_PREFIX' | 'default';
+  /** STRATA_LAB_PREFIX when a different --prefix won over it (said aloud, never silently). */
+  overridden: string | null;
+}
+
+/** --prefix wins (a flag is the more deliberate choice), then STRATA_LAB_PREFIX, then the default lab. */
+export function chooseLab(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): LabChoice {
+  const fromEnv = env.STRATA_LAB_PREFIX || undefined;
+  if (flag !== undefined) return { prefix: flag, source: '--prefix', overridden: fromEnv !== undefined && fromEnv !== flag ? fromEnv : null };
+  if (fromEnv !== undefined) return { prefix: fromEnv, source: 'STRATA_LAB_PREFIX', overridden: null };
+  return { prefix: DEFAULT_LAB_PREFIX, source: 'default', overridden: null };
+}
+
+/** "lab: x (STRATA_LAB_PREFIX; namespaces x-client, x-server)": what commands print on stderr. */
+export function labLine(c: LabChoice): string {
+  const over = c.overridden !== null ? `, overriding STRATA_LAB_PREFIX=${c.overridden}` : '';
+  return `lab: ${c.prefix} (${c.source}${over}; namespaces ${c.prefix}-client, ${c.prefix}-server)`;
+}
+
 export class Lab {
   readonly prefix: string;
   readonly clientNs: string;
@@ -47,7 +76,7 @@ export class Lab {
   readonly queues: number;
 
   constructor(opts: LabOptions = {}) {
-    this.prefix = opts.prefix ?? 'strata';
+    this.prefix = opts.prefix ?? DEFAULT_LAB_PREFIX;
     if (!/^[a-z0-9][a-z0-9-]{0,30}$/.test(this.prefix)) throw new StrataError('ERR_STRATA_LAB', `bad lab prefix '${this.prefix}'`);
     this.clientNs = `${this.prefix}-client`;
     this.serverNs = `${this.prefix}-server`;

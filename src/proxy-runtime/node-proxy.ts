@@ -33,6 +33,7 @@ import { Registry, type Metric } from '../obs/metrics.js';
 import { UnavailableError } from '../util/errors.js';
 import { chooseTransport, describeChoice, probeHost, type TransportChoice, type TransportProbe } from './transport-choice.js';
 import { Logger } from './log.js';
+import { targetFor, type QueryMode } from '../flows/redact.js';
 
 export interface NodeProxyOptions {
   file: string;
@@ -47,7 +48,9 @@ export interface NodeProxyOptions {
   openTransport?: (kind: TransportKind) => Promise<L7Transport>;
 }
 
-interface AccessLog { write(o: object): void; close(): void }
+/** An access or verdict line; `url` / `path` are request targets, redacted on the way in. */
+interface AccessLine { url?: string; path?: string; [field: string]: unknown }
+interface AccessLog { write(o: AccessLine): void; close(): void }
 
 /** The stack transports' link counters on /metrics (AF_XDP socket or TAP fd), read at scrape time. */
 const LINK_COUNTERS: readonly [string, string, string][] = [
@@ -213,7 +216,7 @@ export class NodeProxy {
   private async startAdmin(a: { address: string; port: number }): Promise<void> {
     const { startAdminServer } = await import('../admin/server.js');
     this.admin = await startAdminServer({
-      host: a.address, port: a.port, registry: this.registry,
+      host: a.address, port: a.port, registry: this.registry, log: this.log,
       ready: () => this.draining ? { ready: false, reason: 'draining' } : this.ready ? true : { ready: false, reason: 'starting' },
     });
     const ad = this.admin.address!;
@@ -337,7 +340,7 @@ export class NodeProxy {
         gen.clusters.push(clusters[clusters.length - 1]!);
       }
       const policies = config.configPolicies(cfg);
-      const access = accessLog(cfg.logging.accessLog);
+      const access = accessLog(cfg.logging.accessLog, cfg.logging.showQueryStrings ? 'all' : 'redacted');
       gen.access = access;
       for (const l of cfg.listeners) {
         const lp = policies.forListener(l.name);
@@ -375,7 +378,11 @@ export class NodeProxy {
     const slotRef: { s: Slot | null } = { s: null };
     // One flow record per exchange (and per connection) while someone follows /flows; a direct call otherwise.
     const observed = this.mods.flows.observeHttp((req, res) => slotRef.s!.handler(req, res), {
-      ctx: { transport: choice.kind, scheme: l.tls !== null ? 'https' : 'http', ...(choice.kind === 'afxdp' ? { xdpVerdict: 'redirected' } : {}) },
+      ctx: {
+        transport: choice.kind, scheme: l.tls !== null ? 'https' : 'http', ...(choice.kind === 'afxdp' ? { xdpVerdict: 'redirected' } : {}),
+        // Read when a record is built, so a reload that flips logging.showQueryStrings applies to the next record.
+        get query(): QueryMode { return slotRef.s?.gen.cfg.logging.showQueryStrings === true ? 'all' : 'redacted'; },
+      },
       enrich: this.join.enrich,
     });
     const server = new HttpServer(observed, {
@@ -733,7 +740,7 @@ function removeNewSignalListeners(before: Map<string, Function[]>): void {
 }
 
 /** Access and verdict log: JSON lines, batched per event-loop turn. */
-function accessLog(cfg: { enabled: boolean; path: string }): AccessLog | null {
+function accessLog(cfg: { enabled: boolean; path: string }, query: QueryMode): AccessLog | null {
   if (!cfg.enabled) return null;
   const out: NodeJS.WritableStream | WriteStream = cfg.path === 'stdout' ? process.stdout : cfg.path === 'stderr' ? process.stderr : createWriteStream(cfg.path, { flags: 'a' });
   let batch: string[] = [];
@@ -741,8 +748,11 @@ function accessLog(cfg: { enabled: boolean; path: string }): AccessLog | null {
   let closed = false;
   const flush = (): void => { scheduled = false; if (batch.length > 0) { out.write(batch.join('')); batch = []; } };
   return {
-    write(o: object) {
+    write(o: AccessLine) {
       if (closed) return;
+      // Request targets enter the log here, query values redacted unless logging.showQueryStrings (src/flows/redact.ts).
+      if (o.url !== undefined) o.url = targetFor(o.url, query);
+      if (o.path !== undefined) o.path = targetFor(o.path, query);
       batch.push(`${JSON.stringify({ time: new Date().toISOString(), ...o })}\n`);
       if (!scheduled) { scheduled = true; setImmediate(flush); }
     },
