@@ -24,7 +24,7 @@
 // stay behind.
 import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
-import { Lab } from '../lab/topo.js';
+import { Lab, chooseLab } from '../lab/topo.js';
 import { tryRun } from '../util/run.js';
 import type { TransportKind } from '../l7/transport/types.js';
 
@@ -58,7 +58,7 @@ export function placement(): LabPlacement {
   // STRATA_LAB=off: run where we are, whatever the lab (tests on loopback).
   if (process.env.STRATA_LAB === 'off') return { lab: null, reexec: false };
   // STRATA_LAB_PREFIX names another lab than the default (tests use private labs).
-  const lab = new Lab({ prefix: process.env.STRATA_LAB_PREFIX || undefined });
+  const lab = new Lab({ prefix: chooseLab(undefined).prefix });
   if (!lab.isUp()) return { lab: null, reexec: false };
   if (process.env[GUARD] === '1') { followParent(); return { lab, reexec: false }; }
   if (inNamespace(lab.serverNs)) return { lab, reexec: false };
