@@ -205,6 +205,7 @@ describe('canonicalRequest', () => {
       ['/x', ['host', 'a%2eb'], 'GET', '1.1', 'invalid_authority'],
       ['/x', ['host', 'a', 'HOST', 'a'], 'GET', '1.1', 'duplicate_host'],
       ['/x', [], 'GET', '1.1', 'missing_host'],
+      ['/x', ['host', ''], 'GET', '1.1', 'invalid_authority'],
       ['a.example:443', ['host', 'a.example:443'], 'CONNECT', '1.1', 'invalid_target'],
       ['*', ['host', 'a'], 'GET', '1.1', 'invalid_target'],
     ];
@@ -217,6 +218,7 @@ describe('canonicalRequest', () => {
     const url = '/api/v1/items?x=1';
     const c = canonicalRequest(req(url), 'http', 'REJECT_REQUEST');
     expect(c.target).toBe(url);
+    expect(canonicalRequest(req('/a?'), 'http', 'REJECT_REQUEST').target).toBe('/a');
     const p = '/api/v1/items';
     expect(normalisePath(p, 'REJECT_REQUEST')).toBe(p);
   });

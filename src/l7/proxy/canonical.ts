@@ -17,7 +17,8 @@
 //   authority-form CONNECT only; the server answers CONNECT 501 before the
 //                  proxy (no CONNECT tunnels), so here it is 400.
 // Host (RFC 9112 §3.2): two Host fields are 400; none is 400 in HTTP/1.1 and
-// an empty authority in HTTP/1.0. The authority is host [":" port]: a
+// an empty authority in HTTP/1.0; an empty Host is 400 (an http URI always
+// has a host, RFC 9110 §4.2.1). The authority is host [":" port]: a
 // bracketed IPv6 literal or a reg-name of ALPHA DIGIT "-" "." "_" "~"
 // (userinfo, percent-escapes and sub-delims are 400); the host is lowercased
 // and loses a trailing dot, the port is 1-5 digits up to 65535, an empty port
@@ -32,7 +33,8 @@
 //      normalize_path does).
 //   2. dot-segments are removed (RFC 3986 §5.2.4).
 //   3. runs of "/" are merged into one.
-// Nothing else is decoded. The query is passed on as received.
+// Nothing else is decoded. The query is passed on as received (an empty
+// one, "/a?", is dropped).
 //
 // Fast path: a path with no "%", "\", "/." or "//" is already canonical; one
 // scan, and the strings the parser made are used as they are.
@@ -116,6 +118,7 @@ export function canonicalRequest(req: TargetSource, scheme: 'http' | 'https', es
     if (n === 'host' || (n.length === 4 && n.toLowerCase() === 'host')) { hosts++; hostValue = raw[i + 1]; }
   }
   if (hosts > 1) return fail(c, 'duplicate_host');
+  present = hosts;
   if (hosts === 0 && req.httpVersion !== '1.0' && req.httpVersion !== '0.9') return fail(c, 'missing_host');
   let authority = hostValue ?? '';
   let rawPath: string;
@@ -146,10 +149,14 @@ export function canonicalRequest(req: TargetSource, scheme: 'http' | 'https', es
   const p = normalisePath(rawPath, escapedSlashes);
   if (p === null) return fail(c, pathError);
   c.path = p;
-  if (p === rawPath && c0 === 47) c.origin = url; // nothing changed: the received target, no new string
+  // Nothing changed: the received target, no new string ("/a?" is "/a": an empty query is no query).
+  if (p === rawPath && c0 === 47 && (c.query.length > 0 || url.length === rawPath.length)) c.origin = url;
   c.redirect = unescapedSlash && escapedSlashes === 'UNESCAPE_AND_REDIRECT';
   return c;
 }
+
+/** Host fields of the request being canonicalised (0 or 1 by then). */
+let present = 0;
 
 function fail(c: CanonicalRequest, code: TargetErrorCode): CanonicalRequest {
   c.error = code;
@@ -166,7 +173,7 @@ for (const ch of '0123456789abcdefABCDEF:.') IPV6[ch.charCodeAt(0)] = 1;
 
 /** Sets c.authority, c.host and c.port from a; false when a is not a valid authority. */
 function parseAuthority(c: CanonicalRequest, a: string): boolean {
-  if (a.length === 0) return true;
+  if (a.length === 0) return present === 0; // an http(s) URI has a host (RFC 9110 §4.2.1): an empty Host is 400
   let i = 0, upper = false;
   if (a.charCodeAt(0) === 91 /* [ */) {
     const close = a.indexOf(']');
