@@ -171,9 +171,15 @@ for (const ch of 'ABCDEFGHIJKLMNOPQRSTUVWXYZ') REG_NAME[ch.charCodeAt(0)] = 2;
 const IPV6 = new Uint8Array(128);
 for (const ch of '0123456789abcdefABCDEF:.') IPV6[ch.charCodeAt(0)] = 1;
 
+// The last authority parsed: a proxy sees the same Host (often the very same
+// string, the parser interns short values) request after request.
+let lastRaw = '', lastAuthority = '', lastHost = '';
+let lastPort: number | null = null;
+
 /** Sets c.authority, c.host and c.port from a; false when a is not a valid authority. */
 function parseAuthority(c: CanonicalRequest, a: string): boolean {
   if (a.length === 0) return present === 0; // an http(s) URI has a host (RFC 9110 §4.2.1): an empty Host is 400
+  if (a === lastRaw) { c.authority = lastAuthority; c.host = lastHost; c.port = lastPort; return true; }
   let i = 0, upper = false;
   if (a.charCodeAt(0) === 91 /* [ */) {
     const close = a.indexOf(']');
@@ -207,9 +213,10 @@ function parseAuthority(c: CanonicalRequest, a: string): boolean {
       if (a.charCodeAt(i + 1) === 48 && digits > 1) changed = true; // leading zeros
     }
   }
-  c.host = host;
-  c.port = port;
-  c.authority = !changed ? a : port === null ? host : `${host}:${port}`;
+  c.host = lastHost = host;
+  c.port = lastPort = port;
+  c.authority = lastAuthority = !changed ? a : port === null ? host : `${host}:${port}`;
+  lastRaw = a;
   return true;
 }
 

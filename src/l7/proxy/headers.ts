@@ -23,7 +23,9 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-aliv
 /** Whether a (lowercase or any-case) name is Connection or Proxy-Connection, whose values list hop-by-hop names. */
 export function isConnectionField(n: string): boolean {
   if (n === 'connection' || n === 'proxy-connection') return true;
-  return (n.length === 10 || n.length === 16) && (n.toLowerCase() === 'connection' || n.toLowerCase() === 'proxy-connection');
+  if (n.length !== 10 && n.length !== 16) return false;
+  const c0 = n.charCodeAt(0) | 0x20; // 'c' or 'p' in either case before any new string
+  return (c0 === 0x63 || c0 === 0x70) && (n.toLowerCase() === 'connection' || n.toLowerCase() === 'proxy-connection');
 }
 
 /**
@@ -130,11 +132,8 @@ export function forwardRequestHeaders(src: HeaderList, host: string, client: str
   let xff: string | undefined, fwd: string | undefined;
   for (let i = 0; i < src.length; i += 2) {
     const n = src[i]!;
-    let l = n;
-    if (!HOP_BY_HOP.has(n)) {
-      const lc = n.toLowerCase(); // our parser's names are lowercase already: no new string then
-      if (lc !== n) l = lc;
-    }
+    if (HOP_BY_HOP.has(n)) continue;
+    const l = n.toLowerCase(); // our parser's names are lowercase already: the same string then
     if (dropped(l, named)) continue;
     if (l === 'x-forwarded-for') { xff = xff === undefined ? src[i + 1] : `${xff}, ${src[i + 1]!}`; continue; }
     if (l === 'forwarded') { fwd = fwd === undefined ? src[i + 1] : `${fwd}, ${src[i + 1]!}`; continue; }
