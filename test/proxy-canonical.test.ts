@@ -13,6 +13,8 @@ import { closedPort } from './helpers/ports.js';
 import { NodeProxy } from '../src/proxy-runtime/node-proxy.js';
 import { Logger } from '../src/proxy-runtime/log.js';
 import { canonicalRequest, normalisePath, type EscapedSlashAction } from '../src/l7/proxy/canonical.js';
+import { flowBus } from '../src/flows/bus.js';
+import type { FlowRecord } from '../src/flows/record.js';
 
 interface Seen { url: string; host: string | undefined }
 interface Upstream { name: string; port: number; seen: Seen[]; server: http.Server }
@@ -107,9 +109,16 @@ policies:
   });
 
   it('L7 policy bypass: an absolute-form URI naming evil.example with Host: good.example is judged and routed as evil.example (403), never reaches evil', async () => {
-    const r = await raw(port, 'GET http://evil.example/secret HTTP/1.1\r\nHost: good.example\r\n\r\n');
+    const records: FlowRecord[] = [];
+    const unsubscribe = flowBus.subscribe((x) => records.push(x));
+    let r;
+    try { r = await raw(port, 'GET http://evil.example/secret HTTP/1.1\r\nHost: good.example\r\n\r\n'); } finally { unsubscribe(); }
     expect(r.status).toBe(403);
     expect(evil.seen).toEqual([]);
+    // The flow record shows what the policy decided on: the URI's authority, the origin-form path.
+    const rec = records.find((x) => x.l7?.http?.code === 403);
+    expect(rec?.l7?.http?.url).toBe('http://evil.example/secret');
+    expect(rec?.strata?.http).toEqual({ authority: 'evil.example', path: '/secret' });
     // The same URI for the allowed host: its authority, not Host, goes upstream.
     const ok = await raw(port, 'GET http://GOOD.example/public/x?q=1 HTTP/1.1\r\nHost: evil.example\r\n\r\n');
     expect(ok.status).toBe(200);

@@ -98,7 +98,9 @@ export interface ProxyStats {
   mirrored: number;
   retries: number;
   /**
-   * Failures by reason. Final ones: no_healthy_host, overflow, connect_failure, reset, timeout, protocol, no_backend, body_too_large.
+   * Failures by reason. Final ones: no_healthy_host, overflow, connect_failure, reset, timeout, protocol, no_backend, body_too_large,
+   * and the 400s of the canonical request (canonical.ts TargetErrorCode): unsupported_scheme, invalid_target, invalid_authority,
+   * missing_host, duplicate_host, invalid_escape, escaped_slash.
    * Why a retriable failure was not retried: retry_budget_exhausted, retries_exhausted.
    */
   failures: Record<string, number>;
@@ -205,19 +207,19 @@ export class Proxy {
     this.stats.requests++;
     // One view of the target for everything below: policy, routes, filters, log, flows, upstream.
     const c = canonicalRequest(req, this.scheme, this.escapedSlashes);
-    if (c.error !== null) { this.stats.badTarget++; this.fail(c.error); res.sendFixed(R400_TARGET); this.log(c, 400, null, null, 0, c.error); return; }
+    if (c.error !== null) { this.stats.badTarget++; this.fail(c.error); this.log(c, 400, null, null, 0, c.error); res.sendFixed(R400_TARGET); return; }
     if (c.redirect) {
       // UNESCAPE_AND_REDIRECT: the client asks again for the unambiguous path (Envoy answers 307 too).
       this.stats.redirects++;
       res.statusCode = 307;
       res.setHeader('Location', c.target);
-      res.end();
       this.log(c, 307, null, null, 0, 'escaped_slash_redirect');
+      res.end();
       return;
     }
-    if (this.policy !== null && !this.policy(req, c)) { this.stats.denied++; res.sendFixed(R403); this.log(c, 403, null, null, 0, 'policy_denied'); return; }
+    if (this.policy !== null && !this.policy(req, c)) { this.stats.denied++; this.log(c, 403, null, null, 0, 'policy_denied'); res.sendFixed(R403); return; }
     const m = this.router.match(c);
-    if (m === null) { this.stats.noRoute++; res.sendFixed(R404); this.log(c, 404, null, null, 0, 'no_route'); return; }
+    if (m === null) { this.stats.noRoute++; this.log(c, 404, null, null, 0, 'no_route'); res.sendFixed(R404); return; }
     const rule = m.rule;
     // Filters that edit headers work on a copy; without them the received list is read as is.
     const headers = rule.filters !== undefined && rule.filters.length > 0 || refsHaveFilters(rule) ? req.rawHeaders.slice() : req.rawHeaders;
@@ -239,8 +241,8 @@ export class Proxy {
           this.stats.redirects++;
           res.statusCode = r.status;
           res.setHeader('Location', r.location);
-          res.end();
           this.log(c, r.status, null, null, 0, 'redirect');
+          res.end();
           return;
         }
         case 'RequestMirror': {
@@ -253,7 +255,7 @@ export class Proxy {
     const refs = rule.backendRefs ?? [];
     const ref = pickBackend(refs, this.rng.float());
     const cluster = ref === null ? undefined : this.clusters.get(ref.name);
-    if (cluster === undefined) { this.fail('no_backend'); res.sendFixed(R500_NO_BACKEND); this.log(c, 500, ref?.name ?? null, null, 0, 'no_backend'); return; }
+    if (cluster === undefined) { this.fail('no_backend'); this.log(c, 500, ref?.name ?? null, null, 0, 'no_backend'); res.sendFixed(R500_NO_BACKEND); return; }
     if (ref!.filters) {
       for (const f of ref!.filters) {
         if (f.type === 'RequestHeaderModifier') applyHeaderFilter(headers, f.requestHeaderModifier);
@@ -306,8 +308,8 @@ export class Proxy {
   private tooLarge(c: CanonicalRequest, res: ServerResponse, cluster: string): void {
     if (res.headersSent) return;
     this.fail('body_too_large');
-    res.sendFixed(R413);
     this.log(c, 413, cluster, null, 0, 'body_too_large');
+    res.sendFixed(R413);
   }
 
   /** Fire-and-forget copy of the request; the response is read and dropped. */
