@@ -14,6 +14,10 @@ import { NodeProxy } from '../src/proxy-runtime/node-proxy.js';
 import { Logger } from '../src/proxy-runtime/log.js';
 import { canonicalRequest, normalisePath, type EscapedSlashAction } from '../src/l7/proxy/canonical.js';
 import { flowBus } from '../src/flows/bus.js';
+import { HttpServer } from '../src/l7/server/index.js';
+import { KernelTransport } from '../src/l7/transport/index.js';
+import { Proxy, Cluster } from '../src/l7/proxy/index.js';
+import { Prng } from '../src/util/prng.js';
 import type { FlowRecord } from '../src/flows/record.js';
 
 interface Seen { url: string; host: string | undefined }
@@ -230,5 +234,40 @@ describe('canonicalRequest', () => {
     expect(canonicalRequest(req('/a?'), 'http', 'REJECT_REQUEST').target).toBe('/a');
     const p = '/api/v1/items';
     expect(normalisePath(p, 'REJECT_REQUEST')).toBe(p);
+  });
+});
+
+describe('escapedSlashes: UNESCAPE_AND_REDIRECT', () => {
+  it('answers 307 to the unescaped, normalised path and forwards nothing', async () => {
+    const up = await upstream('up');
+    const transport = new KernelTransport();
+    const proxy = new Proxy({
+      routes: [{ name: 'all', rules: [{ backendRefs: [{ name: 'up' }] }] }],
+      clusters: [new Cluster({ name: 'up', endpoints: [{ address: '127.0.0.1', port: up.port }], transport, rng: new Prng(1) })],
+      rng: new Prng(2), escapedSlashes: 'UNESCAPE_AND_REDIRECT',
+    });
+    const server = new HttpServer(proxy.handler);
+    const port = (await server.listen(transport, 0, '127.0.0.1')).port;
+    try {
+      const r = await new Promise<string>((resolve, reject) => {
+        const s = net.connect(port, '127.0.0.1');
+        let b = '';
+        s.on('data', (c) => { b += c.toString('latin1'); });
+        s.on('error', reject);
+        s.on('close', () => resolve(b));
+        s.write('GET /public/..%2Fadmin/%5Cx?q=%2F HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n');
+      });
+      expect(r.split('\r\n')[0]).toBe('HTTP/1.1 307 Temporary Redirect');
+      expect(r).toMatch(/\r\nlocation: \/admin\/x\?q=%2F\r\n/i);
+      expect(up.seen).toEqual([]);
+      const ok = await raw(port, 'GET /public/a HTTP/1.1\r\nHost: a.example\r\n\r\n');
+      expect(ok.status).toBe(200);
+      expect(up.seen).toEqual([{ url: '/public/a', host: 'a.example' }]);
+    } finally {
+      await server.close();
+      proxy.close();
+      await transport.close();
+      await new Promise<void>((r) => up.server.close(() => r()));
+    }
   });
 });

@@ -118,7 +118,6 @@ export function canonicalRequest(req: TargetSource, scheme: 'http' | 'https', es
     if (n === 'host' || (n.length === 4 && n.toLowerCase() === 'host')) { hosts++; hostValue = raw[i + 1]; }
   }
   if (hosts > 1) return fail(c, 'duplicate_host');
-  present = hosts;
   if (hosts === 0 && req.httpVersion !== '1.0' && req.httpVersion !== '0.9') return fail(c, 'missing_host');
   let authority = hostValue ?? '';
   let rawPath: string;
@@ -129,7 +128,7 @@ export function canonicalRequest(req: TargetSource, scheme: 'http' | 'https', es
     c.query = q < 0 ? '' : url.slice(q + 1);
   } else if (url === '*' && req.method === 'OPTIONS') {
     c.path = '*';
-    return parseAuthority(c, authority) ? c : fail(c, 'invalid_authority');
+    return parseAuthority(c, authority, hosts === 0) ? c : fail(c, 'invalid_authority');
   } else {
     const sep = url.indexOf('://');
     if (sep <= 0) return fail(c, 'invalid_target');
@@ -145,7 +144,7 @@ export function canonicalRequest(req: TargetSource, scheme: 'http' | 'https', es
     c.query = q < 0 ? '' : rest.slice(q + 1);
   }
   if (rawPath.charCodeAt(0) !== 47 || rawPath.includes('#') || c.query.includes('#')) return fail(c, 'invalid_target');
-  if (!parseAuthority(c, authority)) return fail(c, 'invalid_authority');
+  if (!parseAuthority(c, authority, hosts === 0)) return fail(c, 'invalid_authority');
   const p = normalisePath(rawPath, escapedSlashes);
   if (p === null) return fail(c, pathError);
   c.path = p;
@@ -154,9 +153,6 @@ export function canonicalRequest(req: TargetSource, scheme: 'http' | 'https', es
   c.redirect = unescapedSlash && escapedSlashes === 'UNESCAPE_AND_REDIRECT';
   return c;
 }
-
-/** Host fields of the request being canonicalised (0 or 1 by then). */
-let present = 0;
 
 function fail(c: CanonicalRequest, code: TargetErrorCode): CanonicalRequest {
   c.error = code;
@@ -176,9 +172,13 @@ for (const ch of '0123456789abcdefABCDEF:.') IPV6[ch.charCodeAt(0)] = 1;
 let lastRaw = '', lastAuthority = '', lastHost = '';
 let lastPort: number | null = null;
 
-/** Sets c.authority, c.host and c.port from a; false when a is not a valid authority. */
-function parseAuthority(c: CanonicalRequest, a: string): boolean {
-  if (a.length === 0) return present === 0; // an http(s) URI has a host (RFC 9110 §4.2.1): an empty Host is 400
+/**
+ * Sets c.authority, c.host and c.port from a; false when a is not a valid
+ * authority. Empty is valid only when there was no Host at all (HTTP/1.0): an
+ * http(s) URI has a host (RFC 9110 §4.2.1), so an empty Host field is 400.
+ */
+function parseAuthority(c: CanonicalRequest, a: string, noHostField: boolean): boolean {
+  if (a.length === 0) return noHostField;
   if (a === lastRaw) { c.authority = lastAuthority; c.host = lastHost; c.port = lastPort; return true; }
   let i = 0, upper = false;
   if (a.charCodeAt(0) === 91 /* [ */) {
