@@ -18,6 +18,7 @@ import { HttpServer } from '../src/l7/server/index.js';
 import { KernelTransport } from '../src/l7/transport/index.js';
 import { Proxy, Cluster } from '../src/l7/proxy/index.js';
 import { Prng } from '../src/util/prng.js';
+import { parseConfig } from '../src/config/load.js';
 import type { FlowRecord } from '../src/flows/record.js';
 
 interface Seen { url: string; host: string | undefined }
@@ -269,5 +270,16 @@ describe('escapedSlashes: UNESCAPE_AND_REDIRECT', () => {
       await transport.close();
       await new Promise<void>((r) => up.server.close(() => r()));
     }
+  });
+});
+
+describe('escapedSlashes in the config', () => {
+  const cfg = (v: string): string => `listeners:\n  - { name: web, port: 8080${v} }\nclusters:\n  - { name: c, endpoints: ["10.0.0.1:80"] }\n`;
+  it('defaults to REJECT_REQUEST, takes the four Envoy actions and refuses anything else with file:line', () => {
+    expect(parseConfig(cfg(''), 'p.yaml').config!.listeners[0]!.escapedSlashes).toBe('REJECT_REQUEST');
+    expect(parseConfig(cfg(', escapedSlashes: UNESCAPE_AND_REDIRECT'), 'p.yaml').config!.listeners[0]!.escapedSlashes).toBe('UNESCAPE_AND_REDIRECT');
+    const bad = parseConfig(cfg(', escapedSlashes: decode'), 'p.yaml');
+    expect(bad.ok).toBe(false);
+    expect(bad.errors.map((e) => `p.yaml:${e.line}: ${e.field}: ${e.message}`)).toEqual(['p.yaml:2: listeners[0].escapedSlashes: must be one of KEEP_UNCHANGED, REJECT_REQUEST, UNESCAPE_AND_REDIRECT, UNESCAPE_AND_FORWARD']);
   });
 });
