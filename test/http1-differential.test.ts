@@ -4,7 +4,9 @@
 // agree on accept / reject / upgrade and on every completed message's method,
 // URL, headers and body. Our parser additionally gets a random split of each
 // input, which must not change the result. Skipped, with a message, when the
-// runtime no longer exposes the binding.
+// runtime no longer exposes the binding. The same fuzzing carried through the
+// proxy (policy, router and a real llhttp upstream must see one canonical
+// authority and path) is test/proxy-differential.test.ts.
 
 import { describe, expect, it } from 'vitest';
 import { loadCorpus } from './helpers/llhttp-corpus.js';

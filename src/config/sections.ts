@@ -9,6 +9,7 @@ import { isObj, parsePath } from './checker.js';
 import { checkPolicies } from '../l7/policy/compile.js';
 import type { PolicySpec } from '../l7/policy/types.js';
 import { parseSpiffeId, trustDomainError } from '../l7/tls/spiffe.js';
+import { DEFAULT_ESCAPED_SLASH_ACTION, ESCAPED_SLASH_ACTIONS } from '../l7/proxy/canonical.js';
 import type {
   AdminConfig, DrainConfig, LoggingConfig, ListenerConfig, TlsConfig, ClusterConfig, EndpointConfig, HTTPRoute, HTTPRouteRule, HTTPRouteMatch,
   HTTPRouteFilter, HTTPHeaderModifier, HTTPPathModifier, HTTPBackendRef, ParentReference, Transport, ListenerTransport, LbPolicy, HTTPMethod, RetryPolicyConfig,
@@ -149,7 +150,7 @@ export function checkListeners(c: Checker, v: unknown): { listeners: ListenerCon
   if (!list) return { listeners, index };
   list.forEach((item, i) => {
     const p = ['listeners', i];
-    const m = c.map(item, p, ['name', 'address', 'port', 'transport', 'protocol', 'tls', 'timeouts', 'maxHeaderBytes', 'maxConnections', 'upgrade'], ['name', 'port']);
+    const m = c.map(item, p, ['name', 'address', 'port', 'transport', 'protocol', 'tls', 'timeouts', 'maxHeaderBytes', 'maxConnections', 'upgrade', 'escapedSlashes'], ['name', 'port']);
     if (!m) return;
     const name = m.name !== undefined ? c.str(m.name, [...p, 'name'], { re: DNS_LABEL, reMsg: DNS_LABEL_MSG }) : undefined;
     const port = m.port !== undefined ? c.int(m.port, [...p, 'port'], 1, 65535) : undefined;
@@ -175,6 +176,8 @@ export function checkListeners(c: Checker, v: unknown): { listeners: ListenerCon
       maxHeaderBytes: c.opt(m, p, 'maxHeaderBytes', (x, q) => c.int(x, q, 1024, 1 << 20), 16_384),
       maxConnections: c.opt(m, p, 'maxConnections', (x, q) => c.int(x, q, 1, 10_000_000), 16_384),
       upgrade: m.upgrade !== undefined ? checkUpgrade(c, m.upgrade, [...p, 'upgrade']) : { types: ['websocket'], idleTimeoutMs: 300_000 },
+      // Envoy's path_with_escaped_slashes_action; our default rejects (why: src/l7/proxy/canonical.ts).
+      escapedSlashes: c.opt(m, p, 'escapedSlashes', (x, q) => c.str(x, q, { enum: [...ESCAPED_SLASH_ACTIONS] }) as ListenerConfig['escapedSlashes'] | undefined, DEFAULT_ESCAPED_SLASH_ACTION),
     };
     if (name !== undefined && index.has(name)) { c.err([...p, 'name'], `duplicate listener name ${JSON.stringify(name)} (first at listeners[${index.get(name)}])`); return; }
     if (name === undefined || port === undefined) return;

@@ -60,6 +60,8 @@ export interface ListenerConfig {
   maxConnections: number;
   /** HTTP/1.1 Upgrade tunnelling (Envoy upgrade_configs): protocols that tunnel (lowercase), and the tunnel idle timeout (0: none). */
   upgrade: { types: string[]; idleTimeoutMs: number };
+  /** %2F and %5C in request paths (Envoy path_with_escaped_slashes_action; default REJECT_REQUEST, src/l7/proxy/canonical.ts). */
+  escapedSlashes: 'KEEP_UNCHANGED' | 'REJECT_REQUEST' | 'UNESCAPE_AND_REDIRECT' | 'UNESCAPE_AND_FORWARD';
 }
 
 export interface TlsConfig {

@@ -177,7 +177,11 @@ export class FlowJoin {
   noteUpstreamTime(req: object, ns: number): void { if (this.bus.active) this.upstreamNs.set(req, ns); }
   readonly enrich = (req: ServerRequest, _res: ServerResponse, f: HttpFlowFacts): void => {
     const u = this.upstreams.get(req);
-    if (u !== undefined) f.upstream = u;
+    if (u !== undefined) {
+      f.upstream = u;
+      // The proxy's canonical view of the request (what policy, routes and the upstream saw).
+      if (u.authority !== undefined && u.url !== undefined) f.target = { authority: u.authority, path: u.url };
+    }
     const v = this.verdicts.get(req);
     if (v !== undefined) f.policy = v;
     const ns = this.upstreamNs.get(req);

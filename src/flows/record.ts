@@ -134,7 +134,11 @@ export interface FlowRecord {
 /** The minimal shape of a verdict (src/l7/policy Verdict). */
 export interface VerdictLike { readonly action: 'allow' | 'deny'; readonly rule: string; readonly policy: string | null; readonly reason: string }
 /** The proxy's access-log entry (src/l7/proxy AccessLogEntry). */
-export interface UpstreamLike { cluster: string | null; host: string | null; tries: number; reason: string | null }
+export interface UpstreamLike {
+  cluster: string | null; host: string | null; tries: number; reason: string | null;
+  /** The proxy's canonical target and authority (src/l7/proxy/canonical.ts): what policy and routes decided on. */
+  url?: string; authority?: string;
+}
 /** A request as the server hands it to the handler (src/l7/server ServerRequest). */
 export interface RequestLike {
   readonly method: string;
@@ -170,6 +174,8 @@ export interface HttpFlowFacts {
   /** Wall-clock time of the response's end, ms since the epoch. */
   wallMs: number;
   req: RequestLike;
+  /** Behind the proxy: the canonical authority and origin-form target it decided on (src/l7/proxy/canonical.ts). */
+  target?: { authority: string; path: string };
   /** 0 when no response was sent. */
   status: number;
   /** Response not completed (reset, handler error after headers). */
@@ -358,9 +364,10 @@ export function buildHttpRecord(f: HttpFlowFacts): FlowRecord {
   const src = plainAddress(f.src.address);
   const dst = plainAddress(f.dst.address);
   const raw = f.req.rawHeaders;
-  const authority = headerValue(raw, 'host') ?? '';
+  // Behind the proxy, the canonical view it decided on; the received Host and target otherwise.
+  const authority = f.target?.authority ?? headerValue(raw, 'host') ?? '';
   // Redacted here, where the target enters the record, so every output (JSON, CBOR, Summary, filters, exporters) agrees.
-  const path = targetFor(f.req.url, ctx.query);
+  const path = targetFor(f.target?.path ?? f.req.url, ctx.query);
   const scheme = ctx.scheme ?? (f.tls ? 'https' : 'http');
   const url = path.startsWith('/') || path === '*' ? `${scheme}://${authority || dst}${path === '*' ? '' : path}` : path;
   const identity = f.identity ?? (f.tls && !isTlsSocket(f.tls) ? f.tls.peerSpiffeId : null) ?? null;

@@ -25,7 +25,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import type { ListenerConfig, ProxyConfig } from '../config/types.js';
 import type { L7Listener, L7Socket, L7Transport, TransportKind } from '../l7/transport/types.js';
 import type { Handler, HttpServer, ServerRequest, ServerResponse, ServerStats } from '../l7/server/index.js';
-import type { Proxy, ProxyStats } from '../l7/proxy/index.js';
+import type { CanonicalRequest, Proxy, ProxyStats } from '../l7/proxy/index.js';
 import type { TlsContextManager } from '../l7/tls/context.js';
 import type { Lab } from '../lab/topo.js';
 import type { AdminServer } from '../admin/server.js';
@@ -344,17 +344,18 @@ export class NodeProxy {
       gen.access = access;
       for (const l of cfg.listeners) {
         const lp = policies.forListener(l.name);
-        const policy = lp.selected ? (req: ServerRequest) => {
+        // The policy decides on the proxy's canonical request (target path, authority), never on the raw target or Host.
+        const policy = lp.selected ? (req: ServerRequest, t: CanonicalRequest) => {
           const sock = req.socket as unknown as TLSSocket;
           const id = mtls !== null && l.tls !== null ? mtls.peerIdentity(sock) : null;
-          const v = lp.evaluate({ port: l.port, srcAddr: req.remoteAddress, identity: id, method: req.method, path: req.url, host: req.header('host') ?? '', header: (n) => req.headers[n] });
+          const v = lp.evaluate({ port: l.port, srcAddr: req.remoteAddress, identity: id, method: req.method, path: t.target, host: t.authority, header: (n) => (n === 'host' ? t.authority : req.headers[n]) });
           this.join.notePolicy(req, { action: v.allowed ? 'allow' : 'deny', rule: String(v.rule), policy: v.policy ?? null, reason: v.reason });
-          if (!v.allowed && access) access.write({ verdict: 'deny', listener: l.name, policy: v.policy, rule: v.rule, reason: v.reason, method: req.method, path: req.url, client: req.remoteAddress, identity: id?.spiffeId ?? null });
+          if (!v.allowed && access) access.write({ verdict: 'deny', listener: l.name, policy: v.policy, rule: v.rule, reason: v.reason, method: req.method, path: t.target, authority: t.authority, client: req.remoteAddress, identity: id?.spiffeId ?? null });
           return v.allowed;
         } : null;
         gen.proxies.set(l.name, new Proxy({
           routes: routesFor(cfg, l.name), clusters, scheme: l.tls !== null ? 'https' : 'http', listenerPort: l.port, policy,
-          upgradeTypes: l.upgrade.types, tunnelIdleTimeoutMs: l.upgrade.idleTimeoutMs,
+          upgradeTypes: l.upgrade.types, tunnelIdleTimeoutMs: l.upgrade.idleTimeoutMs, escapedSlashes: l.escapedSlashes,
           // The upstream chosen and the tries made join the request's flow record.
           onLog: (e, req) => { this.join.noteUpstream(req, e); access?.write({ listener: l.name, ...e }); },
         }));

@@ -85,9 +85,9 @@ export interface PolicyRequest {
   /** validated peer identity (mTLS), or null on plaintext listeners */
   identity: { readonly spiffeId: string; readonly trustDomain: string; readonly path: string } | null;
   method: string;
-  /** request-target as received (path and query), as Envoy's :path that Cilium matches */
+  /** the canonical origin-form target (normalised path and query, src/l7/proxy/canonical.ts), as Envoy's normalised :path that Cilium matches */
   path: string;
-  /** Host header / :authority as received */
+  /** the canonical authority, host[:port] (lowercase host; the absolute-form URI's when it has one) */
   host: string;
   /** value of the header (name given in lower case), or undefined; several values joined with ", " */
   header(lowerName: string): string | undefined;

@@ -1,5 +1,7 @@
 // The routing proxy: public surface.
-export { Proxy, stripHopByHop, addForwardingHeaders, type ProxyOptions, type ProxyStats, type AccessLogEntry, type PolicyHook } from './proxy.js';
+export { Proxy, type ProxyOptions, type ProxyStats, type AccessLogEntry, type PolicyHook } from './proxy.js';
+export { stripHopByHop, addForwardingHeaders, forwardRequestHeaders, forwardResponseHeaders, connectionNames, HOP_BY_HOP } from './headers.js';
+export { canonicalRequest, normalisePath, CanonicalRequest, ESCAPED_SLASH_ACTIONS, DEFAULT_ESCAPED_SLASH_ACTION, type EscapedSlashAction, type TargetErrorCode } from './canonical.js';
 export { Cluster, RETRY_DEFAULTS, type ClusterOptions, type RetryPolicy, type HashPolicy } from './cluster.js';
 export { Router, splitTarget, normaliseHost, type RouteRequest, type RouteMatchResult } from './router.js';
 export { applyHeaderFilter, modifyPath, redirectTarget, pickBackend, headerGet, headerSet, headerRemove, type HeaderList } from './filters.js';

@@ -3,7 +3,8 @@
 // outlier detection and circuit breakers (Envoy's semantics and defaults).
 //
 // Request path:
-//   route (404 if none) → filters in order (RequestHeaderModifier, URLRewrite,
+//   canonical request (canonical.ts: absolute-form, Host, path normalisation;
+//   400 when invalid) → policy (403) → route (404 if none) → filters in order (RequestHeaderModifier, URLRewrite,
 //   RequestRedirect answers at once, RequestMirror is fire-and-forget) →
 //   weighted backendRef (all weights 0 → 500) → body buffered up to
 //   retryBufferBytes so a retry can replay it (a larger body streams to a
@@ -29,8 +30,10 @@ import { turnClock } from '../../util/clock.js';
 import { Prng } from '../../util/prng.js';
 import type { Handler, ServerRequest, ServerResponse } from '../server/index.js';
 import { FixedResponse } from '../server/index.js';
-import { Router, normaliseHost, type RouteRequest } from './router.js';
-import { applyHeaderFilter, headerGet, headerRemove, headerSet, modifyPath, pickBackend, redirectTarget, type HeaderList } from './filters.js';
+import { Router } from './router.js';
+import { applyHeaderFilter, headerGet, headerRemove, modifyPath, pickBackend, redirectTarget, type HeaderList } from './filters.js';
+import { canonicalRequest, DEFAULT_ESCAPED_SLASH_ACTION, type CanonicalRequest, type EscapedSlashAction } from './canonical.js';
+import { forwardRequestHeaders, forwardResponseHeaders, stripHopByHop } from './headers.js';
 import type { HTTPHeaderFilter, HTTPRoute, HTTPRouteRule } from './types.js';
 import type { Cluster } from './cluster.js';
 import { retryBackoff } from './breakers.js';
@@ -64,6 +67,8 @@ export interface ProxyOptions {
   listenerPort?: number;
   /** L7 policy: false denies the request with 403 before routing. */
   policy?: PolicyHook | null;
+  /** %2F and %5C in paths (Envoy path_with_escaped_slashes_action; default REJECT_REQUEST, canonical.ts). */
+  escapedSlashes?: EscapedSlashAction;
   /** Called once per request with what happened (access log). */
   /** Called once per request with its outcome; req lets observers join it to the request's flow record. */
   onLog?: (e: AccessLogEntry, req: ServerRequest) => void;
@@ -73,10 +78,12 @@ export interface ProxyOptions {
   tunnelIdleTimeoutMs?: number;
 }
 
-export type PolicyHook = (req: ServerRequest) => boolean;
+/** Decides on the request's canonical view (target.path, target.authority …), never on its raw target or Host. */
+export type PolicyHook = (req: ServerRequest, target: CanonicalRequest) => boolean;
 
 export interface AccessLogEntry {
-  method: string; url: string; status: number; cluster: string | null; host: string | null; tries: number; reason: string | null; client: string;
+  /** url: the canonical origin-form target (the received one when it was refused); authority: the canonical host[:port]. */
+  method: string; url: string; authority: string; status: number; cluster: string | null; host: string | null; tries: number; reason: string | null; client: string;
   /** A tunnel (status 101), logged when it ends: bytes from the client to the upstream and back. */
   tunnel?: { bytesToUpstream: number; bytesToClient: number };
 }
@@ -84,53 +91,20 @@ export interface AccessLogEntry {
 export interface ProxyStats {
   requests: number;
   denied: number;
+  /** Requests refused with 400 because their target or Host is not acceptable (failures[code] says why). */
+  badTarget: number;
   noRoute: number;
   redirects: number;
   mirrored: number;
   retries: number;
   /**
-   * Failures by reason. Final ones: no_healthy_host, overflow, connect_failure, reset, timeout, protocol, no_backend, body_too_large.
+   * Failures by reason. Final ones: no_healthy_host, overflow, connect_failure, reset, timeout, protocol, no_backend, body_too_large,
+   * and the 400s of the canonical request (canonical.ts TargetErrorCode): unsupported_scheme, invalid_target, invalid_authority,
+   * missing_host, duplicate_host, invalid_escape, escaped_slash.
    * Why a retriable failure was not retried: retry_budget_exhausted, retries_exhausted.
    */
   failures: Record<string, number>;
   tunnels: TunnelStats;
-}
-
-/** Hop-by-hop fields (RFC 9110 §7.6.1) plus those the proxy re-frames or handles itself. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'content-length', 'expect']);
-
-/** Removes hop-by-hop fields, including those the Connection header names. */
-export function stripHopByHop(h: HeaderList): void {
-  const conn: string[] = [];
-  for (let i = 0; i < h.length; i += 2) {
-    const l = h[i]!.toLowerCase();
-    if (l === 'connection' || l === 'proxy-connection') for (const t of h[i + 1]!.split(',')) { const n = t.trim().toLowerCase(); if (n) conn.push(n); }
-  }
-  let w = 0;
-  for (let r = 0; r < h.length; r += 2) {
-    const l = h[r]!.toLowerCase();
-    if (HOP_BY_HOP.has(l) || (conn.length > 0 && conn.includes(l))) continue;
-    if (w !== r) { h[w] = h[r]!; h[w + 1] = h[r + 1]!; }
-    w += 2;
-  }
-  h.length = w;
-}
-
-/**
- * The field names a Connection header value lists (RFC 9110 §7.6.1), added
- * to into; "keep-alive" and "close", by far the usual values, name nothing
- * beyond the fixed hop-by-hop set and cost no allocation.
- */
-function connectionNames(v: string, into: string[] | null): string[] | null {
-  if (v.length === 10 || v.length === 5) {
-    const l = v.toLowerCase();
-    if (l === 'keep-alive' || l === 'close') return into;
-  }
-  for (const t of v.split(',')) {
-    const n = t.trim().toLowerCase();
-    if (n && !HOP_BY_HOP.has(n)) (into ??= []).push(n);
-  }
-  return into;
 }
 
 function refsHaveFilters(rule: HTTPRouteRule): boolean {
@@ -138,85 +112,6 @@ function refsHaveFilters(rule: HTTPRouteRule): boolean {
   if (refs === undefined) return false;
   for (let i = 0; i < refs.length; i++) if (refs[i]!.filters !== undefined && refs[i]!.filters!.length > 0) return true;
   return false;
-}
-
-/**
- * The upstream request's header list in one pass: hop-by-hop fields (and
- * those Connection names) dropped, Host set, X-Forwarded-For / -Proto and
- * Forwarded extended with this hop. Names are lowercase on the wire, as
- * Envoy sends them.
- */
-export function forwardRequestHeaders(src: HeaderList, host: string, client: string, proto: string, origHost: string): HeaderList {
-  let conn: string[] | null = null;
-  for (let i = 0; i < src.length; i += 2) {
-    const n = src[i]!;
-    if (n === 'connection' || n === 'proxy-connection' || (n.length === 10 || n.length === 16) && (n.toLowerCase() === 'connection' || n.toLowerCase() === 'proxy-connection')) {
-      for (const t of src[i + 1]!.split(',')) { const x = t.trim().toLowerCase(); if (x) (conn ??= []).push(x); }
-    }
-  }
-  const out: HeaderList = [];
-  let xff: string | undefined, fwd: string | undefined;
-  for (let i = 0; i < src.length; i += 2) {
-    let n = src[i]!;
-    if (HOP_BY_HOP.has(n) || n === 'host' || n === 'x-forwarded-for' || n === 'x-forwarded-proto' || n === 'forwarded') {
-      if (n === 'x-forwarded-for') xff = xff === undefined ? src[i + 1] : `${xff}, ${src[i + 1]!}`;
-      else if (n === 'forwarded') fwd = fwd === undefined ? src[i + 1] : `${fwd}, ${src[i + 1]!}`;
-      continue;
-    }
-    const l = n.toLowerCase(); // names a filter added keep the filter's case
-    if (l !== n) {
-      if (HOP_BY_HOP.has(l) || l === 'host') continue;
-      if (l === 'x-forwarded-for') { xff = xff === undefined ? src[i + 1] : `${xff}, ${src[i + 1]!}`; continue; }
-      if (l === 'forwarded') { fwd = fwd === undefined ? src[i + 1] : `${fwd}, ${src[i + 1]!}`; continue; }
-      if (l === 'x-forwarded-proto') continue;
-      n = src[i]!;
-    }
-    if (conn !== null && conn.includes(l)) continue;
-    out.push(n, src[i + 1]!);
-  }
-  const f = forwardedFor(client, proto, origHost);
-  out.push('host', host, 'x-forwarded-for', xff !== undefined ? `${xff}, ${f.ip}` : f.ip, 'x-forwarded-proto', proto, 'forwarded', fwd !== undefined ? `${fwd}, ${f.el}` : f.el);
-  return out;
-}
-
-/**
- * This hop's X-Forwarded-For address and RFC 7239 element, remembered per
- * client address (the same string for every request of a connection, so its
- * hash is cached) with the scheme and host it was built for: a proxy sees few
- * of each, and no key is built per request.
- */
-interface ForwardedFor { ip: string; el: string; proto: string; host: string }
-const forwardedCache = new Map<string, ForwardedFor>();
-function forwardedFor(client: string, proto: string, origHost: string): ForwardedFor {
-  let f = forwardedCache.get(client);
-  if (f === undefined || f.proto !== proto || f.host !== origHost) {
-    const ip = client.startsWith('::ffff:') && client.includes('.') ? client.slice(7) : client;
-    f = { ip, el: `for=${forwardedNode(client)};proto=${proto}${origHost ? `;host=${forwardedValue(origHost)}` : ''}`, proto, host: origHost };
-    if (forwardedCache.size >= 4096) forwardedCache.clear(); // bounded: many distinct clients just recompute
-    forwardedCache.set(client, f);
-  }
-  return f;
-}
-
-/** RFC 7239 node: IPv6 addresses are bracketed and quoted; ports are not known here. */
-function forwardedNode(addr: string): string {
-  if (addr.startsWith('::ffff:') && addr.includes('.')) return addr.slice(7);
-  return addr.includes(':') ? `"[${addr}]"` : addr;
-}
-
-function forwardedValue(v: string): string {
-  return /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(v) ? v : `"${v.replace(/["\\]/g, '\\$&')}"`;
-}
-
-/** Adds X-Forwarded-For, X-Forwarded-Proto and an RFC 7239 Forwarded element for this hop. */
-export function addForwardingHeaders(h: HeaderList, client: string, proto: string, host: string): void {
-  const ip = client.startsWith('::ffff:') && client.includes('.') ? client.slice(7) : client;
-  const xff = headerGet(h, 'x-forwarded-for');
-  headerSet(h, 'X-Forwarded-For', xff !== undefined ? `${xff}, ${ip}` : ip);
-  headerSet(h, 'X-Forwarded-Proto', proto);
-  const fwd = headerGet(h, 'forwarded');
-  const el = `for=${forwardedNode(client)};proto=${proto}${host ? `;host=${forwardedValue(host)}` : ''}`;
-  headerSet(h, 'Forwarded', fwd !== undefined ? `${fwd}, ${el}` : el);
 }
 
 /** bodyLen -1: the body streams chunked (its length is not known yet). */
@@ -244,23 +139,12 @@ export interface StreamedBody {
   total: number;
 }
 
-const ABSOLUTE = /^[A-Za-z]+:\/\/([^/?#]*)([^#]*)/;
-
 const texts = (status: number, msg: string): FixedResponse => new FixedResponse(status, { 'Content-Type': 'text/plain' }, `${msg}\n`);
 const R404 = texts(404, 'no route');
 const R500_NO_BACKEND = texts(500, 'no backend');
 const R413 = texts(413, 'request body too large');
 const R403 = texts(403, 'denied by policy');
-
-/** The router's view of a ServerRequest; one per proxy, re-pointed per request. */
-class RouteView implements RouteRequest {
-  method = '';
-  path = '';
-  query = '';
-  host = '';
-  req: ServerRequest | null = null;
-  header(name: string): string | undefined { return this.req!.header(name); }
-}
+const R400_TARGET = texts(400, 'invalid request target or host');
 
 export class Proxy {
   readonly router: Router;
@@ -275,7 +159,7 @@ export class Proxy {
   private readonly listenerPort: number | null;
   private readonly onLog: ((e: AccessLogEntry, req: ServerRequest) => void) | null;
   private readonly policy: PolicyHook | null;
-  private readonly view = new RouteView();
+  private readonly escapedSlashes: EscapedSlashAction;
   /** @internal The one wheel for request, per-try and backoff timers, on this proxy's clock. */
   readonly timers: TimerDriver;
   /** @internal */ readonly tunnels: Tunnels;
@@ -293,10 +177,11 @@ export class Proxy {
     this.listenerPort = opts.listenerPort ?? null;
     this.onLog = opts.onLog ?? null;
     this.policy = opts.policy ?? null;
+    this.escapedSlashes = opts.escapedSlashes ?? DEFAULT_ESCAPED_SLASH_ACTION;
     this.timers = new TimerDriver(this.clock, 1);
     this.upgradeTypes = new Set((opts.upgradeTypes ?? DEFAULT_UPGRADE_TYPES).map((t) => t.toLowerCase()));
     this.tunnels = new Tunnels(this.timers, opts.tunnelIdleTimeoutMs ?? DEFAULT_TUNNEL_IDLE_MS);
-    this.stats = { requests: 0, denied: 0, noRoute: 0, redirects: 0, mirrored: 0, retries: 0, failures: {}, tunnels: this.tunnels.stats };
+    this.stats = { requests: 0, denied: 0, noRoute: 0, redirects: 0, mirrored: 0, retries: 0, failures: {}, badTarget: 0, tunnels: this.tunnels.stats };
   }
 
   /** Whether an upgrade request tunnels (its protocols are all allowed); the rest are plain requests. */
@@ -312,36 +197,35 @@ export class Proxy {
 
   private fail(reason: string): void { this.stats.failures[reason] = (this.stats.failures[reason] ?? 0) + 1; }
 
-  private log(req: ServerRequest, status: number, cluster: string | null, host: Host | null, tries: number, reason: string | null, tunnel?: AccessLogEntry['tunnel']): void {
-    this.onLog?.({ method: req.method, url: req.url, status, cluster, host: host?.id ?? null, tries, reason, client: req.remoteAddress, ...(tunnel ? { tunnel } : {}) }, req);
+  private log(c: CanonicalRequest, status: number, cluster: string | null, host: Host | null, tries: number, reason: string | null, tunnel?: AccessLogEntry['tunnel']): void {
+    if (this.onLog === null) return;
+    const req = c.req as ServerRequest;
+    this.onLog({ method: req.method, url: c.error === null ? c.target : req.url, authority: c.authority, status, cluster, host: host?.id ?? null, tries, reason, client: req.remoteAddress, ...(tunnel ? { tunnel } : {}) }, req);
   }
 
   private handle(req: ServerRequest, res: ServerResponse): void {
     this.stats.requests++;
-    if (this.policy !== null && !this.policy(req)) { this.stats.denied++; res.sendFixed(R403); this.log(req, 403, null, null, 0, 'policy_denied'); return; }
-    const v = this.view;
-    let target = req.url;
-    let rawHost = req.header('host');
-    if (target.charCodeAt(0) !== 47 /* / */) {
-      // absolute-form (RFC 9112 §3.2.2): its authority replaces Host; the upstream gets origin-form.
-      const m = ABSOLUTE.exec(target);
-      if (m !== null) { rawHost = m[1]!; target = m[2] || '/'; }
+    // One view of the target for everything below: policy, routes, filters, log, flows, upstream.
+    const c = canonicalRequest(req, this.scheme, this.escapedSlashes);
+    if (c.error !== null) { this.stats.badTarget++; this.fail(c.error); this.log(c, 400, null, null, 0, c.error); res.sendFixed(R400_TARGET); return; }
+    if (c.redirect) {
+      // UNESCAPE_AND_REDIRECT: the client asks again for the unambiguous path (Envoy answers 307 too).
+      this.stats.redirects++;
+      res.statusCode = 307;
+      res.setHeader('Location', c.target);
+      this.log(c, 307, null, null, 0, 'escaped_slash_redirect');
+      res.end();
+      return;
     }
-    const qi = target.indexOf('?');
-    v.method = req.method;
-    v.path = qi < 0 ? target : target.slice(0, qi);
-    v.query = qi < 0 ? '' : target.slice(qi + 1);
-    v.host = normaliseHost(rawHost);
-    v.req = req;
-    let m;
-    try { m = this.router.match(v); } finally { v.req = null; }
-    if (m === null) { this.stats.noRoute++; res.sendFixed(R404); this.log(req, 404, null, null, 0, 'no_route'); return; }
+    if (this.policy !== null && !this.policy(req, c)) { this.stats.denied++; this.log(c, 403, null, null, 0, 'policy_denied'); res.sendFixed(R403); return; }
+    const m = this.router.match(c);
+    if (m === null) { this.stats.noRoute++; this.log(c, 404, null, null, 0, 'no_route'); res.sendFixed(R404); return; }
     const rule = m.rule;
     // Filters that edit headers work on a copy; without them the received list is read as is.
     const headers = rule.filters !== undefined && rule.filters.length > 0 || refsHaveFilters(rule) ? req.rawHeaders.slice() : req.rawHeaders;
-    let path = v.path;
-    const query = v.query;
-    let hostHeader = rawHost ?? '';
+    let path = c.path;
+    const query = c.query;
+    let hostHeader = c.authority;
     let respFilters: HTTPHeaderFilter[] | null = null;
     const mirrors: string[] = [];
     for (const f of rule.filters ?? []) {
@@ -353,13 +237,12 @@ export class Proxy {
           if (f.urlRewrite.path) path = modifyPath(path, f.urlRewrite.path, m.matchedPrefix);
           break;
         case 'RequestRedirect': {
-          const hostOnly = rawHost !== undefined ? normaliseHostKeepCase(rawHost) : '';
-          const r = redirectTarget({ scheme: this.scheme, host: hostOnly, port: this.listenerPort, path: v.path, query }, f.requestRedirect, m.matchedPrefix);
+          const r = redirectTarget({ scheme: this.scheme, host: c.host, port: this.listenerPort, path: c.path, query }, f.requestRedirect, m.matchedPrefix);
           this.stats.redirects++;
           res.statusCode = r.status;
           res.setHeader('Location', r.location);
+          this.log(c, r.status, null, null, 0, 'redirect');
           res.end();
-          this.log(req, r.status, null, null, 0, 'redirect');
           return;
         }
         case 'RequestMirror': {
@@ -372,18 +255,18 @@ export class Proxy {
     const refs = rule.backendRefs ?? [];
     const ref = pickBackend(refs, this.rng.float());
     const cluster = ref === null ? undefined : this.clusters.get(ref.name);
-    if (cluster === undefined) { this.fail('no_backend'); res.sendFixed(R500_NO_BACKEND); this.log(req, 500, ref?.name ?? null, null, 0, 'no_backend'); return; }
+    if (cluster === undefined) { this.fail('no_backend'); this.log(c, 500, ref?.name ?? null, null, 0, 'no_backend'); res.sendFixed(R500_NO_BACKEND); return; }
     if (ref!.filters) {
       for (const f of ref!.filters) {
         if (f.type === 'RequestHeaderModifier') applyHeaderFilter(headers, f.requestHeaderModifier);
         else if (f.type === 'ResponseHeaderModifier') (respFilters ??= []).push(f.responseHeaderModifier);
       }
     }
-    const fwd = forwardRequestHeaders(headers, hostHeader, req.remoteAddress, this.scheme, rawHost ?? '');
+    const fwd = forwardRequestHeaders(headers, hostHeader, req.remoteAddress, this.scheme, c.authority);
     // An upgrade keeps what forwarding strips as hop-by-hop: the offer and the option naming it (RFC 9110 §7.8).
     const upgrade = res instanceof UpgradeResponse;
     if (upgrade) fwd.push('connection', 'upgrade', 'upgrade', req.headers['upgrade']!);
-    const upstreamTarget = query.length > 0 ? `${path}?${query}` : path;
+    const upstreamTarget = path === c.path ? c.target : query.length > 0 ? `${path}?${query}` : path;
     const deadline = this.clock.now() + (ruleTimeout(rule) ?? this.defaultTimeoutMs);
     const perTry = rule.timeouts?.backendRequest ?? cluster.retry.perTryTimeoutMs;
 
@@ -395,18 +278,18 @@ export class Proxy {
       if (req.chunked && (rechunk || streamed !== null)) { const t = forwardTrailerAnnouncement(req.rawHeaders); if (t !== null) fwd.push('trailer', t); }
       const head = serializeHead(req.method, upstreamTarget, fwd, streamed !== null ? streamed.length : rechunk ? -1 : body?.length ?? 0);
       if (streamed === null && !upgrade) for (const name of mirrors) this.mirror(name, req.method, head, body);
-      new Forward(this, cluster, req, res, head, body, streamed, deadline, perTry, respFilters).start();
+      new Forward(this, cluster, c, req, res, head, body, streamed, deadline, perTry, respFilters).start();
     };
     if (!req.hasBody) { go(null, null); return; }
-    if (req.contentLength > this.maxBodyBytes) { this.tooLarge(req, res, cluster.name); return; }
+    if (req.contentLength > this.maxBodyBytes) { this.tooLarge(c, res, cluster.name); return; }
     const parts: Buffer[] = [];
     let n = 0;
     let streaming = false;
     const body = req.body;
-    const onData = (c: Buffer): void => {
-      n += c.length;
-      if (n > this.maxBodyBytes) { body.destroy(); this.tooLarge(req, res, cluster.name); return; }
-      parts.push(c);
+    const onData = (chunk: Buffer): void => {
+      n += chunk.length;
+      if (n > this.maxBodyBytes) { body.destroy(); this.tooLarge(c, res, cluster.name); return; }
+      parts.push(chunk);
       if (n > this.retryBufferBytes) {
         // Too large to replay: hand what we have and the rest of the stream to one try.
         streaming = true;
@@ -422,11 +305,11 @@ export class Proxy {
     body.on('error', () => { /* the client went away; nothing to forward */ });
   }
 
-  private tooLarge(req: ServerRequest, res: ServerResponse, cluster: string): void {
+  private tooLarge(c: CanonicalRequest, res: ServerResponse, cluster: string): void {
     if (res.headersSent) return;
     this.fail('body_too_large');
+    this.log(c, 413, cluster, null, 0, 'body_too_large');
     res.sendFixed(R413);
-    this.log(req, 413, cluster, null, 0, 'body_too_large');
   }
 
   /** Fire-and-forget copy of the request; the response is read and dropped. */
@@ -444,7 +327,7 @@ export class Proxy {
 
   /** @internal */ noteRetry(): void { this.stats.retries++; }
   /** @internal */ noteFailure(reason: string): void { this.fail(reason); }
-  /** @internal */ logFor(req: ServerRequest, status: number, cluster: string, host: Host | null, tries: number, reason: string | null, tunnel?: AccessLogEntry['tunnel']): void { this.log(req, status, cluster, host, tries, reason, tunnel); }
+  /** @internal */ logFor(c: CanonicalRequest, status: number, cluster: string, host: Host | null, tries: number, reason: string | null, tunnel?: AccessLogEntry['tunnel']): void { this.log(c, status, cluster, host, tries, reason, tunnel); }
   /** @internal */ now(): number { return this.clock.now(); }
   /** @internal */ random(): Prng { return this.rng; }
 
@@ -463,12 +346,6 @@ export class Proxy {
 function ruleTimeout(rule: HTTPRouteRule): number | undefined {
   const t = rule.timeouts?.request;
   return t === undefined || t === 0 ? undefined : t;
-}
-
-function normaliseHostKeepCase(h: string): string {
-  if (h.startsWith('[')) { const e = h.indexOf(']'); return e > 0 ? h.slice(0, e + 1) : h; }
-  const c = h.lastIndexOf(':');
-  return c >= 0 ? h.slice(0, c) : h;
 }
 
 /** Where a retried response's body goes. */
@@ -502,6 +379,7 @@ class Forward implements UpstreamExchange {
   constructor(
     private readonly proxy: Proxy,
     private readonly cluster: Cluster,
+    private readonly canon: CanonicalRequest,
     private readonly req: ServerRequest,
     private readonly res: ServerResponse,
     private readonly head: string,
@@ -614,17 +492,13 @@ class Forward implements UpstreamExchange {
     if (this.respFilters === null) {
       // The common case: one pass, names and values already validated by our parser.
       // Our parser hands names lowercased (src/l7/http1/names.ts), so they compare as they are.
-      let named: string[] | null = null, cl: string | undefined, te = false;
+      let cl: string | undefined, te = false;
       for (let i = 0; i < raw.length; i += 2) {
         const n = raw[i]!;
-        if (n === 'connection' || n === 'proxy-connection') named = connectionNames(raw[i + 1]!, named);
-        else if (n === 'content-length') cl = raw[i + 1];
+        if (n === 'content-length') cl = raw[i + 1];
         else if (n === 'transfer-encoding') te = true;
       }
-      for (let i = 0; i < raw.length; i += 2) {
-        const n = raw[i]!;
-        if (!HOP_BY_HOP.has(n) && (named === null || !named.includes(n))) res._addTrusted(n, raw[i + 1]!);
-      }
+      forwardResponseHeaders(raw, res);
       if (cl !== undefined && !te) res._addTrusted('content-length', cl);
       else if (te) { const t = forwardTrailerAnnouncement(raw); if (t !== null) res._addTrusted('trailer', t); }
     } else {
@@ -662,7 +536,7 @@ class Forward implements UpstreamExchange {
     const tries = this.tries;
     this.proxy.openTunnel(this.res as UpgradeResponse, socket, switchHead(h, headerGet(raw, 'upgrade')!), early, (end, toUpstream, toClient) => {
       host.active--;
-      this.proxy.logFor(this.req, 101, this.cluster.name, host, tries, end, { bytesToUpstream: toUpstream, bytesToClient: toClient });
+      this.proxy.logFor(this.canon, 101, this.cluster.name, host, tries, end, { bytesToUpstream: toUpstream, bytesToClient: toClient });
     });
   }
 
@@ -754,7 +628,7 @@ class Forward implements UpstreamExchange {
     this.done = true;
     this.proxy.noteFailure(reason);
     this.release();
-    this.proxy.logFor(this.req, status, this.cluster.name, this.host, this.tries, reason);
+    this.proxy.logFor(this.canon, status, this.cluster.name, this.host, this.tries, reason);
     if (!this.res.headersSent) {
       this.res.statusCode = status;
       this.res.setHeader('Content-Type', 'text/plain');
@@ -766,7 +640,7 @@ class Forward implements UpstreamExchange {
   private finish(status: number, reason: string | null): void {
     this.done = true;
     this.release();
-    this.proxy.logFor(this.req, status, this.cluster.name, this.host, this.tries, reason);
+    this.proxy.logFor(this.canon, status, this.cluster.name, this.host, this.tries, reason);
   }
 
   private release(): void {

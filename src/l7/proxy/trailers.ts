@@ -12,6 +12,7 @@
 // A proxy drops them rather than failing the message: the content is whole,
 // only the misplaced metadata goes.
 import { isToken } from '../server/message.js';
+import { connectionOptions } from './headers.js';
 
 /** Lowercase names never forwarded as trailers. */
 export const FORBIDDEN_TRAILERS: ReadonlySet<string> = new Set([
@@ -30,17 +31,6 @@ export const FORBIDDEN_TRAILERS: ReadonlySet<string> = new Set([
   // how to process the content (RFC 9110 §8.3–8.4, §14.4)
   'content-type', 'content-encoding', 'content-range',
 ]);
-
-/** Names (lowercase) a Connection field of `headers` declares hop-by-hop (RFC 9110 §7.6.1). */
-function connectionOptions(headers: readonly string[]): string[] | null {
-  let out: string[] | null = null;
-  for (let i = 0; i < headers.length; i += 2) {
-    const n = headers[i]!.toLowerCase();
-    if (n !== 'connection' && n !== 'proxy-connection') continue;
-    for (const t of headers[i + 1]!.split(',')) { const x = t.trim().toLowerCase(); if (x) (out ??= []).push(x); }
-  }
-  return out;
-}
 
 /**
  * The trailer fields a proxy forwards, flat [name, value, …] like our parser
