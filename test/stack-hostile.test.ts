@@ -64,10 +64,11 @@ describe('TCP under attack', () => {
     }
     const total = p.la.frames + p.lb.frames - before;
     const why = JSON.stringify({ total, perSecond: perSecond.slice(0, 5), a: ta.snapshot(), b: tb.snapshot() });
-    // One answer per 500 ms per connection (Linux tcp_invalid_ratelimit): at
-    // most 2 frames a second from each side, not 500.
+    // One answer per 500 ms per connection (Linux tcp_invalid_ratelimit):
+    // each side's next answer falls inside its own 500 ms, so the exchange
+    // dies out after a handful of frames (on main: 1000 a second for 60 s).
     expect(Math.max(...perSecond), why).toBeLessThanOrEqual(4);
-    expect(total, why).toBeLessThanOrEqual(4 * 60 + 4);
+    expect(total, why).toBeLessThanOrEqual(10);
     expect(ta.counters.limitedOf('OUT_OF_WINDOW_ACK') + tb.counters.limitedOf('CHALLENGE_ACK'), why).toBeGreaterThan(0);
     expectNoLeaks(sim);
   });
