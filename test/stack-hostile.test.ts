@@ -73,19 +73,24 @@ describe('TCP under attack', () => {
     expectNoLeaks(sim);
   });
 
-  it('Out-of-window ACK ping-pong: the per-stack budget caps answers across many connections', () => {
-    const p = connected({ cfg: { challengeAckLimit: 10 } });
+  it('Out-of-window ACK ping-pong: answers to invalid segments are limited per connection and per stack, resets to closed ports too', () => {
+    const p = connected();
     const { sim, cli, ta } = p;
     const a0 = p.la.frames;
-    // Many out-of-window pure ACKs in one millisecond, each on a fresh
-    // connection's behalf would pass the per-connection limit once; on one
-    // connection the per-connection limit answers the first only.
+    // 50 out-of-window pure ACKs in one millisecond: the connection answers the first only.
     for (let i = 0; i < 50; i++) spoofToA(p, { sport: 80, dport: cli.localPort, seq: cli.rcvNxt + 0x40000000 + i, ack: cli.sndNxt, flags: FLAG.ACK });
     sim.run(1);
-    expect(p.la.frames - a0).toBeLessThanOrEqual(1);
-    expect(ta.counters.limitedOf('OUT_OF_WINDOW_ACK')).toBeGreaterThanOrEqual(49);
-    expect(ta.counters.limitedPerConnection).toBeGreaterThanOrEqual(49);
-    // Closed ports: resets come from the stack-wide budget, randomised in [limit/2, 1.5·limit).
+    expect(p.la.frames - a0).toBe(1);
+    expect(ta.counters.limitedOf('OUT_OF_WINDOW_ACK')).toBe(49);
+    expect(ta.counters.limitedPerConnection).toBe(49);
+    // Out-of-window data is still answered every time (not an ACK loop; the sender's recovery needs it).
+    const a1 = p.la.frames;
+    for (let i = 0; i < 5; i++) {
+      spoofToA(p, { sport: 80, dport: cli.localPort, seq: cli.rcvNxt + 0x40000000, ack: cli.sndNxt, flags: FLAG.ACK, data: new Uint8Array(10) });
+      sim.run(1);
+    }
+    expect(p.la.frames - a1).toBe(5);
+    // Closed ports: resets come from a stack-wide budget, randomised in [limit/2, 1.5·limit).
     const r0 = ta.counters.rstsSent;
     // In batches the link's memory holds, all within one second of virtual time.
     sim.run(1000 - (sim.now % 1000) + 1);
@@ -100,6 +105,21 @@ describe('TCP under attack', () => {
     expect(rsts).toBeLessThan(1500);
     expect(ta.counters.limitedOf('RST_NO_SOCKET')).toBe(5000 - rsts);
     expectNoLeaks(sim);
+
+    // The stack-wide budget for answers (challengeAckLimit, randomised the
+    // same way), seen alone with the per-connection limit off.
+    const q = connected({ cfg: { invalidRateLimitMs: 0, challengeAckLimit: 10 } });
+    q.sim.run(1000 - (q.sim.now % 1000) + 1);
+    const b0 = q.la.frames;
+    for (let i = 0; i < 100; i++) spoofToA(q, { sport: 80, dport: q.cli.localPort, seq: q.cli.rcvNxt + 0x40000000 + i, ack: q.cli.sndNxt, flags: FLAG.ACK });
+    q.sim.run(1);
+    // (Answers in one receive burst leave as one ACK: count what the budget allowed.)
+    const allowed = 100 - q.ta.counters.limitedPerStack;
+    expect(allowed).toBeGreaterThanOrEqual(5);
+    expect(allowed).toBeLessThan(15);
+    expect(q.ta.counters.limitedOf('OUT_OF_WINDOW_ACK')).toBe(100 - allowed);
+    expect(q.la.frames - b0).toBeGreaterThanOrEqual(1);
+    expectNoLeaks(q.sim);
   });
 
   it('SYN to broadcast: a SYN to 255.255.255.255 or the subnet broadcast opens nothing and draws no SYN-ACK', () => {
