@@ -168,7 +168,6 @@ export type TcpDropReason = keyof typeof TCP_DROP;
 const DROP_NAMES = Object.keys(TCP_DROP) as TcpDropReason[];
 const LIMITED_NAMES = Object.keys(TCP_LIMITED) as TcpLimitedReason[];
 
-
 export class TcpCounters {
   segsIn = 0;
   segsOut = 0;
