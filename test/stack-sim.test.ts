@@ -12,7 +12,7 @@ import { Conntrack } from '../src/stack/conntrack/table.js';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { NUD } from '../src/stack/arp.js';
 import { CT_RESULT, IPPROTO, ip4FromString, type TransportDispatcher } from '../src/stack/registration.js';
-import { Burst, type Link, type LinkStats } from '../src/link/types.js';
+import { Burst } from '../src/link/types.js';
 import { MemLink } from '../src/link/mem.js';
 import { monotonicClock } from '../src/util/clock.js';
 import { ETHERTYPE, ethEmit, ethHeaderLen, ethType } from '../src/stack/wire/ethernet.js';
@@ -20,30 +20,13 @@ import { IP4, ipv4Emit, ipv4FragOffset, ipv4MoreFragments, ipv4Protocol, ipv4Tot
 import { icmpEmit, icmpType, icmpCode } from '../src/stack/wire/icmp.js';
 import { udpEmit } from '../src/stack/wire/udp.js';
 import type { UdpSocket } from '../src/stack/udp.js';
+import { WireTap } from './helpers/stack-frames.js';
 
 const A = ip4FromString(Sim.ADDR_A), B = ip4FromString(Sim.ADDR_B);
 const nSeedsAll = (): number => Math.max(1, Number(process.env.STRATA_SIM_SEEDS ?? 5) || 5);
 
 /** Records a copy of every frame a link sends (a wrapper, smoltcp style). */
-class RecordingLink implements Link {
-  readonly sent: Uint8Array[] = [];
-  constructor(readonly inner: MemLink) {}
-  get kind() { return this.inner.kind; }
-  get name() { return this.inner.name; }
-  get mtu() { return this.inner.mtu; }
-  get frameSize() { return this.inner.frameSize; }
-  get mac() { return this.inner.mac; }
-  get mem() { return this.inner.mem; }
-  recv(b: Burst): number { return this.inner.recv(b); }
-  alloc(b: Burst, n: number): number { return this.inner.alloc(b, n); }
-  send(b: Burst): number {
-    for (let i = 0; i < b.count; i++) this.sent.push(this.inner.mem.slice(b.off(i), b.off(i) + b.len(i)));
-    return this.inner.send(b);
-  }
-  free(b: Burst): void { this.inner.free(b); }
-  setReadyHandler(fn: (() => void) | null): void { this.inner.setReadyHandler(fn); }
-  stats(): LinkStats { return this.inner.stats(); }
-  close(): void { this.inner.close(); }
+class RecordingLink extends WireTap {
   /** IPv4 packets sent (link header stripped). */
   ipPackets(): Uint8Array[] {
     return this.sent.filter((f) => ethType(f, 0, ethHeaderLen(f, 0, f.length)) === ETHERTYPE.IPV4).map((f) => f.subarray(ethHeaderLen(f, 0, f.length)));

@@ -25,7 +25,7 @@
 // Every timer is a Timer on the stack's one wheel, allocated once per entry.
 import { Timer } from './timers.js';
 import { DROP } from './stats.js';
-import { ETHERTYPE, MAC_BROADCAST, macCopy, macEquals, ethSwapMacs, ETH } from './wire/ethernet.js';
+import { ETHERTYPE, ETH_MIN_FRAME, MAC_BROADCAST, macCopy, macEquals, ethSwapMacs, ETH } from './wire/ethernet.js';
 import { ARP, ARP_OP, arpCheck, arpEmit, arpOper, arpSpa, arpTpa, arpTurnToReply } from './wire/arp.js';
 import type { StackCore } from './iface.js';
 import { ip4ToString } from './registration.js';
@@ -206,7 +206,12 @@ export class ArpCache {
       ethSwapMacs(buf, frameOff);
       macCopy(buf, frameOff + ETH.SRC, s.mac, 0);
       s.stats.arpRepliesSent++;
-      s.reuseCurrentFrame(Math.max(off - frameOff + ARP.LEN, 60));
+      // Pad to the Ethernet minimum with zeros: the frame's bytes past the
+      // request are whatever the link's memory held before (other
+      // connections' data: the Etherleak bug, CVE-2003-0001).
+      const len = Math.max(off - frameOff + ARP.LEN, ETH_MIN_FRAME);
+      s.mem.fill(0, off + ARP.LEN, frameOff + len);
+      s.reuseCurrentFrame(len);
     }
   }
 
@@ -313,8 +318,8 @@ export class ArpCache {
     const h = s.writeL2(f, unicast ?? MAC_BROADCAST, ETHERTYPE.ARP);
     arpEmit(s.mem, f + h, ARP_OP.REQUEST, s.mac, 0, spa, null, 0, tpa);
     s.stats.arpRequestsSent++;
-    // Pad to the Ethernet minimum (60 bytes without FCS).
-    const len = Math.max(h + ARP.LEN, 60);
+    // Pad to the Ethernet minimum with zeros (never stale memory).
+    const len = Math.max(h + ARP.LEN, ETH_MIN_FRAME);
     s.mem.fill(0, f + h + ARP.LEN, f + len);
     s.sendFrame(f, len);
   }

@@ -121,6 +121,14 @@ export class Reassembler {
     } else if (q.total >= 0 && end > q.total) {
       this.stats.drop(DROP.FRAG_BAD_LENGTH); this.release(q); return null;
     }
+    // The whole datagram, fragment zero's header included, must fit IPv4's
+    // 16-bit total length (RFC 791): a 60-byte header plus 65 512 data
+    // bytes would wrap to 36. Each fragment alone was checked against its
+    // own header length above; the datagram is checked once both are known.
+    const hlen = start === 0 ? hl : q.hlen;
+    if (hlen > 0 && hlen + Math.max(end, q.total, q.ranges.length > 0 ? q.ranges[q.ranges.length - 1]! : 0) > MAX_DATAGRAM) {
+      this.stats.drop(DROP.FRAG_TOO_BIG); this.release(q); return null;
+    }
     // Where does [start, end) go among the received ranges?
     const r = q.ranges;
     let i = 0;

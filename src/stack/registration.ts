@@ -70,6 +70,11 @@ export interface NetworkWriter {
   isLocal(addr: number): boolean;
   /** The source address the stack would use towards dst, or -1 with no route. */
   sourceFor(dst: number): number;
+  /**
+   * True while a datagram sent to a broadcast address (IP or link level) is
+   * being delivered: transports that are unicast only (TCP) drop it.
+   */
+  readonly curBroadcast?: boolean;
 }
 
 /** Verdicts of connection tracking for one packet (gVisor's tcpconntrack result enum). */

@@ -23,6 +23,7 @@ import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax } from './seq.js';
 import type { CcState, CongestionControl } from './congestion/types.js';
 import { TcpError, type TcpErrorCode } from './errors.js';
 import type { Tcp, TcpConfig } from './tcp.js';
+import { TCP_LIMITED } from './limited.js';
 import type { TcpListener } from './listener.js';
 
 /** RFC 9293 state names, spelled as the RFC spells them. */
@@ -88,6 +89,14 @@ export interface TcpInfo {
 }
 
 const MAX_OOO = 32; // out-of-order ranges kept; beyond that new islands are dropped and counted
+/**
+ * The receive window a connection starts with, bytes (Linux starts its
+ * rcv_ssthresh near 64 KiB too). It grows by two bytes for each byte that
+ * arrives in order, up to the receive buffer, so a peer earns a large window
+ * by sending data, and a single segment far ahead of RCV.NXT cannot make the
+ * receive ring grow to the whole buffer.
+ */
+const INITIAL_RCV_WINDOW = 65535;
 const MAX_SB = 64; // SACK scoreboard ranges
 const SYNCHRONIZED = 1;
 /** RFC 6298 §5.7: the RTO data transmission starts with after a SYN or SYN-ACK timed out (Linux: TCP_TIMEOUT_FALLBACK). */
@@ -137,6 +146,10 @@ export class TcpConnection implements CcState {
   /** Right edge of the window last advertised (never moved left, RFC 9293 §3.8.6.2.2). */
   rcvAdv = 0;
   rcvWscale = 0;
+  /** Largest window we may advertise now (Linux's rcv_ssthresh): grows with in-order data up to the buffer. */
+  rcvWndClamp: number;
+  /** In-order bytes received since the clamp last grew (it grows when a window is next advertised). */
+  private rcvEarned = 0;
   readonly rcvBuf: ByteRing;
   /**
    * RCV.UP: the sequence number after the peer's last urgent byte (RFC 6093
@@ -168,6 +181,8 @@ export class TcpConnection implements CcState {
   sackOk = false;
   wscaleOk = false;
   lastAckSent = 0;
+  /** When we last answered an invalid segment (RFC 5961 §7; Linux last_oow_ack_time); -Infinity: never. */
+  private lastInvalidReply = -Infinity;
   // --- RTT / RTO (RFC 6298)
   srtt = 0;
   rttvar = 0;
@@ -253,6 +268,7 @@ export class TcpConnection implements CcState {
     // ten thousand idle connections cost tens of megabytes, not gigabytes.
     this.sndBuf = new ByteRing(cfg.sendBuffer, Math.min(cfg.sendBuffer, 4096));
     this.rcvBuf = new ByteRing(cfg.recvBuffer, Math.min(cfg.recvBuffer, 4096));
+    this.rcvWndClamp = Math.min(cfg.recvBuffer, INITIAL_RCV_WINDOW);
     this.rto = cfg.rtoInitial;
     this.noDelay = cfg.noDelay;
     this.keepAlive = cfg.keepAlive;
@@ -454,7 +470,7 @@ export class TcpConnection implements CcState {
         // unacceptable: reset it (unless it is a reset itself) and drop.
         if (f & FLAG.ACK) {
           if (seqLe(seg.ack, this.iss) || seqGt(seg.ack, this.sndMax)) {
-            if (!(f & FLAG.RST)) this.sendControl(seg.ack, 0, FLAG.RST, now);
+            if (!(f & FLAG.RST) && this.answerInvalid(now, TCP_LIMITED.RST)) this.sendControl(seg.ack, 0, FLAG.RST, now);
             this.tcp.drop('BAD_ACK');
             return;
           }
@@ -528,7 +544,7 @@ export class TcpConnection implements CcState {
           this.tsRecent = o.tsVal; // §5.5: TS.Recent older than 24 days is invalid
         } else {
           this.tcp.drop('PAWS');
-          this.ackNow = true;
+          if (this.mayAnswer(seg, now, TCP_LIMITED.PAWS_ACK)) this.ackNow = true;
           return;
         }
       }
@@ -574,17 +590,22 @@ export class TcpConnection implements CcState {
       }
       if (!(f & FLAG.RST)) {
         // Segments that overlap the left edge (old data plus new) were made
-        // acceptable above; this is wholly outside the window.
-        this.ackNow = true;
+        // acceptable above; this is wholly outside the window. The answer is
+        // rate-limited: two endpoints that disagree on the sequence space
+        // (one accepted a spoofed segment) would otherwise ACK each other's
+        // ACKs as fast as the path allows (RFC 5961 §7).
         // Still take a window update / ACK from a probe's answer? No: §3.10.7.4 drops it.
         if (this.state === 'SYN-RECEIVED' && (f & FLAG.SYN) && seg.seq === this.irs) {
           // Retransmitted SYN: resend our SYN,ACK. Its ACK may answer either
           // copy, so it gives no RTT sample (Karn, RFC 6298 §3); timestamps
           // still can. No timer expired, so this alone is not §5.7's case.
-          this.ackNow = false;
-          this.sndNxt = this.iss;
-          this.sendSyn(now);
-          this.rttTime = -1;
+          if (this.answerInvalid(now, TCP_LIMITED.SYN_ACK)) {
+            this.sndNxt = this.iss;
+            this.sendSyn(now);
+            this.rttTime = -1;
+          }
+        } else if (this.mayAnswer(seg, now, TCP_LIMITED.OUT_OF_WINDOW_ACK)) {
+          this.ackNow = true;
         }
       }
       this.tcp.drop('OUT_OF_WINDOW');
@@ -662,7 +683,7 @@ export class TcpConnection implements CcState {
         if ((this.state as TcpState) === 'CLOSED') return; // the listener was closed meanwhile
         this.notifyConnect();
       } else {
-        this.sendControl(seg.ack, 0, FLAG.RST, now);
+        if (this.answerInvalid(now, TCP_LIMITED.RST)) this.sendControl(seg.ack, 0, FLAG.RST, now);
         this.tcp.drop('BAD_ACK');
         return;
       }
@@ -731,9 +752,36 @@ export class TcpConnection implements CcState {
     if (seg.segLen > 0) this.ackNow = true;
   }
 
-  /** RFC 5961 §7 rate-limited challenge ACK. */
+  /** RFC 5961 §7 rate-limited challenge ACK (§3.2 RST, §4.2 SYN, §5.2 ACK). */
   private challengeAck(now: number): void {
-    if (this.tcp.allowChallengeAck(now)) this.ackNow = true;
+    if (!this.answerInvalid(now, TCP_LIMITED.CHALLENGE_ACK)) return;
+    this.tcp.counters.challengeAcks++;
+    this.ackNow = true;
+  }
+
+  /**
+   * Whether to answer the unacceptable segment seg (Linux's
+   * tcp_oow_rate_limited): a segment carrying data or FIN and no SYN is
+   * always answered (it is not an ACK loop, and its sender's recovery needs
+   * the ACK); anything else goes through answerInvalid().
+   */
+  private mayAnswer(seg: Segment, now: number, reason: number): boolean {
+    if ((seg.dataLen > 0 || (seg.flags & FLAG.FIN) !== 0) && (seg.flags & FLAG.SYN) === 0) return true;
+    return this.answerInvalid(now, reason);
+  }
+
+  /**
+   * RFC 5961 §7: at most one answer to invalid segments per
+   * invalidRateLimitMs on this connection (Linux tcp_invalid_ratelimit),
+   * then the stack-wide budget. Suppressed answers are counted by reason
+   * (a TCP_LIMITED value).
+   */
+  private answerInvalid(now: number, reason: number): boolean {
+    const since = now - this.lastInvalidReply;
+    if (since >= 0 && since < this.cfg.invalidRateLimitMs) { this.tcp.limited(reason, true); return false; }
+    if (!this.tcp.allowInvalidReply(now, reason)) return false;
+    this.lastInvalidReply = now;
+    return true;
   }
 
   // =====================================================================
@@ -1022,7 +1070,10 @@ export class TcpConnection implements CcState {
       seq = this.rcvNxt; off += dup; len -= dup;
       this.ackNow = true; // partial duplicate: ACK at once (the peer retransmitted)
     }
-    const room = this.rcvBuf.free;
+    // The right edge is the window we advertised (rcvAdv, plus what rounding
+    // to the window scale may have added), not the buffer: data beyond it is
+    // trimmed (§3.10.7.4), so the ring never holds more than we offered.
+    const room = Math.min(this.rcvBuf.free, Math.max(seqDiff(this.rcvAdv, this.rcvNxt), 0) + (1 << this.rcvWscale) - 1);
     const at = seqDiff(seq, this.rcvNxt);
     if (at + len > room) {
       len = room - at;
@@ -1053,6 +1104,7 @@ export class TcpConnection implements CcState {
       this.rcvBuf.commit(adv);
       this.rcvNxt = newNxt;
       this.ackPending += adv;
+      this.rcvEarned += adv;
       // RFC 5681 §4.2: ACK at once when a segment fills a hole; RFC 1122:
       // at least every second full-sized segment (Linux: > 1 rcv_mss pending).
       if (hadOoo || this.ackPending >= 2 * this.mss) this.ackNow = true;
@@ -1263,7 +1315,7 @@ export class TcpConnection implements CcState {
     // Receiver SWS avoidance (RFC 9293 §3.8.6.2.2): announce a larger window
     // only when it grew by min(buffer/2, MSS); Linux ACKs at once when the
     // window can grow by at least 2·MSS after the application read.
-    const edge = seqAdd(this.rcvNxt, this.rcvBuf.free);
+    const edge = seqAdd(this.rcvNxt, Math.min(this.rcvBuf.free, this.rcvWndClamp));
     const grow = seqDiff(edge, this.rcvAdv);
     if (grow >= Math.min(this.rcvBuf.capacity >>> 1, 2 * this.advMss)) this.ackNow = true;
   }
@@ -1282,7 +1334,14 @@ export class TcpConnection implements CcState {
 
   /** The window to advertise, unscaled bytes; moves rcvAdv (never left). */
   private selectWindow(): number {
-    const free = this.rcvBuf.free;
+    // The clamp grows here, when a window is advertised, not per segment:
+    // an application read still opens the window exactly as before, and
+    // only then may an ACK go out early (maybeWindowUpdate).
+    if (this.rcvEarned > 0) {
+      this.rcvWndClamp = Math.min(this.rcvBuf.capacity, this.rcvWndClamp + 2 * this.rcvEarned);
+      this.rcvEarned = 0;
+    }
+    const free = Math.min(this.rcvBuf.free, this.rcvWndClamp);
     const maxWin = 65535 << this.rcvWscale;
     const edge = seqAdd(this.rcvNxt, Math.min(free, maxWin));
     const grow = seqDiff(edge, this.rcvAdv);

@@ -5,7 +5,7 @@
 // challenge ACKs and every drop by reason. Values are read from the
 // TcpCounters at scrape time: nothing is added to the packet path.
 import { registerDropsByReason, type MetricsRegistryLike } from '../stats.js';
-import { TCP_DROP, type TcpCounters } from './tcp.js';
+import { TCP_DROP, TCP_LIMITED, type TcpCounters } from './tcp.js';
 
 type CounterField = Exclude<{ [K in keyof TcpCounters]: TcpCounters[K] extends number ? K : never }[keyof TcpCounters], 'currEstab' | 'connections'>;
 
@@ -23,6 +23,8 @@ const COUNTERS: readonly [CounterField, string, string][] = [
   ['cookiesFailed', 'strata_tcp_syn_cookies_failed_total', 'ACKs whose SYN cookie did not validate.'],
   ['challengeAcks', 'strata_tcp_challenge_acks_total', 'RFC 5961 challenge ACKs sent.'],
   ['challengeAcksLimited', 'strata_tcp_challenge_acks_limited_total', 'RFC 5961 challenge ACKs suppressed by the rate limit.'],
+  ['limitedPerConnection', 'strata_tcp_invalid_answers_limited_per_connection_total', 'Answers to invalid segments suppressed by the per-connection limit (invalidRateLimitMs).'],
+  ['limitedPerStack', 'strata_tcp_invalid_answers_limited_per_stack_total', 'Answers to invalid segments suppressed by a stack-wide budget (challengeAckLimit, rstLimit).'],
   ['keepAlivesSent', 'strata_tcp_keepalives_sent_total', 'Keep-alive probes sent.'],
   ['zeroWindowAdvertised', 'strata_tcp_zero_window_advertised_total', 'Segments sent advertising a zero window.'],
   ['timeWaitReused', 'strata_tcp_time_wait_reused_total', 'TIME-WAIT connections reused by a new SYN.'],
@@ -31,9 +33,10 @@ const COUNTERS: readonly [CounterField, string, string][] = [
   ['urgSegsOut', 'strata_tcp_urgent_segments_sent_total', 'Segments sent with URG.'],
 ];
 
-/** Reason names in TCP_DROP index order (the drops array's). */
-const DROP_REASONS: string[] = [];
-for (const [name, i] of Object.entries(TCP_DROP)) DROP_REASONS[i] = name;
+/** Reason names in index order (the drops and limited arrays'). */
+const namesOf = (t: Readonly<Record<string, number>>): string[] => { const r: string[] = []; for (const [name, i] of Object.entries(t)) r[i] = name; return r; };
+const DROP_REASONS = namesOf(TCP_DROP);
+const LIMITED_REASONS = namesOf(TCP_LIMITED);
 
 /** Registers one TCP's counters; `labels` (e.g. {transport: "afxdp"}) tell several stacks apart. */
 export function registerTcpMetrics(reg: MetricsRegistryLike & { gaugeFunc(name: string, help: string, read: () => number, labels?: Readonly<Record<string, string>>): unknown },
@@ -42,4 +45,6 @@ export function registerTcpMetrics(reg: MetricsRegistryLike & { gaugeFunc(name: 
   reg.gaugeFunc('strata_tcp_established', 'Connections in ESTABLISHED or CLOSE-WAIT now (CurrEstab).', () => counters.currEstab, labels);
   reg.gaugeFunc('strata_tcp_connections', 'TCP connections in the table now, any state.', () => counters.connections, labels);
   registerDropsByReason(reg, 'strata_tcp_drops_total', 'TCP segments dropped, by reason.', DROP_REASONS, () => counters.drops, labels);
+  registerDropsByReason(reg, 'strata_tcp_answers_limited_total', 'Answers to invalid segments suppressed by a rate limit (RFC 5961 §7), by what the answer was.',
+    LIMITED_REASONS, () => counters.limited, labels);
 }

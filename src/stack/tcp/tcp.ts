@@ -10,7 +10,12 @@
 //     from `now`, F a keyed hash (HalfSipHash) with a key chosen at construction;
 //   - TIME-WAIT reuse like Linux: a SYN with a newer timestamp (or, without
 //     timestamps, a higher sequence number) reopens the 4-tuple (RFC 6191);
-//   - the RFC 5961 §7 challenge-ACK rate limit;
+//   - RFC 5961 §7 rate limits on answers to invalid segments: one per
+//     invalidRateLimitMs per connection (Linux tcp_invalid_ratelimit) and a
+//     stack-wide per-second budget (Linux tcp_challenge_ack_limit), drawn at
+//     random each second so it cannot serve as a side channel
+//     (CVE-2016-5696); resets to closed ports have a budget of their own;
+//   - no TCP to or from broadcast or multicast addresses (RFC 1122 §4.2.3.10);
 //   - one timer wheel for every connection timer.
 // Time is an input: deliver(…, now), poll(now), pollAt().
 import { randomFillSync } from 'node:crypto';
@@ -32,6 +37,9 @@ import { hsiphash4 } from './hash.js';
 import { makeCongestionControl, type CongestionControl, type CongestionControlName } from './congestion/index.js';
 import { seqAdd, seqGt, seqGe, seqLe } from './seq.js';
 import { TcpError } from './errors.js';
+import { SecondBudget, TCP_LIMITED, type TcpLimitedReason } from './limited.js';
+
+export { TCP_LIMITED, type TcpLimitedReason };
 
 export interface TcpConfig {
   /** Send buffer per connection, bytes. */
@@ -68,8 +76,28 @@ export interface TcpConfig {
   /** SYN-queue bound per listener, and whether SYN cookies take over when it is full. */
   synBacklog: number;
   synCookies: boolean;
-  /** Challenge ACKs allowed per second, stack-wide (RFC 5961 §7). */
+  /**
+   * Answers to invalid segments (challenge ACKs, ACKs to out-of-window or
+   * PAWS-failed segments) allowed per second, stack-wide (RFC 5961 §7,
+   * Linux tcp_challenge_ack_limit). Each second's budget is drawn at random
+   * from [limit/2, limit*1.5) as Linux does, so an off-path attacker cannot
+   * count it (CVE-2016-5696).
+   */
   challengeAckLimit: number;
+  /**
+   * Least time between two answers to invalid segments on one connection, ms
+   * (Linux tcp_invalid_ratelimit, 500). Covers out-of-window and PAWS ACKs,
+   * challenge ACKs, SYN-ACK retransmissions for repeated SYNs and resets a
+   * connection sends in reply. Segments carrying data or FIN (and no SYN) are
+   * answered regardless, as Linux does: they are not an ACK loop. 0 disables.
+   */
+  invalidRateLimitMs: number;
+  /**
+   * Resets per second, stack-wide, in answer to segments for no connection
+   * (closed ports, bad cookies); randomised like challengeAckLimit. Default
+   * 1000 (FreeBSD limits them with icmplim, 200).
+   */
+  rstLimit: number;
   ephemeralLow: number;
   ephemeralHigh: number;
 }
@@ -105,6 +133,8 @@ export const DEFAULT_TCP_CONFIG: Readonly<TcpConfig> = Object.freeze({
   synBacklog: 256,
   synCookies: true,
   challengeAckLimit: 1000,
+  invalidRateLimitMs: 500,
+  rstLimit: 1000,
   ephemeralLow: 32768,
   ephemeralHigh: 60999,
 });
@@ -131,9 +161,12 @@ export const TCP_DROP = {
   DATA_AFTER_FIN: 17,
   BAD_ADDRESS: 18,
   LISTEN_NOT_SYN: 19,
+  /** To a broadcast or multicast destination (IP or link level), RFC 1122 §4.2.3.10. */
+  NOT_UNICAST: 20,
 } as const;
 export type TcpDropReason = keyof typeof TCP_DROP;
 const DROP_NAMES = Object.keys(TCP_DROP) as TcpDropReason[];
+const LIMITED_NAMES = Object.keys(TCP_LIMITED) as TcpLimitedReason[];
 
 export class TcpCounters {
   segsIn = 0;
@@ -159,9 +192,22 @@ export class TcpCounters {
   /** Segments sent with URG (urgent mode, including retransmissions and probes). */
   urgSegsOut = 0;
   connections = 0;
+  /** Answers to invalid segments suppressed by a connection's limit (invalidRateLimitMs). */
+  limitedPerConnection = 0;
+  /** … and by a stack-wide budget (challengeAckLimit, rstLimit). */
+  limitedPerStack = 0;
   /** Dropped segments by reason (index = TCP_DROP value). */
   readonly drops = new Float64Array(DROP_NAMES.length);
+  /** Suppressed answers by reason (index = TCP_LIMITED value). */
+  readonly limited = new Float64Array(LIMITED_NAMES.length);
   drop(reason: TcpDropReason): number { return this.drops[TCP_DROP[reason]]!; }
+  limitedOf(reason: TcpLimitedReason): number { return this.limited[TCP_LIMITED[reason]]!; }
+  /** Non-zero suppressed-answer counters by name. */
+  limitedByReason(): Record<string, number> {
+    const r: Record<string, number> = {};
+    for (let i = 0; i < LIMITED_NAMES.length; i++) if (this.limited[i]! > 0) r[LIMITED_NAMES[i]!] = this.limited[i]!;
+    return r;
+  }
   /** Non-zero drop counters by name. */
   dropsByReason(): Record<string, number> {
     const r: Record<string, number> = {};
@@ -199,9 +245,10 @@ export interface ConnectOptions {
 export function validateConfig(c: TcpConfig): void {
   const bad = (m: string): never => { throw new InvalidArgumentError(`tcp config: ${m}`); };
   for (const k of ['sendBuffer', 'recvBuffer', 'mss', 'rtoMin', 'rtoMax', 'rtoInitial', 'timeWaitMs', 'delayedAckMs', 'dupThresh',
-    'keepAliveIdle', 'keepAliveInterval', 'keepAliveCount', 'synBacklog', 'initialCwndSegments', 'challengeAckLimit'] as const) {
+    'keepAliveIdle', 'keepAliveInterval', 'keepAliveCount', 'synBacklog', 'initialCwndSegments', 'challengeAckLimit', 'rstLimit'] as const) {
     if (!(Number.isFinite(c[k]) && c[k] > 0)) bad(`${k} must be a positive number`);
   }
+  if (!(Number.isFinite(c.invalidRateLimitMs) && c.invalidRateLimitMs >= 0)) bad('invalidRateLimitMs must be a number >= 0');
   if (c.recvBuffer > (65535 << 14)) bad('recvBuffer exceeds what window scaling can advertise (2^30)');
   if (c.sendBuffer < 1024 || c.recvBuffer < 1024) bad('buffers must be at least 1024 bytes');
   if (c.delayedAckMs > 500) bad('delayedAckMs must be at most 500 (RFC 1122 §4.2.3.2)');
@@ -246,8 +293,8 @@ export class Tcp implements TransportDispatcher {
   private readonly c0: number;
   private readonly c1: number;
   private readonly prng: Prng;
-  private challengeWindow = -1;
-  private challengeCount = 0;
+  private readonly invalidBudget: SecondBudget;
+  private readonly rstBudget: SecondBudget;
   private readonly clock: Clock | null;
   private readonly makeCc: (cfg: TcpConfig) => CongestionControl;
   /**
@@ -275,6 +322,9 @@ export class Tcp implements TransportDispatcher {
     }
     this.k0 = key[0]!; this.k1 = key[1]!; this.c0 = key[2]!; this.c1 = key[3]!;
     this.prng = new Prng(key[4]!);
+    const limits = new Prng((key[4]! ^ 0x9e3779b9) >>> 0);
+    this.invalidBudget = new SecondBudget(this.config.challengeAckLimit, limits);
+    this.rstBudget = new SecondBudget(this.config.rstLimit, limits);
     this.seg.opts = this.opts;
   }
 
@@ -291,6 +341,9 @@ export class Tcp implements TransportDispatcher {
     if (!parseTcpOptions(buf, off, this.opts)) { this.drop('BAD_OPTIONS'); return; }
     // RFC 1122 §4.2.3.10: no segments from broadcast or multicast sources.
     if (src === 0 || src >>> 28 === 0xe || src === 0xffffffff) { this.drop('BAD_ADDRESS'); return; }
+    // Nor to them: TCP is unicast. A SYN to a broadcast address must not
+    // open a connection (nor draw a SYN-ACK, or every host would answer).
+    if (dst === 0 || dst >>> 28 === 0xe || dst === 0xffffffff || this.writer.curBroadcast === true) { this.drop('NOT_UNICAST'); return; }
     const hl = tcpHeaderLen(buf, off);
     const seg = this.seg;
     seg.seq = tcpSeq(buf, off);
@@ -648,13 +701,23 @@ export class Tcp implements TransportDispatcher {
     return this.config.windowScaling ? ws : 0;
   }
 
-  allowChallengeAck(now: number): boolean {
-    const win = Math.floor(now / 1000);
-    if (win !== this.challengeWindow) { this.challengeWindow = win; this.challengeCount = 0; }
-    if (this.challengeCount >= this.config.challengeAckLimit) { this.counters.challengeAcksLimited++; return false; }
-    this.challengeCount++;
-    this.counters.challengeAcks++;
-    return true;
+  /**
+   * Takes one answer to an invalid segment from the stack-wide budget
+   * (challengeAckLimit per second, randomised); counts it under `reason`
+   * when the budget is spent. The connection checked its own limit first.
+   */
+  allowInvalidReply(now: number, reason: number): boolean {
+    if (this.invalidBudget.take(now)) return true;
+    this.limited(reason, false);
+    return false;
+  }
+
+  /** Counts one suppressed answer (reason: a TCP_LIMITED value). */
+  limited(reason: number, perConnection: boolean): void {
+    const c = this.counters;
+    c.limited[reason]!++;
+    if (perConnection) c.limitedPerConnection++; else c.limitedPerStack++;
+    if (reason === TCP_LIMITED.CHALLENGE_ACK) c.challengeAcksLimited++;
   }
 
   drop(reason: TcpDropReason): void { this.counters.drops[TCP_DROP[reason]]!++; }
@@ -676,6 +739,7 @@ export class Tcp implements TransportDispatcher {
    */
   private sendReset(local: number, lport: number, remote: number, rport: number, seg: Segment, now: number): void {
     if (seg.flags & FLAG.RST) return;
+    if (!this.rstBudget.take(now)) { this.limited(TCP_LIMITED.RST_NO_SOCKET, false); return; }
     const w = this.writer;
     const off = w.begin(remote, 6, now);
     if (off < 0) { this.counters.txNoFrame++; return; }
@@ -795,7 +859,8 @@ export class Tcp implements TransportDispatcher {
       cookiesSent: k.cookiesSent, cookiesValidated: k.cookiesValidated, cookiesFailed: k.cookiesFailed,
       challengeAcks: k.challengeAcks, challengeAcksLimited: k.challengeAcksLimited, keepAlivesSent: k.keepAlivesSent,
       zeroWindowAdvertised: k.zeroWindowAdvertised, timeWaitReused: k.timeWaitReused, txNoFrame: k.txNoFrame,
-      urgSegsIn: k.urgSegsIn, urgSegsOut: k.urgSegsOut, connections: k.connections, drops: k.dropsByReason(),
+      urgSegsIn: k.urgSegsIn, urgSegsOut: k.urgSegsOut, connections: k.connections,
+      limitedPerConnection: k.limitedPerConnection, limitedPerStack: k.limitedPerStack, drops: k.dropsByReason(), limited: k.limitedByReason(),
     };
   }
 

@@ -14,6 +14,9 @@ export const ETH = {
   TAG_LEN: 4,
 } as const;
 
+/** The shortest Ethernet frame without its FCS (IEEE 802.3: 64 with it). Shorter frames are padded, with zeros. */
+export const ETH_MIN_FRAME = 60;
+
 export const ETHERTYPE = {
   IPV4: 0x0800,
   ARP: 0x0806,
