@@ -247,7 +247,7 @@ ${rules}`;
       'proxy.yaml:24: routes[0].spec.rules[0].filters[3].requestMirror.backendRef.name: no cluster named "nowhere" (have: web)',
       'proxy.yaml:24: routes[0].spec.rules[0].filters[3].requestMirror.fraction: percent and fraction are mutually exclusive',
       'proxy.yaml:25: routes[0].spec.rules[0].backendRefs[0].kind: only kind Service (a cluster of this file) is supported',
-      'proxy.yaml:26: routes[0].spec.rules[1].matches[0].path.value: backreferences are not supported (RE2 syntax)',
+      'proxy.yaml:26: routes[0].spec.rules[1].matches[0].path.value: invalid regular expression: invalid escape sequence: \\1 (RE2 syntax)',
       'proxy.yaml:26: routes[0].spec.rules[1].matches[0].queryParams[1].name: duplicate query parameter q in one match',
       'proxy.yaml:26: routes[0].spec.rules[1].matches[0].method: must be one of GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH',
     ]);
@@ -334,7 +334,7 @@ clusters:
 `);
     expect(meaning).toEqual([
       'proxy.yaml:11: policies[0].ingress[0].fromIdentities[0].spiffeId: invalid SPIFFE ID "spiffe://td/a/": path must not end with "/"',
-      'proxy.yaml:14: policies[0].ingress[0].toPorts[0].rules.http[0].path: invalid regular expression: Invalid regular expression: /^(?:\/()$/: Unterminated group',
+      'proxy.yaml:14: policies[0].ingress[0].toPorts[0].rules.http[0].path: invalid regular expression: missing ): \\/( (RE2 syntax)',
     ]);
   });
 

@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import type { Checker, Path } from './checker.js';
 import { isObj, parsePath } from './checker.js';
 import { checkPolicies } from '../l7/policy/compile.js';
+import { regexIssue } from '../util/regex.js';
 import type { PolicySpec } from '../l7/policy/types.js';
 import { parseSpiffeId, trustDomainError } from '../l7/tls/spiffe.js';
 import type {
@@ -28,13 +29,6 @@ const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/;
 const HOSTNAME = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const PRECISE_HOSTNAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-
-function regexIssue(src: string): string | null {
-  if (/\\[1-9]|\\k</.test(src)) return 'backreferences are not supported (RE2 syntax)';
-  if (/\(\?<?[=!]/.test(src)) return 'lookaround is not supported (RE2 syntax)';
-  try { new RegExp(src); } catch (err) { return `invalid regular expression: ${(err as Error).message}`; }
-  return null;
-}
 
 /** Gateway API's CEL rules for Exact/PathPrefix values. */
 function pathValueIssue(v: string): string | null {
