@@ -28,6 +28,18 @@ clusters:
     endpoints: ["10.0.0.1:80"]
 `;
 
+/** MIN plus one HTTPRoute named r with the given rules (YAML, indented under `rules:`). */
+function routeYaml(rules: string, parentRef: string): string {
+  return `${MIN}routes:
+  - apiVersion: gateway.networking.k8s.io/v1
+    kind: HTTPRoute
+    metadata: { name: r }
+    spec:
+      parentRefs: [${parentRef}]
+      rules:
+${rules}`;
+}
+
 describe('the example config', () => {
   let cfg: ProxyConfig;
   beforeAll(() => {
@@ -239,15 +251,50 @@ bogus: 1
     expect(issues('admin: {}\n')).toEqual(['proxy.yaml:1: listeners: required: at least one listener']);
   });
 
+  it('Header injection from config: CR/LF and other control characters in paths, hostnames and header values are refused as file:line:field', () => {
+    const route = (rules: string) => routeYaml(rules, '{ name: public }');
+    const out = issues(route(`        - filters:
+            - type: URLRewrite
+              urlRewrite: { path: { type: ReplaceFullPath, replaceFullPath: "/x HTTP/1.1\\r\\nX-Injected: 1\\r\\nY: " } }
+          backendRefs: [{ name: web }]
+        - matches: [{ path: { type: PathPrefix, value: /p } }]
+          filters:
+            - type: URLRewrite
+              urlRewrite: { hostname: "a.example\\r\\nX-Injected: 1", path: { type: ReplacePrefixMatch, replacePrefixMatch: "/q\\n" } }
+          backendRefs: [{ name: web }]
+        - filters:
+            - type: RequestRedirect
+              requestRedirect: { hostname: "b.example\\n", path: { type: ReplaceFullPath, replaceFullPath: "/r\\u0000" } }
+        - filters:
+            - type: RequestHeaderModifier
+              requestHeaderModifier:
+                set: [{ name: x-a, value: "a\\vb" }, { name: x-b, value: "a\\u010aX-Injected: 1" }, { name: x-c, value: "" }]
+                add: [{ name: x-d, value: "tab\\tand obs-text \\u00e9 are fine" }, { name: x-e, value: "del\\u007f" }]
+            - type: ResponseHeaderModifier
+              responseHeaderModifier: { set: [{ name: "x-f\\r\\nx-g", value: v }], remove: ["${'x'.repeat(257)}"] }
+          backendRefs: [{ name: web }]
+        - matches: [{ path: { type: Exact, value: "/a b" } }, { path: { type: PathPrefix, value: "/\\u00e9" } }]
+          backendRefs: [{ name: web }]
+`));
+    expect(out).toEqual([
+      'proxy.yaml:17: routes[0].spec.rules[0].filters[0].urlRewrite.path.replaceFullPath: must not contain control characters (found U+000D)',
+      'proxy.yaml:22: routes[0].spec.rules[1].filters[0].urlRewrite.hostname: must be a lower-case DNS name without wildcard',
+      'proxy.yaml:22: routes[0].spec.rules[1].filters[0].urlRewrite.path.replacePrefixMatch: must not contain control characters (found U+000A)',
+      'proxy.yaml:26: routes[0].spec.rules[2].filters[0].requestRedirect.hostname: must be a lower-case DNS name without wildcard',
+      'proxy.yaml:26: routes[0].spec.rules[2].filters[0].requestRedirect.path.replaceFullPath: must not contain control characters (found U+0000)',
+      'proxy.yaml:30: routes[0].spec.rules[3].filters[0].requestHeaderModifier.set[0].value: must not contain control characters (found U+000B)',
+      'proxy.yaml:30: routes[0].spec.rules[3].filters[0].requestHeaderModifier.set[1].value: must not contain characters above U+00FF (found U+010A)',
+      'proxy.yaml:30: routes[0].spec.rules[3].filters[0].requestHeaderModifier.set[2].value: must not be empty',
+      'proxy.yaml:31: routes[0].spec.rules[3].filters[0].requestHeaderModifier.add[1].value: must not contain control characters (found U+007F)',
+      'proxy.yaml:33: routes[0].spec.rules[3].filters[1].responseHeaderModifier.set[0].name: must be a valid header name',
+      'proxy.yaml:33: routes[0].spec.rules[3].filters[1].responseHeaderModifier.remove[0]: must be at most 256 characters',
+      'proxy.yaml:35: routes[0].spec.rules[4].matches[0].path.value: must only contain valid characters (matching ^(?:[-A-Za-z0-9/._~!$&\'()*+,;=:@]|%[0-9a-fA-F]{2})+$)',
+      'proxy.yaml:35: routes[0].spec.rules[4].matches[1].path.value: must only contain valid characters (matching ^(?:[-A-Za-z0-9/._~!$&\'()*+,;=:@]|%[0-9a-fA-F]{2})+$)',
+    ]);
+  });
+
   it('enforces Gateway API filter and match rules', () => {
-    const route = (rules: string) => `${MIN}routes:
-  - apiVersion: gateway.networking.k8s.io/v1
-    kind: HTTPRoute
-    metadata: { name: r }
-    spec:
-      parentRefs: [{ name: public, port: 9090 }]
-      rules:
-${rules}`;
+    const route = (rules: string) => routeYaml(rules, '{ name: public, port: 9090 }');
     const out = issues(route(`        - matches: [{ path: { type: Exact, value: /a } }]
           filters:
             - type: URLRewrite
