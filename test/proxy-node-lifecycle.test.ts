@@ -210,7 +210,7 @@ describe('SIGHUP reload', () => {
       const bad = await pr.event('reload failed', mark);
       expect(bad).toMatchObject({ level: 'error', error: 'invalid config', generation: 1, keeping: 'previous config' });
       const line = aliased.split('\n').findIndex((l) => l.includes('&h')) + 1;
-      expect((bad.errors as string[])[0]).toBe(`${f}:${line}: YAML: more than 100 alias expansions (at *h); aliases are limited so a small file cannot expand into a huge one`);
+      expect((bad.errors as string[])[0]).toBe(`${f}:${line}: YAML: more than 100 alias expansions (the anchor counts as one; at *h); aliases are limited so a small file cannot expand into a huge one`);
       expect(pr.p.exitCode).toBeNull();
       expect((await get(port, '/app/2')).body).toBe('A /app/2');
       const metrics = await get(admin, '/metrics');

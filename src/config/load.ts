@@ -73,7 +73,7 @@ export function parseConfig(text: string, file: string, opts: LoadOptions = {}):
     // The library throws (ReferenceError) past maxAliasCount, without a position: name the alias that crossed it.
     const at = aliasPastLimit(doc);
     const pos = lc.linePos(at?.range?.[0] ?? 0);
-    const what = at ? ` (at *${at.source})` : '';
+    const what = at ? ` (the anchor counts as one; at *${at.source})` : ' (the anchor counts as one)';
     c.issues.push({ file, line: pos.line, column: pos.col, field: '',
       message: err instanceof ReferenceError
         ? `YAML: more than ${MAX_YAML_ALIASES} alias expansions${what}; aliases are limited so a small file cannot expand into a huge one`
