@@ -14,6 +14,8 @@ import { join, resolve } from 'node:path';
 import { compileRegex, regexIssue, RegexSyntaxError } from '../src/util/regex.js';
 import { compileFilter, FlowFilterError } from '../src/flows/filter.js';
 import { parseConfig, formatIssue } from '../src/config/index.js';
+import { Prng } from '../src/util/prng.js';
+import RE2 from 're2';
 
 const root = resolve(import.meta.dirname, '..');
 const EVIL = `/api/${'a'.repeat(40)}!`;
@@ -86,6 +88,27 @@ describe('RE2 syntax, compiled in one place', () => {
     // RE2 syntax that V8 lacks: inline flags, POSIX classes, \z
     expect(compileRegex('(?i)/api').test('/API')).toBe(true);
     expect(compileRegex('/[[:digit:]]+\\z').test('/123')).toBe(true);
+  });
+
+  it('the literal and literal-.* fast paths agree with RE2 full matches on 20000 seeded inputs', () => {
+    const patterns = ['GET', '/public/.*', '', '.*', 'a b', '/x/', '/a-b_c~d%20.*'];
+    const pieces = ['GET', 'get', '/public/', '/public', '/x/', 'a', ' ', 'b', '\n', '\r', '.', '%20', '/a-b_c~d', 'é', '😀', '\ud800', ''];
+    const rng = new Prng(10);
+    let compared = 0;
+    for (const p of patterns) {
+      const fast = compileRegex(p);
+      expect(fast).not.toBeInstanceOf(RE2); // the fast path is what is tested
+      const slow = new RE2(`^(?:${p})$`);
+      for (let i = 0; i < 20_000 / patterns.length; i++) {
+        let s = rng.chance(0.3) ? p.replace('.*', '') : '';
+        for (let k = rng.int(4); k > 0; k--) s += pieces[rng.int(pieces.length)]!;
+        expect(fast.test(s), `${JSON.stringify(p)} on ${JSON.stringify(s)}`).toBe(slow.test(s));
+        compared++;
+      }
+    }
+    expect(compared).toBeGreaterThan(19_000);
+    expect(compileRegex('/a.*b')).toBeInstanceOf(RE2);
+    expect(compileRegex('GET', { ignoreCase: true })).toBeInstanceOf(RE2);
   });
 
   it('RE2 refuses backreferences, lookaround and oversized patterns with its own message', () => {

@@ -39,7 +39,17 @@ export interface RegexOptions {
 /** What a compiled pattern offers: a RegExp-compatible object backed by RE2. */
 export type UserRegex = Pick<RegExp, 'test' | 'source'>;
 
-/** Compiles a user-supplied pattern with RE2; throws RegexSyntaxError. */
+/** Characters that are never RE2 syntax: a pattern of only these matches itself. */
+const LITERAL = /^[A-Za-z0-9/_\-=&,;:@~%!#<>'"` ]*$/;
+
+/**
+ * Compiles a user-supplied pattern with RE2; throws RegexSyntaxError.
+ *
+ * Two shapes common in routes and policies skip the call into RE2 (about
+ * 150 ns a match) for a string comparison with exactly RE2's full-match
+ * meaning: a literal ("GET"), and a literal followed by ".*" ("/public/.*";
+ * "." matches anything but "\n", as in RE2 without the s flag).
+ */
 export function compileRegex(src: string, o: RegexOptions = {}): UserRegex {
   const flags = o.ignoreCase ? 'i' : '';
   if (src.length > MAX_REGEX_LENGTH) throw new RegexSyntaxError(src.slice(0, 64) + '…', `longer than ${MAX_REGEX_LENGTH} characters`);
@@ -50,6 +60,11 @@ export function compileRegex(src: string, o: RegexOptions = {}): UserRegex {
     throw new RegexSyntaxError(src, (err as Error).message);
   }
   if (o.full === false) return re;
+  if (!o.ignoreCase) {
+    if (LITERAL.test(src)) return { source: src, test: (s: string) => s === src };
+    const head = src.slice(0, -2);
+    if (src.endsWith('.*') && LITERAL.test(head)) return { source: src, test: (s: string) => s.startsWith(head) && s.indexOf('\n', head.length) < 0 };
+  }
   return new RE2(`^(?:${src})$`, flags);
 }
 
