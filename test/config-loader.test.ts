@@ -28,6 +28,18 @@ clusters:
     endpoints: ["10.0.0.1:80"]
 `;
 
+/** MIN plus one HTTPRoute named r with the given rules (YAML, indented under `rules:`). */
+function routeYaml(rules: string, parentRef: string): string {
+  return `${MIN}routes:
+  - apiVersion: gateway.networking.k8s.io/v1
+    kind: HTTPRoute
+    metadata: { name: r }
+    spec:
+      parentRefs: [${parentRef}]
+      rules:
+${rules}`;
+}
+
 describe('the example config', () => {
   let cfg: ProxyConfig;
   beforeAll(() => {
@@ -206,6 +218,31 @@ bogus: 1
     ]);
   });
 
+  it('A reload kills the proxy: every YAML failure (alias limit, second document, deep nesting, oversized file) is an issue with a line, never a throw', () => {
+    const aliases = `${MIN}routes:\n  - hosts: [&h a.example, ${Array(101).fill('*h').join(', ')}]\n`;
+    expect(issues(aliases)).toEqual(['proxy.yaml:9: YAML: more than 100 alias expansions (the anchor counts as one; at *h); aliases are limited so a small file cannot expand into a huge one']);
+    // 99 are fine (the anchor counts as one use; MAX_YAML_ALIASES is the yaml library's default, 100)
+    expect(issues(aliases.replace(', *h, *h]', ']'))).toEqual(['proxy.yaml:9: routes[0].hosts: unknown field (expected one of apiVersion, kind, metadata, spec, status)',
+      'proxy.yaml:9: routes[0].apiVersion: required field is missing', 'proxy.yaml:9: routes[0].kind: required field is missing',
+      'proxy.yaml:9: routes[0].metadata: required field is missing', 'proxy.yaml:9: routes[0].spec: required field is missing']);
+    // "billion laughs": nested aliases multiply
+    const laughs = `${MIN}x: &a [l, l, l, l, l, l, l, l, l, l]\ny: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nz: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n`;
+    expect(issues(laughs)).toEqual([expect.stringMatching(/^proxy\.yaml:9: YAML: more than 100 alias expansions \(the anchor counts as one; at \*a\)/)]);
+    expect(issues(`${MIN}---\nlisteners: []\n`)).toEqual(['proxy.yaml:8: YAML: a config file holds one YAML document; a second one starts here ("---")']);
+    expect(issues(`${MIN}x: ${'['.repeat(20_000)}${']'.repeat(20_000)}\n`)).toEqual(['proxy.yaml:8: YAML: nested too deeply for the YAML parser']);
+    const dir = mkdtempSync(join(tmpdir(), 'strata-cfg-big-'));
+    try {
+      const f = join(dir, 'big.yaml');
+      const text = `${MIN}${'# padding\n'.repeat(110_000)}`;
+      writeFileSync(f, text);
+      // reported at the line the 1 MiB limit falls on, where reading stopped
+      expect(checkConfig(f).lines).toEqual([`${f}:${text.slice(0, 1 << 20).split('\n').length}: the file is larger than 1048576 bytes (the limit for a config file)`]);
+      expect(() => loadConfig(f)).toThrow(ConfigError);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('reports YAML syntax errors and duplicate keys with their line', () => {
     expect(issues('listeners:\n  - name: a\n    port: 1\n    port: 2\n')[0]).toMatch(/^proxy\.yaml:4: YAML: Map keys must be unique/);
     expect(issues('listeners:\n  - name: a\n   port: [1\n')[0]).toMatch(/^proxy\.yaml:\d: YAML: /);
@@ -214,15 +251,50 @@ bogus: 1
     expect(issues('admin: {}\n')).toEqual(['proxy.yaml:1: listeners: required: at least one listener']);
   });
 
+  it('Header injection from config: CR/LF and other control characters in paths, hostnames and header values are refused as file:line:field', () => {
+    const route = (rules: string) => routeYaml(rules, '{ name: public }');
+    const out = issues(route(`        - filters:
+            - type: URLRewrite
+              urlRewrite: { path: { type: ReplaceFullPath, replaceFullPath: "/x HTTP/1.1\\r\\nX-Injected: 1\\r\\nY: " } }
+          backendRefs: [{ name: web }]
+        - matches: [{ path: { type: PathPrefix, value: /p } }]
+          filters:
+            - type: URLRewrite
+              urlRewrite: { hostname: "a.example\\r\\nX-Injected: 1", path: { type: ReplacePrefixMatch, replacePrefixMatch: "/q\\n" } }
+          backendRefs: [{ name: web }]
+        - filters:
+            - type: RequestRedirect
+              requestRedirect: { hostname: "b.example\\n", path: { type: ReplaceFullPath, replaceFullPath: "/r\\u0000" } }
+        - filters:
+            - type: RequestHeaderModifier
+              requestHeaderModifier:
+                set: [{ name: x-a, value: "a\\vb" }, { name: x-b, value: "a\\u010aX-Injected: 1" }, { name: x-c, value: "" }]
+                add: [{ name: x-d, value: "tab\\tand obs-text \\u00e9 are fine" }, { name: x-e, value: "del\\u007f" }]
+            - type: ResponseHeaderModifier
+              responseHeaderModifier: { set: [{ name: "x-f\\r\\nx-g", value: v }], remove: ["${'x'.repeat(257)}"] }
+          backendRefs: [{ name: web }]
+        - matches: [{ path: { type: Exact, value: "/a b" } }, { path: { type: PathPrefix, value: "/\\u00e9" } }]
+          backendRefs: [{ name: web }]
+`));
+    expect(out).toEqual([
+      'proxy.yaml:17: routes[0].spec.rules[0].filters[0].urlRewrite.path.replaceFullPath: must not contain control characters (found U+000D)',
+      'proxy.yaml:22: routes[0].spec.rules[1].filters[0].urlRewrite.hostname: must be a lower-case DNS name without wildcard',
+      'proxy.yaml:22: routes[0].spec.rules[1].filters[0].urlRewrite.path.replacePrefixMatch: must not contain control characters (found U+000A)',
+      'proxy.yaml:26: routes[0].spec.rules[2].filters[0].requestRedirect.hostname: must be a lower-case DNS name without wildcard',
+      'proxy.yaml:26: routes[0].spec.rules[2].filters[0].requestRedirect.path.replaceFullPath: must not contain control characters (found U+0000)',
+      'proxy.yaml:30: routes[0].spec.rules[3].filters[0].requestHeaderModifier.set[0].value: must not contain control characters (found U+000B)',
+      'proxy.yaml:30: routes[0].spec.rules[3].filters[0].requestHeaderModifier.set[1].value: must not contain characters above U+00FF (found U+010A)',
+      'proxy.yaml:30: routes[0].spec.rules[3].filters[0].requestHeaderModifier.set[2].value: must not be empty',
+      'proxy.yaml:31: routes[0].spec.rules[3].filters[0].requestHeaderModifier.add[1].value: must not contain control characters (found U+007F)',
+      'proxy.yaml:33: routes[0].spec.rules[3].filters[1].responseHeaderModifier.set[0].name: must be a valid header name',
+      'proxy.yaml:33: routes[0].spec.rules[3].filters[1].responseHeaderModifier.remove[0]: must be at most 256 characters',
+      'proxy.yaml:35: routes[0].spec.rules[4].matches[0].path.value: must only contain valid characters (matching ^(?:[-A-Za-z0-9/._~!$&\'()*+,;=:@]|%[0-9a-fA-F]{2})+$)',
+      'proxy.yaml:35: routes[0].spec.rules[4].matches[1].path.value: must only contain valid characters (matching ^(?:[-A-Za-z0-9/._~!$&\'()*+,;=:@]|%[0-9a-fA-F]{2})+$)',
+    ]);
+  });
+
   it('enforces Gateway API filter and match rules', () => {
-    const route = (rules: string) => `${MIN}routes:
-  - apiVersion: gateway.networking.k8s.io/v1
-    kind: HTTPRoute
-    metadata: { name: r }
-    spec:
-      parentRefs: [{ name: public, port: 9090 }]
-      rules:
-${rules}`;
+    const route = (rules: string) => routeYaml(rules, '{ name: public, port: 9090 }');
     const out = issues(route(`        - matches: [{ path: { type: Exact, value: /a } }]
           filters:
             - type: URLRewrite
@@ -247,7 +319,7 @@ ${rules}`;
       'proxy.yaml:24: routes[0].spec.rules[0].filters[3].requestMirror.backendRef.name: no cluster named "nowhere" (have: web)',
       'proxy.yaml:24: routes[0].spec.rules[0].filters[3].requestMirror.fraction: percent and fraction are mutually exclusive',
       'proxy.yaml:25: routes[0].spec.rules[0].backendRefs[0].kind: only kind Service (a cluster of this file) is supported',
-      'proxy.yaml:26: routes[0].spec.rules[1].matches[0].path.value: backreferences are not supported (RE2 syntax)',
+      'proxy.yaml:26: routes[0].spec.rules[1].matches[0].path.value: invalid regular expression: invalid escape sequence: \\1 (RE2 syntax)',
       'proxy.yaml:26: routes[0].spec.rules[1].matches[0].queryParams[1].name: duplicate query parameter q in one match',
       'proxy.yaml:26: routes[0].spec.rules[1].matches[0].method: must be one of GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH',
     ]);
@@ -334,7 +406,7 @@ clusters:
 `);
     expect(meaning).toEqual([
       'proxy.yaml:11: policies[0].ingress[0].fromIdentities[0].spiffeId: invalid SPIFFE ID "spiffe://td/a/": path must not end with "/"',
-      'proxy.yaml:14: policies[0].ingress[0].toPorts[0].rules.http[0].path: invalid regular expression: Invalid regular expression: /^(?:\/()$/: Unterminated group',
+      'proxy.yaml:14: policies[0].ingress[0].toPorts[0].rules.http[0].path: invalid regular expression: missing ): \\/( (RE2 syntax)',
     ]);
   });
 

@@ -68,6 +68,19 @@ describe('strata proxy --check', () => {
     expect(r.err).toContain(`${f}:15: routes[0].spec.rules[0].backendRefs[0].name`);
     expect(r.out).not.toContain('listening');
   });
+
+  it('A reload kills the proxy: --check on a YAML with 101 alias references prints one file:line error, no stack trace', async () => {
+    const f = join(dir, 'aliases.yaml');
+    writeFileSync(f, [
+      'listeners: [{ name: web, port: 18111 }]', 'clusters: [{ name: backend, endpoints: [127.0.0.1:18112] }]',
+      'routes:', '  - apiVersion: gateway.networking.k8s.io/v1', '    kind: HTTPRoute', '    metadata: { name: r1 }', '    spec:',
+      '      parentRefs: [{ name: web }]', `      hostnames: [&h a.example, ${Array(101).fill('*h').join(', ')}]`,
+      '      rules: [{ backendRefs: [{ name: backend }] }]', '',
+    ].join('\n'));
+    const r = await exitOf(cli(['proxy', '--config', f, '--check']));
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(`${f}:9: YAML: more than 100 alias expansions (the anchor counts as one; at *h); aliases are limited so a small file cannot expand into a huge one\n${f}: 1 error\n`);
+  });
 });
 
 describe('strata proxy and strata serve on the kernel transport', () => {

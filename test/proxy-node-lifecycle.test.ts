@@ -193,6 +193,36 @@ describe('SIGHUP reload', () => {
     }
   }, 30_000);
 
+  it('A reload kills the proxy: a valid YAML with 101 alias references fails the SIGHUP reload with file:line, counted, and the old config keeps serving', async () => {
+    const [port, admin] = [await freePort(), await freePort()];
+    const f = join(dir, 'aliases.yaml');
+    writeFileSync(f, config({ port, admin, clusters: { a: a.port, b: b.port }, routes: [['/app', 'a']] }));
+    const pr = start(f);
+    try {
+      await pr.event('ready');
+      expect((await get(port, '/app/1')).body).toBe('A /app/1');
+      // 101 references to one anchor: valid YAML, over the yaml library's alias limit (it throws).
+      const hostnames = `      hostnames: [&h a.example, ${Array(101).fill('*h').join(', ')}]`;
+      const aliased = config({ port, admin, clusters: { a: a.port, b: b.port }, routes: [['/app', 'b']] }).replace('      parentRefs: [{ name: web }]', `      parentRefs: [{ name: web }]\n${hostnames}`);
+      writeFileSync(f, aliased);
+      const mark = pr.events.length;
+      pr.p.kill('SIGHUP');
+      const bad = await pr.event('reload failed', mark);
+      expect(bad).toMatchObject({ level: 'error', error: 'invalid config', generation: 1, keeping: 'previous config' });
+      const line = aliased.split('\n').findIndex((l) => l.includes('&h')) + 1;
+      expect((bad.errors as string[])[0]).toBe(`${f}:${line}: YAML: more than 100 alias expansions (the anchor counts as one; at *h); aliases are limited so a small file cannot expand into a huge one`);
+      expect(pr.p.exitCode).toBeNull();
+      expect((await get(port, '/app/2')).body).toBe('A /app/2');
+      const metrics = await get(admin, '/metrics');
+      expect(metrics.body).toMatch(/strata_proxy_reloads_total\{result="failed"\} 1\b/);
+      expect(metrics.body).toMatch(/strata_proxy_config_generation 1\b/);
+      pr.p.kill('SIGTERM');
+      expect(await pr.exit).toBe(0);
+    } finally {
+      pr.p.kill('SIGKILL');
+    }
+  }, 30_000);
+
   it('a listener added on reload serves, a removed one closes', async () => {
     const [port, port2] = [await freePort(), await freePort()];
     const f = join(dir, 'listeners.yaml');

@@ -7,6 +7,8 @@ import { resolve } from 'node:path';
 import type { Checker, Path } from './checker.js';
 import { isObj, parsePath } from './checker.js';
 import { checkPolicies } from '../l7/policy/compile.js';
+import { regexIssue } from '../util/regex.js';
+import { HEADER_NAME, HOSTNAME, MAX_HEADER_NAME, MAX_HEADER_VALUE, MAX_HOSTNAME, MAX_PATH, PRECISE_HOSTNAME, controlCharIssue, pathValueIssue } from './wire.js';
 import type { PolicySpec } from '../l7/policy/types.js';
 import { parseSpiffeId, trustDomainError } from '../l7/tls/spiffe.js';
 import { DEFAULT_ESCAPED_SLASH_ACTION, ESCAPED_SLASH_ACTIONS } from '../l7/proxy/canonical.js';
@@ -26,26 +28,6 @@ const FILTER_TYPES = ['RequestHeaderModifier', 'ResponseHeaderModifier', 'Reques
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DNS_LABEL_MSG = 'must be a DNS-1123 label (lower case letters, digits and "-", at most 63 characters)';
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/;
-const HOSTNAME = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const PRECISE_HOSTNAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-
-function regexIssue(src: string): string | null {
-  if (/\\[1-9]|\\k</.test(src)) return 'backreferences are not supported (RE2 syntax)';
-  if (/\(\?<?[=!]/.test(src)) return 'lookaround is not supported (RE2 syntax)';
-  try { new RegExp(src); } catch (err) { return `invalid regular expression: ${(err as Error).message}`; }
-  return null;
-}
-
-/** Gateway API's CEL rules for Exact/PathPrefix values. */
-function pathValueIssue(v: string): string | null {
-  if (!v.startsWith('/')) return 'must be an absolute path starting with "/"';
-  if (v.includes('//')) return 'must not contain "//"';
-  if (/\/\.\.?(\/|$)/.test(v)) return 'must not contain "/./" or "/../" segments';
-  if (/%2f/i.test(v)) return 'must not contain "%2f" or "%2F"';
-  if (v.includes('#')) return 'must not contain "#"';
-  return null;
-}
 
 // ---------------------------------------------------------------- admin, logging
 
@@ -433,9 +415,10 @@ function checkHeaderModifier(c: Checker, v: unknown, p: Path): HTTPHeaderModifie
       const hp = [...p, k, j];
       const hm = c.map(h, hp, ['name', 'value'], ['name', 'value']);
       if (!hm) return;
-      const name = hm.name !== undefined ? c.str(hm.name, [...hp, 'name'], { re: HEADER_NAME, reMsg: 'must be a valid header name', max: 256 }) : undefined;
-      const value = hm.value !== undefined ? c.str(hm.value, [...hp, 'value'], { max: 4096 }) : undefined;
-      if (value !== undefined && /[\r\n\0]/.test(value)) { c.err([...hp, 'value'], 'must not contain CR, LF or NUL'); return; }
+      const name = hm.name !== undefined ? c.str(hm.name, [...hp, 'name'], { re: HEADER_NAME, reMsg: 'must be a valid header name', max: MAX_HEADER_NAME }) : undefined;
+      const value = hm.value !== undefined ? c.str(hm.value, [...hp, 'value'], { min: 1, max: MAX_HEADER_VALUE }) : undefined;
+      const bad = value === undefined ? null : controlCharIssue(value);
+      if (bad) { c.err([...hp, 'value'], bad); return; }
       if (name === undefined || value === undefined) return;
       if (seen.has(name.toLowerCase())) c.err([...hp, 'name'], `duplicate header ${name} in ${k} (names are case-insensitive)`);
       seen.add(name.toLowerCase());
@@ -446,7 +429,7 @@ function checkHeaderModifier(c: Checker, v: unknown, p: Path): HTTPHeaderModifie
     const l = c.list(m.remove, [...p, 'remove'], { max: 16 });
     const seen = new Set<string>();
     l?.forEach((h, j) => {
-      const name = c.str(h, [...p, 'remove', j], { re: HEADER_NAME, reMsg: 'must be a valid header name' });
+      const name = c.str(h, [...p, 'remove', j], { re: HEADER_NAME, reMsg: 'must be a valid header name', max: MAX_HEADER_NAME });
       if (name === undefined) return;
       if (seen.has(name.toLowerCase())) c.err([...p, 'remove', j], `duplicate header ${name}`);
       seen.add(name.toLowerCase());
@@ -465,7 +448,7 @@ function checkPathModifier(c: Checker, v: unknown, p: Path): HTTPPathModifier | 
   const other = type === 'ReplaceFullPath' ? 'replacePrefixMatch' : 'replaceFullPath';
   if (m[other] !== undefined) c.err([...p, other], `must not be set when type is ${type}`);
   if (m[want] === undefined) { c.err([...p, want], `required when type is ${type}`); return undefined; }
-  const val = c.str(m[want], [...p, want], { max: 1024 });
+  const val = c.str(m[want], [...p, want], { max: MAX_PATH });
   if (val === undefined) return undefined;
   const issue = pathValueIssue(val);
   if (issue) { c.err([...p, want], issue); return undefined; }
@@ -494,7 +477,7 @@ function checkFilter(c: Checker, v: unknown, p: Path, fx: FilterCtx, allowed: re
         type,
         requestRedirect: {
           scheme: c.opt<'http' | 'https' | null>(r, fp, 'scheme', (x, q) => c.str(x, q, { enum: ['http', 'https'] }) as 'http' | 'https' | undefined, null),
-          hostname: c.opt<string | null>(r, fp, 'hostname', (x, q) => c.str(x, q, { re: PRECISE_HOSTNAME, reMsg: 'must be a lower-case DNS name without wildcard', max: 253 }), null),
+          hostname: c.opt<string | null>(r, fp, 'hostname', (x, q) => c.str(x, q, { re: PRECISE_HOSTNAME, reMsg: 'must be a lower-case DNS name without wildcard', max: MAX_HOSTNAME }), null),
           path: c.opt<HTTPPathModifier | null>(r, fp, 'path', (x, q) => checkPathModifier(c, x, q), null),
           port: c.opt<number | null>(r, fp, 'port', (x, q) => c.int(x, q, 1, 65535), null),
           statusCode: c.opt(r, fp, 'statusCode', (x, q) => {
@@ -510,7 +493,7 @@ function checkFilter(c: Checker, v: unknown, p: Path, fx: FilterCtx, allowed: re
       return {
         type,
         urlRewrite: {
-          hostname: c.opt<string | null>(r, fp, 'hostname', (x, q) => c.str(x, q, { re: PRECISE_HOSTNAME, reMsg: 'must be a lower-case DNS name without wildcard', max: 253 }), null),
+          hostname: c.opt<string | null>(r, fp, 'hostname', (x, q) => c.str(x, q, { re: PRECISE_HOSTNAME, reMsg: 'must be a lower-case DNS name without wildcard', max: MAX_HOSTNAME }), null),
           path: c.opt<HTTPPathModifier | null>(r, fp, 'path', (x, q) => checkPathModifier(c, x, q), null),
         },
       };
@@ -557,7 +540,7 @@ function checkMatch(c: Checker, v: unknown, p: Path): HTTPRouteMatch | undefined
     const pm = c.map(m.path, pp, ['type', 'value']);
     if (pm) {
       const type = c.opt(pm, pp, 'type', (x, q) => c.str(x, q, { enum: PATH_TYPES }) as HTTPRouteMatch['path']['type'] | undefined, 'PathPrefix');
-      const value = c.opt(pm, pp, 'value', (x, q) => c.str(x, q, { max: 1024, min: 1 }), '/');
+      const value = c.opt(pm, pp, 'value', (x, q) => c.str(x, q, { max: MAX_PATH, min: 1 }), '/');
       const issue = type === 'RegularExpression' ? regexIssue(value) : pathValueIssue(value);
       if (issue) c.err([...pp, 'value'], issue);
       path = { type, value };
@@ -573,7 +556,7 @@ function checkMatch(c: Checker, v: unknown, p: Path): HTTPRouteMatch | undefined
       const hm = c.map(h, hp, ['type', 'name', 'value'], ['name', 'value']);
       if (!hm) return;
       const type = c.opt(hm, hp, 'type', (x, q) => c.str(x, q, { enum: VALUE_TYPES }) as 'Exact' | 'RegularExpression' | undefined, 'Exact');
-      const name = hm.name !== undefined ? c.str(hm.name, [...hp, 'name'], { re: HEADER_NAME, reMsg: 'must be a valid header/parameter name', max: 256 }) : undefined;
+      const name = hm.name !== undefined ? c.str(hm.name, [...hp, 'name'], { re: HEADER_NAME, reMsg: 'must be a valid header/parameter name', max: MAX_HEADER_NAME }) : undefined;
       const value = hm.value !== undefined ? c.str(hm.value, [...hp, 'value'], { max: 4096 }) : undefined;
       if (value !== undefined && type === 'RegularExpression') { const e = regexIssue(value); if (e) c.err([...hp, 'value'], e); }
       if (name === undefined || value === undefined) return;
@@ -658,7 +641,7 @@ export function checkRoutes(c: Checker, v: unknown): { routes: HTTPRoute[]; refs
       hl?.forEach((h, j) => {
         const msg = 'must be a lower-case DNS name, optionally with a leading "*." (IP addresses are not allowed)';
         if (typeof h === 'string' && isIP(h) !== 0) { c.err([...sp, 'hostnames', j], msg); return; }
-        const hn = c.str(h, [...sp, 'hostnames', j], { re: HOSTNAME, reMsg: msg, max: 253 });
+        const hn = c.str(h, [...sp, 'hostnames', j], { re: HOSTNAME, reMsg: msg, max: MAX_HOSTNAME });
         if (hn !== undefined) hostnames.push(hn);
       });
     }

@@ -4,7 +4,7 @@
 //
 //   method=GET            l7.http.method (case-insensitive)
 //   status=503|5xx|5+     l7.http.code (exact, class, or at least)   alias http-status
-//   path=/api/*           strata.http.path (exact, '*' suffix = prefix, ^… = regex)  alias http-path
+//   path=/api/*           strata.http.path (exact, '*' suffix = prefix, ^… = RE2 regex)  alias http-path
 //   authority=example.com strata.http.authority                      alias host
 //   identity=spiffe://td/ns/*  the peer's SPIFFE ID ('*' suffix = prefix)
 //   from-ip=10.0.0.0/8    IP.source (address or IPv4 CIDR)            alias ip-src
@@ -17,6 +17,7 @@
 //   uuid=…
 // A bad filter is a usage error (FlowFilterError), reported before anything runs.
 import { StrataError } from '../util/errors.js';
+import { compileRegex, type UserRegex } from '../util/regex.js';
 import type { FlowRecord } from './record.js';
 
 export class FlowFilterError extends StrataError {
@@ -51,7 +52,11 @@ function addrMatcher(v: string, key: string): (a: string | undefined) => boolean
 }
 
 function textMatcher(v: string, caseless = false): (s: string | undefined | null) => boolean {
-  if (v.startsWith('^')) { const re = new RegExp(v, caseless ? 'i' : ''); return (s) => s != null && re.test(s); }
+  if (v.startsWith('^')) {
+    let re: UserRegex;
+    try { re = compileRegex(v, { full: false, ignoreCase: caseless }); } catch (e) { throw new FlowFilterError((e as Error).message); }
+    return (s) => s != null && re.test(s);
+  }
   if (v.endsWith('*')) { const p = v.slice(0, -1); return (s) => s != null && (caseless ? s.toLowerCase().startsWith(p.toLowerCase()) : s.startsWith(p)); }
   return (s) => s != null && (caseless ? s.toLowerCase() === v.toLowerCase() : s === v);
 }

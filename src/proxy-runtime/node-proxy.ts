@@ -14,7 +14,8 @@
 //   is done, or after the drain timeout.
 //
 // SIGHUP: re-read and validate; on any error (file, TLS files, a transport
-// that cannot open, a port that cannot bind) log it and keep the old config.
+// that cannot open, a port that cannot bind, anything thrown before the
+// swap) log it, count it, and keep the old config.
 // SIGTERM/SIGINT: not ready, stop accepting, close idle keep-alive
 // connections, let in-flight requests finish (bounded by drain.timeout),
 // close pools and transports (detaching the XDP program), exit 0. A second
@@ -442,7 +443,14 @@ export class NodeProxy {
       let ok = false;
       do {
         this.reloadAgain = false;
-        ok = await this.reloadOnce();
+        const before = this.gen;
+        try {
+          ok = await this.reloadOnce();
+        } catch (e) {
+          // Whatever throws (reading, validating, compiling, building): the process lives on. Before the swap the
+          // old generation still serves; after it, the new one does.
+          ok = this.reloadFailed('unexpected error', [(e as Error).message], this.gen === before ? 'previous config' : 'new config');
+        }
       } while (this.reloadAgain && !this.draining);
       return ok;
     };
@@ -453,10 +461,9 @@ export class NodeProxy {
   private async reloadOnce(): Promise<boolean> {
     const { config } = this.mods;
     this.log.info('reload start', { config: this.opts.file, generation: this.generation });
-    const check = config.checkConfig(this.opts.file);
-    if (!check.ok) return this.reloadFailed('invalid config', check.lines);
     let cfg: ProxyConfig;
-    try { cfg = config.loadConfig(this.opts.file); } catch (e) { return this.reloadFailed('invalid config', [(e as Error).message]); }
+    // One read of the file, validated as --check does (TLS files included).
+    try { cfg = config.loadConfig(this.opts.file, { checkFiles: true }); } catch (e) { return this.reloadFailed('invalid config', (e as Error).message.split('\n')); }
     const old = this.gen!;
     let gen: Generation;
     try {
@@ -532,9 +539,9 @@ export class NodeProxy {
     return true;
   }
 
-  private reloadFailed(what: string, errors: string[]): false {
+  private reloadFailed(what: string, errors: string[], keeping: 'previous config' | 'new config' = 'previous config'): false {
     this.reloads.failed++;
-    this.log.error('reload failed', { error: what, errors, generation: this.generation, keeping: 'previous config' });
+    this.log.error('reload failed', { error: what, errors, generation: this.generation, keeping });
     return false;
   }
 

@@ -1,15 +1,16 @@
 // Compiling and evaluating L7 policy (see types.ts for the rule language).
 //
 // Compile once: every regex is anchored (^(?:…)$, the full match Envoy's
-// safe_regex does for Cilium's method/path/host), checked against the RE2
-// subset Cilium accepts (no backreferences, no lookaround), and built once;
-// CIDRs become word arrays; header names are lower-cased; every verdict a
-// request can get is built ahead of time.
+// safe_regex does for Cilium's method/path/host) and built once with RE2,
+// the engine Envoy and Cilium use (linear time; RE2 itself refuses
+// backreferences and lookaround); CIDRs become word arrays; header names
+// are lower-cased; every verdict a request can get is built ahead of time.
 //
 // Evaluate without allocating: the source address is parsed into a
 // module-level scratch array, rules are walked with index loops, and the
 // verdict returned is one of the prebuilt objects.
 import { StrataError } from '../../util/errors.js';
+import { compileRegex as compileUserRegex, type RegexSyntaxError } from '../../util/regex.js';
 import { parseSpiffeId, trustDomainError, pathError } from '../tls/spiffe.js';
 import { parseAddrInto, parsePrefix, prefixContains, prefixCovers, type Prefix } from './cidr.js';
 import type {
@@ -48,16 +49,14 @@ function verdict(action: 'allow' | 'deny', policy: string | null, rule: string, 
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Rejects what RE2 (Envoy, hence Cilium) rejects and JS would accept, then compiles anchored. */
+/** Compiles anchored with RE2 (src/util/regex.ts): RE2 refuses what Envoy, hence Cilium, refuses. */
 function compileRegex(src: unknown, path: string, issues: PolicyIssue[]): RegExp | null {
   if (src === undefined || src === '') return null;
   if (typeof src !== 'string') { issues.push({ path, message: 'must be a string (a regular expression)' }); return null; }
-  if (/\\[1-9]|\\k</.test(src)) { issues.push({ path, message: 'backreferences are not supported (RE2 syntax, as Cilium)' }); return null; }
-  if (/\(\?<?[=!]/.test(src)) { issues.push({ path, message: 'lookaround is not supported (RE2 syntax, as Cilium)' }); return null; }
   try {
-    return new RegExp(`^(?:${src})$`);
+    return compileUserRegex(src) as RegExp;
   } catch (err) {
-    issues.push({ path, message: `invalid regular expression: ${(err as Error).message}` });
+    issues.push({ path, message: (err as RegexSyntaxError).issue });
     return null;
   }
 }
