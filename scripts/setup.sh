@@ -28,6 +28,10 @@ else
   say "Debian packages present"
 fi
 
+# Native dependencies (the addon, re2) build against the Node headers Debian
+# installs, never headers downloaded at install time (no network but the registries).
+if [[ -z "${npm_config_nodedir:-}" && -f /usr/include/node/node.h ]]; then export npm_config_nodedir=/usr; fi
+
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
   say "installing npm dependencies (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error
