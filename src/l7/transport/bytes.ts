@@ -37,6 +37,13 @@ export interface ByteConn {
   /** Holds writes until uncork() (one writev); a no-op where the transport batches by itself. */
   cork(): void;
   uncork(): void;
+  /**
+   * Bytes written and not yet taken by the transport's own bounded buffer:
+   * the stream's queue on node:net and TLS (the kernel's socket buffer is
+   * not counted), the direct-write queue beyond the send ring on the stack.
+   * Once write() returned false, onDrain() comes when this is back to 0.
+   */
+  readonly unsent: number;
   /** Stops delivery (the transport's window closes as its buffer fills) until resume(). */
   pause(): void;
   resume(): void;
@@ -52,6 +59,8 @@ export interface DirectSocket extends Duplex {
   attachReceiver(r: Omit<ByteReceiver, 'onClose'>): void;
   detachReceiver(): void;
   writeDirect(chunk: Uint8Array | string): boolean;
+  /** Bytes writeDirect() queued beyond the send ring. */
+  readonly directQueued: number;
   endDirect(): void;
   pauseDirect(): void;
   resumeDirect(): void;
@@ -77,6 +86,7 @@ class DirectConn implements ByteConn {
   }
 
   write(chunk: Uint8Array | string): boolean { return this.socket.writeDirect(chunk); }
+  get unsent(): number { return this.socket.directQueued; }
   cork(): void { /* the stack sends at its next flush: writes in one tick already leave together */ }
   uncork(): void { /* see cork() */ }
   pause(): void { this.socket.pauseDirect(); }
@@ -112,6 +122,8 @@ class StreamConn implements ByteConn {
     }
     return this.send(chunk);
   }
+
+  get unsent(): number { return this.socket.writableLength + this.heldBytes; }
 
   /**
    * Small pieces written while corked (a head and a short body) leave as one
