@@ -209,7 +209,8 @@ class Connection implements DecoderSink, ExchangeOwner {
    */
   private owesTooMuch(): boolean {
     const s = this.server;
-    return this.queue.length >= s.maxPipelined || (this.waitingDrain ? this.io.unsent : 0) + this.heldBytes > s.outputHighWaterMark;
+    // io.unsent, not waitingDrain: writes joined while corked report true, and their flush's false is the transport's own.
+    return this.queue.length >= s.maxPipelined || this.io.unsent + this.heldBytes > s.outputHighWaterMark;
   }
 
   /** Takes requests again once the client read enough (drain) or responses left (completeHead). */
