@@ -6,6 +6,9 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import * as net from 'node:net';
 import * as http from 'node:http';
+import * as tls from 'node:tls';
+import type { Duplex } from 'node:stream';
+import { createCa, issueSvid } from '../src/l7/tls/index.js';
 import { HttpServer, FixedResponse, isValidHost, DEFAULT_OUTPUT_HIGH_WATER_MARK, type ServerRequest, type ServerResponse } from '../src/l7/server/index.js';
 import { KernelTransport } from '../src/l7/transport/index.js';
 import type { L7Listener, L7Socket, L7Transport } from '../src/l7/transport/types.js';
@@ -255,9 +258,9 @@ describe('HTTP server: a client that pipelines and never reads (backpressure)', 
    * then reads, and checks every response arrives, in order. Returns how
    * many requests the server had taken before the client read.
    */
-  async function pipelineWithoutReading(port: number, N: number, handled: () => number): Promise<number> {
-    const c = net.connect(port, '127.0.0.1');
-    await new Promise<void>((r) => c.once('connect', () => r()));
+  async function pipelineWithoutReading(port: number, N: number, handled: () => number, ca: string | null = null): Promise<number> {
+    const c: Duplex = ca === null ? net.connect(port, '127.0.0.1') : tls.connect({ port, host: '127.0.0.1', ca });
+    await new Promise<void>((r) => c.once(ca === null ? 'connect' : 'secureConnect', () => r()));
     c.pause(); // never reads: the kernel's buffers fill, then the server's
     const chunks: Buffer[] = [];
     c.on('data', (d: Buffer) => { chunks.push(d); });
@@ -304,6 +307,33 @@ describe('HTTP server: a client that pipelines and never reads (backpressure)', 
       }
     });
   }
+
+  it('Unbounded memory from one client: over TLS (node:tls on node:net) the server stops reading too, then answers every request in order', async () => {
+    const N = 4000;
+    const authority = await createCa({ trustDomain: 'example.org' });
+    const cert = await issueSvid(authority, { spiffeId: 'spiffe://example.org/server', ip: ['127.0.0.1'] });
+    let maxQueued = 0;
+    let handled = 0;
+    const server = new HttpServer((req, res) => {
+      handled++;
+      const q = req.socket.writableLength; // the TLS socket's queue of cleartext not yet encrypted and written
+      if (q > maxQueued) maxQueued = q;
+      setImmediate(() => { res.setHeader('Content-Type', 'text/plain'); res.end(bodyFor(Number(req.url.slice(1)))); });
+    }, { keepAliveTimeoutMs: 60_000 });
+    const transport = new KernelTransport();
+    const l = await transport.listen(0, '127.0.0.1', (s) => server.accept(new tls.TLSSocket(s as net.Socket, { isServer: true, cert: cert.chainPem, key: cert.keyPem }) as unknown as L7Socket));
+    try {
+      const before = await pipelineWithoutReading(l.port, N, () => handled, authority.certPem);
+      expect(before).toBeLessThan(N);
+      expect(server.stats.readStalls).toBeGreaterThan(0);
+      expect(maxQueued).toBeLessThanOrEqual(DEFAULT_OUTPUT_HIGH_WATER_MARK + BODY + 256);
+      expect(handled).toBe(N);
+    } finally {
+      await l.close();
+      await server.close();
+      await transport.close();
+    }
+  });
 
   it('Unbounded memory from one client: the proxy stops reading from a client that pipelines and does not read', async () => {
     const N = 3000;
