@@ -179,7 +179,10 @@ class Connection implements DecoderSink, ExchangeOwner {
     if (this.upgradeRest !== null) { this.upgradeRest = Buffer.concat([this.upgradeRest, buf]); return; }
     if (this.dead || this.closing && this.current === null) return;
     if (!this.stalled && (this.phase === Phase.IDLE || this.phase === Phase.WAIT) && this.current === null) this.beginHead();
+    // What handlers answer while one read is parsed (a pipeline) leaves joined: a write per JOIN_MAX bytes, not per response.
+    this.io.cork();
     const fail = this.decoder.feed(buf);
+    this.io.uncork();
     if (fail !== null) { this.reject(fail); return; }
     this.settle();
   };
@@ -219,7 +222,9 @@ class Connection implements DecoderSink, ExchangeOwner {
     this.stalled = false;
     if (this.closing) { this.maybeResume(); return; } // nothing more is parsed: what the decoder kept is dropped with it
     if (!this.decoder.idle && (this.phase === Phase.IDLE || this.phase === Phase.WAIT) && this.current === null) this.beginHead();
+    this.io.cork();
     const fail = this.decoder.resume();
+    this.io.uncork();
     if (fail !== null) { this.reject(fail); return; }
     this.settle();
     if (this.stalled) return;

@@ -130,7 +130,7 @@ class StreamConn implements ByteConn {
    * Buffer at uncork(): one write, one TLS record, no writev bookkeeping per
    * piece; past JOIN_MAX bytes they go out as they come, in order.
    */
-  cork(): void { if (this.corks++ === 0) this.held = []; }
+  cork(): void { if (this.corks++ === 0) this.held = this.pieces; }
   uncork(): void {
     if (this.corks === 0) return;
     if (--this.corks === 0) { this.flushHeld(); this.held = null; }
@@ -138,9 +138,11 @@ class StreamConn implements ByteConn {
   pause(): void { this.socket.pause(); }
   resume(): void { this.socket.resume(); }
   end(): void { this.flushHeld(); this.socket.end(); }
-  destroy(): void { this.held = this.corks > 0 ? [] : null; this.heldBytes = 0; this.socket.destroy(); }
+  destroy(): void { this.pieces.length = 0; this.heldBytes = 0; this.socket.destroy(); }
 
+  /** While corked: `pieces` (one array for the connection's life, emptied at each flush); null otherwise. */
   private held: (Uint8Array | string)[] | null = null;
+  private readonly pieces: (Uint8Array | string)[] = [];
   private heldBytes = 0;
   private corks = 0;
 
@@ -151,16 +153,16 @@ class StreamConn implements ByteConn {
   private flushHeld(): void {
     const h = this.held;
     if (h === null || h.length === 0) return;
-    this.held = [];
     const n = this.heldBytes;
     this.heldBytes = 0;
-    if (h.length === 1) { this.send(h[0]!); return; }
+    if (h.length === 1) { const c = h[0]!; h.length = 0; this.send(c); return; }
     const b = Buffer.allocUnsafe(n);
     let o = 0;
     for (const c of h) {
       if (typeof c === 'string') o += b.write(c, o, 'latin1');
       else { b.set(c, o); o += c.length; }
     }
+    h.length = 0;
     this.socket.write(b);
   }
 
