@@ -16,8 +16,13 @@
 // direct mode leaves the bytes in the receive ring, and the client's TCP
 // window closes. Reading resumes when the transport drains or responses
 // leave. A client that pipelines without reading thus holds at most that
-// much of the server's memory. res.write() returns the socket's write()
-// result and 'drain' follows the socket's.
+// much of the server's memory, plus the one read the decoder keeps (up to
+// 64 KiB on node:net, up to the receive buffer on the stack); stalled with
+// no response in progress it is timed by the keep-alive idle timeout, so a
+// client that reads nothing for that long is closed. The responses to one
+// read are written corked (one write per 16 KiB, not per response).
+// res.write() returns the socket's write() result and 'drain' follows the
+// socket's.
 //
 // Timeouts are one Timer per connection on one wheel: the header timeout runs
 // from the first byte of a request head to its end (a fixed deadline, not
@@ -80,7 +85,9 @@ export interface HttpServerOptions {
   outputHighWaterMark?: number;
   /** Larger bodies get 413 (default Infinity). */
   maxBodySize?: number;
+  /** Bytes of request line plus header section, and apart of the trailer section: larger gets 431 (default 16 KiB). */
   maxHeaderSize?: number;
+  /** Header (and trailer) field lines per request: more gets 431 (default 100). */
   maxHeaders?: number;
   /** Monotonic clock for timeouts (default turnClock: performance.now() read once per task). */
   clock?: Clock;
