@@ -25,8 +25,12 @@ export interface DecoderSink {
   onHead(head: RequestHead): void;
   /** A body span; valid only during the call unless the transport hands over fresh buffers (node:net does). */
   onBody(chunk: Buffer): void;
-  /** The message is complete; trailer fields (flat, names lowercased) when a chunked body carried any. */
-  onEnd(trailers: string[] | null): void;
+  /**
+   * The message is complete; trailer fields (flat, names lowercased) when a
+   * chunked body carried any. false stops the decoder after this message
+   * (see RequestDecoder.stopped) and true goes on.
+   */
+  onEnd(trailers: string[] | null): boolean;
   /**
    * The request that just ended asked to switch protocols: true takes `rest`
    * (the bytes after it, a copy) and the rest of the stream away from HTTP;
@@ -44,9 +48,18 @@ export interface DecodeFailure {
 }
 
 export interface RequestDecoder {
-  /** Parses buf; returns null or the failure (after which the decoder is dead). */
+  /**
+   * Parses buf; returns null or the failure (after which the decoder is
+   * dead). Once the sink's onEnd() returned false the decoder is stopped:
+   * the bytes after that message, and any fed while stopped, are kept
+   * (the buffers themselves, not copies) until resume().
+   */
   feed(buf: Buffer): DecodeFailure | null;
-  /** True between messages (no partial message buffered). */
+  /** Stopped by the sink's onEnd() (see feed). */
+  readonly stopped: boolean;
+  /** Parses the bytes kept while stopped; it may stop again. */
+  resume(): DecodeFailure | null;
+  /** True between messages with nothing kept (no partial or unparsed message buffered). */
   readonly idle: boolean;
   /** The connection ended: a failure when a message was cut short. */
   finish(): DecodeFailure | null;

@@ -4,6 +4,8 @@ import { http1RequestDecoder } from './http1-decoder.js';
 
 export { FixedResponse, ServerRequest, ServerResponse, HttpServerError } from './message.js';
 export type { Handler, HttpServerOptions, ServerStats } from './server.js';
+export { DEFAULT_MAX_PIPELINED, DEFAULT_OUTPUT_HIGH_WATER_MARK } from './server.js';
+export { isValidHost, HostIssue } from './host.js';
 export type { RequestHead, RequestDecoder, DecoderFactory, DecodeFailure } from './decoder.js';
 export { DateCache } from './date.js';
 export { UpgradeResponse, upgradeVia, type UpgradeHandler, type UpgradeViaOptions } from './upgrade.js';

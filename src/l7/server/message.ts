@@ -43,6 +43,13 @@ export class ServerRequest {
    * filled in before the body stream ends, empty until then and without any.
    */
   rawTrailers: string[] = EMPTY_TRAILERS;
+  /**
+   * The request failed after it reached the handler (a malformed body, a
+   * timeout, the client gone before its end): the body stream errors, now
+   * or as soon as it is asked for, and nothing of the body is to be trusted.
+   */
+  aborted = false;
+  /** @internal why it was aborted */ _error: Error | null = null;
   /** @internal */ _body: Readable | null = null;
   /** @internal body chunks that arrived before the handler asked for the body */ _early: Buffer[] | null = null;
   /** @internal */ _earlyBytes = 0;
@@ -108,6 +115,7 @@ export class ServerRequest {
         read() { self.owner.wantBody(self); },
       });
       this._body = r;
+      if (this._error !== null) { r.destroy(this._error); return r; }
       if (this._early !== null) {
         for (const c of this._early) r.push(c);
         this._early = null;
@@ -117,6 +125,15 @@ export class ServerRequest {
       else if (!this.hasBody) { this._ended = true; r.push(null); }
     }
     return this._body;
+  }
+
+  /** @internal The request failed (see aborted): the body errors with err. */
+  _abort(err: Error): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this._error = err;
+    this._early = null;
+    if (this._body !== null) this._body.destroy(err);
   }
 
   /** Collects the whole body (up to `limit` bytes, else rejects). */
@@ -187,6 +204,7 @@ export class ServerResponse extends EventEmitter {
   finished = false;
   /** @internal set by the connection once every byte is handed to the socket */ _done = false;
   /** @internal */ _close = false;
+  /** @internal The server answered in this response's place (see Connection.answerAndClose): writes are dropped. */ _cutOff = false;
   /** Bytes of this response handed to the connection so far: head, body and chunk framing (what the wire carries for it). */
   wireBytes = 0;
   /**

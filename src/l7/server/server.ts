@@ -6,9 +6,23 @@
 // held back otherwise, so responses leave in request order (RFC 9112 §9.3.2).
 //
 // Backpressure runs both ways. A handler that reads the body slowly stops the
-// socket from reading (and so fills the peer's TCP window); too many parsed
-// but unanswered requests stop it too. res.write() returns the socket's
-// write() result and 'drain' follows the socket's.
+// socket from reading (and so fills the peer's TCP window). So does a client
+// that is owed too much: after each request the connection checks how many
+// responses it owes (maxPipelined, default 16) and how many response bytes
+// the transport has not taken yet (outputHighWaterMark, default 64 KiB; the
+// kernel's socket buffer or the stack's send ring is not counted). Past
+// either, the decoder stops after that request, keeping the bytes after it,
+// and the transport stops reading: node:net pauses the socket, the stack's
+// direct mode leaves the bytes in the receive ring, and the client's TCP
+// window closes. Reading resumes when the transport drains or responses
+// leave. A client that pipelines without reading thus holds at most that
+// much of the server's memory, plus the one read the decoder keeps (up to
+// 64 KiB on node:net, up to the receive buffer on the stack); stalled with
+// no response in progress it is timed by the keep-alive idle timeout, so a
+// client that reads nothing for that long is closed. The responses to one
+// read are written corked (one write per 16 KiB, not per response).
+// res.write() returns the socket's write() result and 'drain' follows the
+// socket's.
 //
 // Timeouts are one Timer per connection on one wheel: the header timeout runs
 // from the first byte of a request head to its end (a fixed deadline, not
@@ -17,8 +31,13 @@
 // and the keep-alive idle timeout between requests.
 //
 // Malformed requests never reach the handler: the decoder's failure maps to
-// 400 (including every request-smuggling shape the parser rejects), 413, 431,
-// 501 or 505, sent with Connection: close; the reason is counted.
+// 400 (including every request-smuggling shape the parser rejects and the
+// Host rules of RFC 9112 §3.2, host.ts), 413, 431, 501 or 505, sent with
+// Connection: close after the responses already owed; the reason is counted.
+// A failure in a body the handler already has (bad chunk framing, a
+// timeout) aborts the request (its body stream errors) and, when no byte of
+// its response has gone out yet, is answered 400 (408) in the response's
+// place; otherwise the connection is reset.
 //
 // Upgrade (RFC 9110 §7.8), opt-in as node:http's 'upgrade' event: with
 // onUpgrade set, a bodiless request carrying Upgrade and the "upgrade"
@@ -54,11 +73,21 @@ export interface HttpServerOptions {
   keepAliveTimeoutMs?: number;
   /** Requests on one connection before it is closed (default 0: unlimited). */
   maxRequestsPerSocket?: number;
-  /** Parsed, unanswered requests before the connection stops reading (default 16). */
+  /** Requests owed a response (parsed, not yet wholly written) at which the connection stops reading (default 16, DEFAULT_MAX_PIPELINED). */
   maxPipelined?: number;
+  /**
+   * Response bytes written but not yet taken by the transport (node's
+   * socket queue, the stack's queue beyond its send ring, plus responses
+   * held back for pipelining order) above which the connection stops reading
+   * requests; it reads again once the transport drains (default 64 KiB,
+   * DEFAULT_OUTPUT_HIGH_WATER_MARK).
+   */
+  outputHighWaterMark?: number;
   /** Larger bodies get 413 (default Infinity). */
   maxBodySize?: number;
+  /** Bytes of request line plus header section, and apart of the trailer section: larger gets 431 (default 16 KiB). */
   maxHeaderSize?: number;
+  /** Header (and trailer) field lines per request: more gets 431 (default 100). */
   maxHeaders?: number;
   /** Monotonic clock for timeouts (default turnClock: performance.now() read once per task). */
   clock?: Clock;
@@ -89,11 +118,20 @@ export interface ServerStats {
   handlerErrors: number;
   /** Connections handed to onUpgrade (no longer the server's). */
   upgrades: number;
+  /** Times a connection stopped reading because the client was owed too much (maxPipelined, outputHighWaterMark). */
+  readStalls: number;
 }
+
+/** Requests owed a response at which a connection stops reading (HttpServerOptions.maxPipelined). */
+export const DEFAULT_MAX_PIPELINED = 16;
+/** Unsent response bytes above which a connection stops reading (HttpServerOptions.outputHighWaterMark): 64 KiB. */
+export const DEFAULT_OUTPUT_HIGH_WATER_MARK = 64 * 1024;
 
 const enum Phase { IDLE, HEAD, BODY, WAIT }
 
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+/** The request of the server's own error responses (no handler sees it). */
+const ERROR_HEAD: RequestHead = { method: 'GET', url: '', versionMajor: 1, versionMinor: 1, rawHeaders: [], keepAlive: false, contentLength: 0, chunked: false, upgrade: false };
 
 class Connection implements DecoderSink, ExchangeOwner {
   readonly decoder: RequestDecoder;
@@ -110,7 +148,14 @@ class Connection implements DecoderSink, ExchangeOwner {
   private current: ServerRequest | null = null;
   private currentRes: ServerResponse | null = null;
   private readPausedBody = false;
-  private readPausedPipeline = false;
+  /** The decoder is stopped and the transport paused: too much is owed to this client (owesTooMuch). */
+  private stalled = false;
+  /** The peer's FIN came while requests it sent before were kept unparsed: it is taken once they are served. */
+  private endPending = false;
+  /** The decoder failed (counted, answered): it is dead. */
+  private decoderFailed = false;
+  /** Bytes in `held`. */
+  private heldBytes = 0;
   private requests = 0;
   /** No further requests are read (close requested, error, or server closing). */
   closing = false;
@@ -140,17 +185,59 @@ class Connection implements DecoderSink, ExchangeOwner {
     // Past an upgrade request every byte is the new protocol's, even those a resume lets in before the hand-over.
     if (this.upgradeRest !== null) { this.upgradeRest = Buffer.concat([this.upgradeRest, buf]); return; }
     if (this.dead || this.closing && this.current === null) return;
-    if (this.phase === Phase.IDLE || this.phase === Phase.WAIT) {
-      if (this.current === null) this.beginHead();
-    }
+    if (!this.stalled && (this.phase === Phase.IDLE || this.phase === Phase.WAIT) && this.current === null) this.beginHead();
+    // What handlers answer while one read is parsed (a pipeline) leaves joined: a write per JOIN_MAX bytes, not per response.
+    this.io.cork();
     const fail = this.decoder.feed(buf);
+    this.io.uncork();
     if (fail !== null) { this.reject(fail); return; }
-    if (this.upgradeRest !== null) { this.takeoverWhenDue(); return; }
-    if (this.current === null) {
-      if (!this.decoder.idle) { if (this.phase !== Phase.HEAD) this.beginHead(); }
-      else if (this.phase === Phase.WAIT && this.queue.length === 0 && !this.closing) this.armIdle();
-    }
+    this.settle();
   };
+
+  /** After the decoder ran: stop reading if it stopped, and arm the timer for what the connection now waits for. */
+  private settle(): void {
+    if (this.upgradeRest !== null) { this.takeoverWhenDue(); return; }
+    if (this.decoder.stopped && !this.stalled) {
+      this.stalled = true;
+      this.server.stats.readStalls++;
+      this.io.pause();
+    }
+    if (this.current !== null) return;
+    // Stalled, the next requests wait in the decoder whole or in part: the
+    // client is waited for (to read), as between requests, not timed as a
+    // request head.
+    if (!this.stalled && !this.decoder.idle) { if (this.phase !== Phase.HEAD) this.beginHead(); }
+    else if (this.phase === Phase.WAIT && this.queue.length === 0 && !this.closing) this.armIdle();
+  }
+
+  /**
+   * Whether the connection must stop taking requests: maxPipelined
+   * responses owed, or more than outputHighWaterMark bytes of them not yet
+   * taken by the transport. Checked once per request (onEnd), so a client
+   * that pipelines and does not read holds at most that much of the
+   * server's memory, plus one response and the read chunk in the decoder.
+   */
+  private owesTooMuch(): boolean {
+    const s = this.server;
+    // io.unsent, not waitingDrain: writes joined while corked report true, and their flush's false is the transport's own.
+    return this.queue.length >= s.maxPipelined || this.io.unsent + this.heldBytes > s.outputHighWaterMark;
+  }
+
+  /** Takes requests again once the client read enough (drain) or responses left (completeHead). */
+  private unstall(): void {
+    if (!this.stalled || this.dead || this.owesTooMuch()) return;
+    this.stalled = false;
+    if (this.closing) { this.maybeResume(); return; } // nothing more is parsed: what the decoder kept is dropped with it
+    if (!this.decoder.idle && (this.phase === Phase.IDLE || this.phase === Phase.WAIT) && this.current === null) this.beginHead();
+    this.io.cork();
+    const fail = this.decoder.resume();
+    this.io.uncork();
+    if (fail !== null) { this.reject(fail); return; }
+    this.settle();
+    if (this.stalled) return;
+    if (this.endPending) { this.endPending = false; this.onPeerEnd(); return; }
+    this.maybeResume();
+  }
 
   private beginHead(): void {
     this.phase = Phase.HEAD;
@@ -206,10 +293,6 @@ class Connection implements DecoderSink, ExchangeOwner {
       this.fail(res, 413);
       return;
     }
-    if (this.queue.length >= this.server.maxPipelined && !this.readPausedPipeline) {
-      this.readPausedPipeline = true;
-      this.io.pause();
-    }
     this.server.dispatch(req, res);
   }
 
@@ -226,7 +309,7 @@ class Connection implements DecoderSink, ExchangeOwner {
     if (req._earlyBytes >= 64 * 1024) this.pauseForBody();
   }
 
-  onEnd(trailers: string[] | null): void {
+  onEnd(trailers: string[] | null): boolean {
     const req = this.current;
     if (req !== null) {
       if (trailers !== null) req.rawTrailers = trailers;
@@ -237,6 +320,8 @@ class Connection implements DecoderSink, ExchangeOwner {
       if (this.readPausedBody) { this.readPausedBody = false; this.maybeResume(); }
       this.afterRequest();
     }
+    // The next request is parsed only while the client is not owed too much (an upgrade ends parsing anyway).
+    return this.upgradeReq !== null || !this.owesTooMuch();
   }
 
   onUpgrade(rest: Buffer): boolean {
@@ -278,7 +363,7 @@ class Connection implements DecoderSink, ExchangeOwner {
   }
 
   private maybeResume(): void {
-    if (!this.readPausedBody && !this.readPausedPipeline && !this.dead) this.io.resume();
+    if (!this.readPausedBody && !this.stalled && !this.dead) this.io.resume();
   }
 
   wantBody(req: ServerRequest): void {
@@ -305,7 +390,7 @@ class Connection implements DecoderSink, ExchangeOwner {
   }
 
   output(res: ServerResponse, chunk: Buffer | string, last: boolean): boolean {
-    if (this.dead) return false;
+    if (this.dead || res._cutOff) return false;
     res.wireBytes += chunk.length; // strings are latin1 on the wire: one byte per char
     let ok = true;
     if (this.queue[0] === res) {
@@ -323,8 +408,8 @@ class Connection implements DecoderSink, ExchangeOwner {
     } else {
       let h = this.held.get(res);
       if (h === undefined) this.held.set(res, (h = []));
-      if (chunk.length > 0) h.push(chunk);
-      ok = h.length < 64;
+      if (chunk.length > 0) { h.push(chunk); this.heldBytes += chunk.length; }
+      ok = h.length < 64 && this.heldBytes <= this.server.outputHighWaterMark;
     }
     if (last) {
       res._done = true;
@@ -353,21 +438,18 @@ class Connection implements DecoderSink, ExchangeOwner {
         if (h !== undefined) {
           this.held.delete(next);
           if (h.length > 1) this.io.cork();
-          for (const c of h) if (!this.io.write(c)) this.waitingDrain = true;
+          for (const c of h) { this.heldBytes -= c.length; if (!this.io.write(c)) this.waitingDrain = true; }
           if (h.length > 1) this.io.uncork();
         }
         if (!this.waitingDrain) next._emitDrain();
       }
     }
-    if (this.readPausedPipeline && this.queue.length < this.server.maxPipelined) {
-      this.readPausedPipeline = false;
-      this.maybeResume();
-    }
     if (this.queue.length === 0) {
       if (this.server.closingAll) { this.shutdown(); return; }
       if (this.upgradeRest !== null) { this.takeoverWhenDue(); return; }
-      if (this.phase === Phase.WAIT && this.current === null && this.decoder.idle) this.armIdle();
+      if (this.phase === Phase.WAIT && this.current === null && (this.decoder.idle || this.stalled)) this.armIdle();
     }
+    if (this.stalled) this.unstall();
   }
 
   private corked = false;
@@ -380,6 +462,7 @@ class Connection implements DecoderSink, ExchangeOwner {
     this.waitingDrain = false;
     const head = this.queue[0];
     if (head !== undefined) head._emitDrain();
+    if (this.stalled) this.unstall();
   };
 
   private armIdle(): void {
@@ -399,29 +482,8 @@ class Connection implements DecoderSink, ExchangeOwner {
   /** A decode failure: the bad request never reaches the handler. */
   private reject(f: DecodeFailure): void {
     this.server.countParseError(f.code);
-    this.closing = true;
-    const req = this.current;
-    this.current = null;
-    if (req !== null) {
-      // Failure inside a body the handler already has: its stream errors, the connection goes.
-      if (req._body !== null) req._body.destroy(new HttpServerError('ERR_STRATA_BAD_REQUEST', f.reason));
-      this.destroy();
-      return;
-    }
-    this.server.timers.cancel(this.timer);
-    const head = `${statusLine(f.status)}Content-Type: text/plain\r\nContent-Length: ${f.reason.length + 1}\r\nConnection: close\r\n${this.dateLine().toString('latin1')}\r\n${f.reason}\n`;
-    if (this.queue.length === 0) {
-      this.io.write(head);
-      this.shutdown();
-    } else {
-      // Answer in order: after every response already owed.
-      const tail = new ServerResponse(new ServerRequest({ method: 'GET', url: '', versionMajor: 1, versionMinor: 1, rawHeaders: [], keepAlive: false, contentLength: 0, chunked: false, upgrade: false }, this), this);
-      tail._close = true;
-      tail.headersSent = true;
-      tail.finished = true;
-      this.queue.push(tail);
-      this.output(tail, head, true);
-    }
+    this.decoderFailed = true;
+    this.answerAndClose(f.status, f.reason, 'ERR_STRATA_BAD_REQUEST');
   }
 
   private readonly onTimer = (): void => {
@@ -429,25 +491,62 @@ class Connection implements DecoderSink, ExchangeOwner {
       case Phase.IDLE: this.server.stats.idleTimeouts++; this.destroy(); return;
       case Phase.HEAD:
         this.server.stats.headerTimeouts++;
-        this.timeoutResponse();
+        this.answerAndClose(408, 'Request Timeout', 'ERR_STRATA_REQUEST_TIMEOUT');
         return;
       case Phase.BODY:
         this.server.stats.requestTimeouts++;
-        this.timeoutResponse();
+        this.answerAndClose(408, 'Request Timeout', 'ERR_STRATA_REQUEST_TIMEOUT');
         return;
       default: return;
     }
   };
 
-  /** 408 when nothing is owed on the wire yet, else just close. */
-  private timeoutResponse(): void {
+  /**
+   * The connection ends with `status` (a decode failure or a timeout), sent
+   * in order after every response already owed, then closed. A request
+   * being received fails: its body stream errors (req.aborted). If its
+   * response has not started, the status goes out in its place and the
+   * handler's response is cut off ('close', later writes dropped), so a
+   * proxy stops forwarding; once its head went out, the connection is
+   * reset instead: the client must not take a cut response for a whole one.
+   */
+  private answerAndClose(status: number, reason: string, code: string): void {
+    if (this.dead) return;
     this.closing = true;
+    this.server.timers.cancel(this.timer);
     const req = this.current;
-    if (req !== null && req._body !== null) req._body.destroy(new HttpServerError('ERR_STRATA_REQUEST_TIMEOUT', 'request timed out'));
+    this.current = null;
+    let slot = this.queue.length;
+    if (req !== null) {
+      req._abort(new HttpServerError(code, reason));
+      const res = this.currentRes;
+      this.currentRes = null;
+      slot = res === null ? -1 : this.queue.indexOf(res);
+      if (slot < 0) { this.shutdown(); return; } // answered in full already: nothing owed, nothing to add
+      if (res!.headersSent) { this.destroy(); return; }
+      this.cutOff(res!);
+    }
+    const text = `${statusLine(status)}Content-Type: text/plain\r\nContent-Length: ${reason.length + 1}\r\nConnection: close\r\n${this.dateLine().toString('latin1')}\r\n${reason}\n`;
     if (this.queue.length === 0) {
-      this.io.write(`${statusLine(408)}Content-Length: 0\r\nConnection: close\r\n${this.dateLine().toString('latin1')}\r\n`);
+      this.io.write(text);
       this.shutdown();
-    } else this.destroy();
+      return;
+    }
+    const tail = new ServerResponse(new ServerRequest(ERROR_HEAD, this), this);
+    tail._close = true;
+    tail.headersSent = true;
+    tail.finished = true;
+    if (slot < this.queue.length) this.queue[slot] = tail;
+    else this.queue.push(tail);
+    this.output(tail, text, true);
+  }
+
+  /** The handler's response leaves the queue unsent: writes to it are dropped from now on, and it settles as aborted. */
+  private cutOff(res: ServerResponse): void {
+    res._cutOff = true;
+    const h = this.held.get(res);
+    if (h !== undefined) { for (const c of h) this.heldBytes -= c.length; this.held.delete(res); }
+    res._emitSettled(true);
   }
 
   abort(res: ServerResponse, err: Error): void {
@@ -468,7 +567,8 @@ class Connection implements DecoderSink, ExchangeOwner {
 
   /** Closes an idle keep-alive connection (graceful server close). */
   closeIfIdle(): boolean {
-    if (this.idle && this.current === null && this.decoder.idle) { this.shutdown(); return true; }
+    // Stalled, what the decoder kept is dropped: the client gets what it was owed, then the close.
+    if (this.idle && this.current === null && (this.decoder.idle || this.stalled)) { this.shutdown(); return true; }
     return false;
   }
 
@@ -480,14 +580,15 @@ class Connection implements DecoderSink, ExchangeOwner {
   }
 
   private readonly onPeerEnd = (): void => {
+    // Requests the client sent before its FIN still wait in the decoder: they are served first (unstall).
+    if (this.stalled && !this.closing && !this.dead) { this.endPending = true; return; }
     // A client gone before its upgrade was handed over: no tunnel, the upgrade is forgotten.
-    const f = this.upgradeReq !== null ? null : this.decoder.finish();
+    // A decoder that failed was counted then: the client's FIN after the 400 is no second failure.
+    const f = this.upgradeReq !== null || this.decoderFailed ? null : this.decoder.finish();
     this.upgradeReq = null;
     this.upgradeRest = null;
     if (f !== null) this.server.countParseError(f.code);
-    if (this.current !== null && this.current._body !== null && !this.current._ended) {
-      this.current._body.destroy(new HttpServerError('ERR_STRATA_ABORTED', 'client closed mid-request'));
-    }
+    if (this.current !== null && !this.current._ended) this.current._abort(new HttpServerError('ERR_STRATA_ABORTED', 'client closed mid-request'));
     this.closing = true;
     if (this.queue.length === 0) this.destroy();
     // Otherwise the responses owed still go out (a half-closed client may read them).
@@ -501,10 +602,11 @@ class Connection implements DecoderSink, ExchangeOwner {
     for (const res of this.queue) {
       if (!res._done) res._emitSettled(true);
       const req = res.req;
-      if (req._body !== null && !req._ended) req._body.destroy(new HttpServerError('ERR_STRATA_ABORTED', 'connection closed'));
+      if (!req._ended) req._abort(new HttpServerError('ERR_STRATA_ABORTED', 'connection closed'));
     }
     this.queue.length = 0;
     this.held.clear();
+    this.heldBytes = 0;
     this.server.connectionClosed(this);
   };
 }
@@ -518,10 +620,11 @@ export class HttpServer {
   readonly keepAliveTimeoutMs: number;
   readonly maxRequestsPerSocket: number;
   readonly maxPipelined: number;
+  readonly outputHighWaterMark: number;
   readonly maxBodySize: number;
   readonly limits: DecoderLimits;
   readonly decoderFactory: DecoderFactory;
-  readonly stats: ServerStats = { connections: 0, rejectedConnections: 0, requests: 0, parseErrors: {}, headerTimeouts: 0, requestTimeouts: 0, idleTimeouts: 0, handlerErrors: 0, upgrades: 0 };
+  readonly stats: ServerStats = { connections: 0, rejectedConnections: 0, requests: 0, parseErrors: {}, headerTimeouts: 0, requestTimeouts: 0, idleTimeouts: 0, handlerErrors: 0, upgrades: 0, readStalls: 0 };
   closingAll = false;
   private readonly conns = new Set<Connection>();
   private readonly listeners: L7Listener[] = [];
@@ -539,7 +642,8 @@ export class HttpServer {
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 300_000;
     this.keepAliveTimeoutMs = opts.keepAliveTimeoutMs ?? 5_000;
     this.maxRequestsPerSocket = opts.maxRequestsPerSocket ?? 0;
-    this.maxPipelined = opts.maxPipelined ?? 16;
+    this.maxPipelined = Math.max(1, opts.maxPipelined ?? DEFAULT_MAX_PIPELINED);
+    this.outputHighWaterMark = opts.outputHighWaterMark ?? DEFAULT_OUTPUT_HIGH_WATER_MARK;
     this.maxBodySize = opts.maxBodySize ?? Infinity;
     this.limits = { maxHeaderSize: opts.maxHeaderSize ?? 16 * 1024, maxHeaders: opts.maxHeaders ?? 100 };
     this.closeTimeoutMs = opts.closeTimeoutMs ?? 30_000;

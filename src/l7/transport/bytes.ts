@@ -37,6 +37,13 @@ export interface ByteConn {
   /** Holds writes until uncork() (one writev); a no-op where the transport batches by itself. */
   cork(): void;
   uncork(): void;
+  /**
+   * Bytes written and not yet taken by the transport's own bounded buffer:
+   * the stream's queue on node:net and TLS (the kernel's socket buffer is
+   * not counted), the direct-write queue beyond the send ring on the stack.
+   * Once write() returned false, onDrain() comes when this is back to 0.
+   */
+  readonly unsent: number;
   /** Stops delivery (the transport's window closes as its buffer fills) until resume(). */
   pause(): void;
   resume(): void;
@@ -52,6 +59,8 @@ export interface DirectSocket extends Duplex {
   attachReceiver(r: Omit<ByteReceiver, 'onClose'>): void;
   detachReceiver(): void;
   writeDirect(chunk: Uint8Array | string): boolean;
+  /** Bytes writeDirect() queued beyond the send ring. */
+  readonly directQueued: number;
   endDirect(): void;
   pauseDirect(): void;
   resumeDirect(): void;
@@ -77,6 +86,7 @@ class DirectConn implements ByteConn {
   }
 
   write(chunk: Uint8Array | string): boolean { return this.socket.writeDirect(chunk); }
+  get unsent(): number { return this.socket.directQueued; }
   cork(): void { /* the stack sends at its next flush: writes in one tick already leave together */ }
   uncork(): void { /* see cork() */ }
   pause(): void { this.socket.pauseDirect(); }
@@ -113,12 +123,14 @@ class StreamConn implements ByteConn {
     return this.send(chunk);
   }
 
+  get unsent(): number { return this.socket.writableLength + this.heldBytes; }
+
   /**
    * Small pieces written while corked (a head and a short body) leave as one
    * Buffer at uncork(): one write, one TLS record, no writev bookkeeping per
    * piece; past JOIN_MAX bytes they go out as they come, in order.
    */
-  cork(): void { if (this.corks++ === 0) this.held = []; }
+  cork(): void { if (this.corks++ === 0) this.held = this.pieces; }
   uncork(): void {
     if (this.corks === 0) return;
     if (--this.corks === 0) { this.flushHeld(); this.held = null; }
@@ -126,9 +138,11 @@ class StreamConn implements ByteConn {
   pause(): void { this.socket.pause(); }
   resume(): void { this.socket.resume(); }
   end(): void { this.flushHeld(); this.socket.end(); }
-  destroy(): void { this.held = this.corks > 0 ? [] : null; this.heldBytes = 0; this.socket.destroy(); }
+  destroy(): void { this.pieces.length = 0; this.heldBytes = 0; this.socket.destroy(); }
 
+  /** While corked: `pieces` (one array for the connection's life, emptied at each flush); null otherwise. */
   private held: (Uint8Array | string)[] | null = null;
+  private readonly pieces: (Uint8Array | string)[] = [];
   private heldBytes = 0;
   private corks = 0;
 
@@ -139,16 +153,16 @@ class StreamConn implements ByteConn {
   private flushHeld(): void {
     const h = this.held;
     if (h === null || h.length === 0) return;
-    this.held = [];
     const n = this.heldBytes;
     this.heldBytes = 0;
-    if (h.length === 1) { this.send(h[0]!); return; }
+    if (h.length === 1) { const c = h[0]!; h.length = 0; this.send(c); return; }
     const b = Buffer.allocUnsafe(n);
     let o = 0;
     for (const c of h) {
       if (typeof c === 'string') o += b.write(c, o, 'latin1');
       else { b.set(c, o); o += c.length; }
     }
+    h.length = 0;
     this.socket.write(b);
   }
 

@@ -93,6 +93,7 @@ export class TcpSocket extends Duplex {
   private rx: SocketReceiver | null = null;
   private rxPaused = false;
   private txQueue: Uint8Array[] | null = null;
+  private txQueued = 0;
   private endAfterQueue = false;
   // Urgent data: chunks written by writeUrgent() until _write takes them, whether
   // the pending chunk is one, and where the peer's urgent data ends in bytesRead terms.
@@ -186,6 +187,9 @@ export class TcpSocket extends Duplex {
 
   get direct(): boolean { return this.rx !== null; }
 
+  /** Bytes written directly that the send ring could not take yet (0 once onDrain() was heard). */
+  get directQueued(): number { return this.txQueued; }
+
   pauseDirect(): void { this.rxPaused = true; }
 
   resumeDirect(): void {
@@ -205,6 +209,7 @@ export class TcpSocket extends Duplex {
     const str = typeof chunk === 'string';
     if (this.txQueue !== null) {
       this.txQueue.push(str ? Buffer.from(chunk, 'latin1') : chunk);
+      this.txQueued += chunk.length;
       return false;
     }
     const n = str ? latin1Into(chunk) : chunk.length;
@@ -215,6 +220,7 @@ export class TcpSocket extends Duplex {
     if (w === n) return true;
     if (c.state === 'CLOSED' || c.finQueued) return false;
     this.txQueue = [str ? Buffer.from(src.subarray(w, n)) : src.subarray(w, n)];
+    this.txQueued = n - w;
     return false;
   }
 
@@ -232,10 +238,12 @@ export class TcpSocket extends Duplex {
       const b = q[0]!;
       const w = c.write(b, 0, b.length);
       this.bytesWritten += w;
+      this.txQueued -= w;
       if (w < b.length) { q[0] = b.subarray(w); return false; }
       q.shift();
     }
     this.txQueue = null;
+    this.txQueued = 0;
     if (this.endAfterQueue) { this.endAfterQueue = false; c?.end(); }
     return true;
   }
@@ -314,6 +322,7 @@ export class TcpSocket extends Duplex {
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     const c = this.conn;
     this.txQueue = null;
+    this.txQueued = 0;
     if (this.idleTimer !== null) { clearTimeout(this.idleTimer); this.idleTimer = null; }
     if (this.pendingCb) { const p = this.pendingCb; this.pendingCb = null; this.pendingChunk = null; p(err ?? new TcpError('EPIPE', 'socket destroyed')); }
     if (c !== null && c.state !== 'CLOSED' && c.state !== 'TIME-WAIT') {
