@@ -1,4 +1,4 @@
-// Loader for llhttp's Markdown conformance corpus (../shared/conformance/llhttp).
+// Loader for llhttp's Markdown conformance corpus (test/conformance/llhttp, MIT).
 //
 // Each case is a heading, a `<!-- meta={...} -->` line, an ```http block with
 // the raw input and a ```log block with llhttp's event log. The input is turned
@@ -14,8 +14,8 @@ import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-/** The corpus sits beside the repository: <repo>/../shared/conformance/llhttp. */
-export const CORPUS_DIR = path.resolve(here, '../../../shared/conformance/llhttp');
+/** The corpus ships with the repository (a user's clone has no shared/ beside it). */
+export const CORPUS_DIR = path.resolve(here, '../conformance/llhttp');
 
 export interface LogEvent {
   off: number; // -1 for off=NULL
@@ -151,7 +151,7 @@ export function parseCorpusFile(file: string, text: string): CorpusCase[] {
 
 export function loadCorpus(dir = CORPUS_DIR): CorpusCase[] {
   if (!existsSync(dir)) {
-    throw new Error(`llhttp corpus not found at ${dir}: CI must place a copy of shared/ beside the repository`);
+    throw new Error(`llhttp corpus not found at ${dir}: it ships in test/conformance/llhttp`);
   }
   const out: CorpusCase[] = [];
   for (const sub of ['request', 'response']) {
