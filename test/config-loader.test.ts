@@ -185,7 +185,7 @@ policies:
 bogus: 1
 `;
     expect(issues(yaml)).toEqual([
-      'proxy.yaml:4: listeners[0].transprt: unknown field (expected one of name, address, port, transport, protocol, tls, timeouts, maxHeaderBytes, maxConnections, upgrade, escapedSlashes)',
+      'proxy.yaml:4: listeners[0].transprt: unknown field (expected one of name, address, port, transport, protocol, tls, timeouts, maxHeaderBytes, maxConnections, maxPipelined, outputHighWaterMark, upgrade, escapedSlashes)',
       'proxy.yaml:5: listeners[1].name: duplicate listener name "public" (first at listeners[0])',
       'proxy.yaml:6: listeners[1].port: must be in 1..65535',
       'proxy.yaml:10: clusters[0].lbPolicy: must be one of round_robin, least_request, random, ring_hash, maglev',
@@ -455,6 +455,7 @@ clusters:
     expect(r.config!.listeners[0]).toEqual({
       name: 'public', address: '0.0.0.0', port: 8080, transport: 'auto', protocol: 'HTTP', tls: null,
       timeouts: { headerMs: 10_000, idleMs: 60_000, requestMs: 300_000 }, maxHeaderBytes: 16_384, maxConnections: 16_384,
+      maxPipelined: 16, outputHighWaterMark: 65_536,
       upgrade: { types: ['websocket'], idleTimeoutMs: 300_000 }, escapedSlashes: 'REJECT_REQUEST',
     });
     expect(r.config!.drain).toEqual({ timeoutMs: 30_000 });

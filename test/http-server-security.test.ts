@@ -9,7 +9,7 @@ import * as http from 'node:http';
 import * as tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { createCa, issueSvid } from '../src/l7/tls/index.js';
-import { HttpServer, FixedResponse, isValidHost, DEFAULT_OUTPUT_HIGH_WATER_MARK, type ServerRequest, type ServerResponse } from '../src/l7/server/index.js';
+import { HttpServer, FixedResponse, isValidHost, DEFAULT_OUTPUT_HIGH_WATER_MARK, DEFAULT_MAX_PIPELINED, type ServerRequest, type ServerResponse } from '../src/l7/server/index.js';
 import { KernelTransport } from '../src/l7/transport/index.js';
 import type { L7Listener, L7Socket, L7Transport } from '../src/l7/transport/types.js';
 import { Proxy, Cluster } from '../src/l7/proxy/index.js';
@@ -19,6 +19,7 @@ import { Tcp } from '../src/stack/tcp/tcp.js';
 import { TcpServer, type TcpSocket } from '../src/stack/tcp/socket.js';
 import type { TcpConnection } from '../src/stack/tcp/connection.js';
 import { ip4FromString } from '../src/stack/registration.js';
+import { parseConfig } from '../src/config/load.js';
 
 /** A raw loopback client: everything it received, and whether the server closed. */
 class Client {
@@ -469,5 +470,18 @@ describe('HTTP server: a client that pipelines and never reads (backpressure)', 
       void server.close();
       sim.close();
     }
+  });
+});
+
+describe('pipelining limits in the proxy config', () => {
+  const cfg = (v: string): string => `listeners:\n  - { name: web, port: 8080${v} }\nclusters:\n  - { name: c, endpoints: ["10.0.0.1:80"] }\n`;
+  it('listener maxPipelined and outputHighWaterMark default to the server defaults, take values in range, refuse others with file:line', () => {
+    const d = parseConfig(cfg(''), 'p.yaml').config!.listeners[0]!;
+    expect([d.maxPipelined, d.outputHighWaterMark]).toEqual([DEFAULT_MAX_PIPELINED, DEFAULT_OUTPUT_HIGH_WATER_MARK]);
+    const s = parseConfig(cfg(', maxPipelined: 4, outputHighWaterMark: 8192'), 'p.yaml').config!.listeners[0]!;
+    expect([s.maxPipelined, s.outputHighWaterMark]).toEqual([4, 8192]);
+    const bad = parseConfig(cfg(', maxPipelined: 0, outputHighWaterMark: 12'), 'p.yaml');
+    expect(bad.ok).toBe(false);
+    expect(bad.errors.map((e) => `p.yaml:${e.line}: ${e.field}`)).toEqual(['p.yaml:2: listeners[0].maxPipelined', 'p.yaml:2: listeners[0].outputHighWaterMark']);
   });
 });

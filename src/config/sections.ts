@@ -12,6 +12,7 @@ import { HEADER_NAME, HOSTNAME, MAX_HEADER_NAME, MAX_HEADER_VALUE, MAX_HOSTNAME,
 import type { PolicySpec } from '../l7/policy/types.js';
 import { parseSpiffeId, trustDomainError } from '../l7/tls/spiffe.js';
 import { DEFAULT_ESCAPED_SLASH_ACTION, ESCAPED_SLASH_ACTIONS } from '../l7/proxy/canonical.js';
+import { DEFAULT_MAX_PIPELINED, DEFAULT_OUTPUT_HIGH_WATER_MARK } from '../l7/server/server.js';
 import type {
   AdminConfig, DrainConfig, LoggingConfig, ListenerConfig, TlsConfig, ClusterConfig, EndpointConfig, HTTPRoute, HTTPRouteRule, HTTPRouteMatch,
   HTTPRouteFilter, HTTPHeaderModifier, HTTPPathModifier, HTTPBackendRef, ParentReference, Transport, ListenerTransport, LbPolicy, HTTPMethod, RetryPolicyConfig,
@@ -132,7 +133,7 @@ export function checkListeners(c: Checker, v: unknown): { listeners: ListenerCon
   if (!list) return { listeners, index };
   list.forEach((item, i) => {
     const p = ['listeners', i];
-    const m = c.map(item, p, ['name', 'address', 'port', 'transport', 'protocol', 'tls', 'timeouts', 'maxHeaderBytes', 'maxConnections', 'upgrade', 'escapedSlashes'], ['name', 'port']);
+    const m = c.map(item, p, ['name', 'address', 'port', 'transport', 'protocol', 'tls', 'timeouts', 'maxHeaderBytes', 'maxConnections', 'maxPipelined', 'outputHighWaterMark', 'upgrade', 'escapedSlashes'], ['name', 'port']);
     if (!m) return;
     const name = m.name !== undefined ? c.str(m.name, [...p, 'name'], { re: DNS_LABEL, reMsg: DNS_LABEL_MSG }) : undefined;
     const port = m.port !== undefined ? c.int(m.port, [...p, 'port'], 1, 65535) : undefined;
@@ -157,6 +158,9 @@ export function checkListeners(c: Checker, v: unknown): { listeners: ListenerCon
       timeouts,
       maxHeaderBytes: c.opt(m, p, 'maxHeaderBytes', (x, q) => c.int(x, q, 1024, 1 << 20), 16_384),
       maxConnections: c.opt(m, p, 'maxConnections', (x, q) => c.int(x, q, 1, 10_000_000), 16_384),
+      // Pipelining backpressure (src/l7/server/server.ts): past either, the connection stops reading requests.
+      maxPipelined: c.opt(m, p, 'maxPipelined', (x, q) => c.int(x, q, 1, 1024), DEFAULT_MAX_PIPELINED),
+      outputHighWaterMark: c.opt(m, p, 'outputHighWaterMark', (x, q) => c.int(x, q, 1024, 64 << 20), DEFAULT_OUTPUT_HIGH_WATER_MARK),
       upgrade: m.upgrade !== undefined ? checkUpgrade(c, m.upgrade, [...p, 'upgrade']) : { types: ['websocket'], idleTimeoutMs: 300_000 },
       // Envoy's path_with_escaped_slashes_action; our default rejects (why: src/l7/proxy/canonical.ts).
       escapedSlashes: c.opt(m, p, 'escapedSlashes', (x, q) => c.str(x, q, { enum: [...ESCAPED_SLASH_ACTIONS] }) as ListenerConfig['escapedSlashes'] | undefined, DEFAULT_ESCAPED_SLASH_ACTION),

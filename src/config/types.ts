@@ -58,6 +58,10 @@ export interface ListenerConfig {
   timeouts: { headerMs: number; idleMs: number; requestMs: number };
   maxHeaderBytes: number;
   maxConnections: number;
+  /** Requests owed a response at which a connection stops reading (pipelining backpressure; default 16). */
+  maxPipelined: number;
+  /** Unsent response bytes above which a connection stops reading (default 64 KiB). */
+  outputHighWaterMark: number;
   /** HTTP/1.1 Upgrade tunnelling (Envoy upgrade_configs): protocols that tunnel (lowercase), and the tunnel idle timeout (0: none). */
   upgrade: { types: string[]; idleTimeoutMs: number };
   /** %2F and %5C in request paths (Envoy path_with_escaped_slashes_action; default REJECT_REQUEST, src/l7/proxy/canonical.ts). */

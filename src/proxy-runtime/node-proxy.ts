@@ -125,7 +125,7 @@ class Slot {
 }
 
 function slotKey(l: ListenerConfig, kind: TransportKind, host: string): string {
-  return JSON.stringify([kind, host, l.port, l.protocol, l.tls !== null, l.timeouts, l.maxHeaderBytes, l.maxConnections]);
+  return JSON.stringify([kind, host, l.port, l.protocol, l.tls !== null, l.timeouts, l.maxHeaderBytes, l.maxConnections, l.maxPipelined, l.outputHighWaterMark]);
 }
 
 export class ReloadError extends Error {}
@@ -390,6 +390,7 @@ export class NodeProxy {
     const server = new HttpServer(observed, {
       headersTimeoutMs: l.timeouts.headerMs, keepAliveTimeoutMs: l.timeouts.idleMs, requestTimeoutMs: l.timeouts.requestMs,
       maxHeaderSize: l.maxHeaderBytes, closeTimeoutMs: this.drainTimeoutMs,
+      maxPipelined: l.maxPipelined, outputHighWaterMark: l.outputHighWaterMark,
       ...(l.maxConnections > 0 ? { maxConnections: l.maxConnections } : {}),
       // Upgrade requests take the same observed path, counted in flight until their tunnel ends; which ones is the current generation's call.
       onUpgrade: this.mods.server.upgradeVia(observed), shouldUpgrade: (req) => slotRef.s!.proxy.shouldUpgrade(req),
