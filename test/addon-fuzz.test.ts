@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomInt } from 'node:crypto';
+import { fuzzSeed } from './helpers/fuzz.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rootSkipReason } from './helpers/lab.js';
 import { probeTransports, repoRoot } from '../src/link/native.js';
@@ -35,7 +35,7 @@ describe.skipIf(skip !== null)(`addon fuzz${skip ? ` (skipped: ${skip})` : ''}`,
   });
 
   it('Seeded addon fuzz: random arguments to every addon function end without a crash, every refusal a coded error', () => {
-    const seed = process.env.STRATA_ADDON_FUZZ_SEED ? Number(process.env.STRATA_ADDON_FUZZ_SEED) : randomInt(2 ** 32);
+    const seed = fuzzSeed('STRATA_ADDON_FUZZ_SEED');
     const calls = Number(process.env.STRATA_ADDON_FUZZ_CALLS ?? DEFAULT_CALLS);
     const args = JSON.stringify({ ns, veth: 'fz0', tap: 'fztap0', pinDir, seed, calls });
     const r = spawnSync('nsenter', [`--net=/run/netns/${ns}`, process.execPath, '--import', 'tsx', join(repoRoot, 'test/helpers/addon-fuzz-child.ts'), args],

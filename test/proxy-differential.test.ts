@@ -22,9 +22,10 @@ import { HttpServer } from '../src/l7/server/index.js';
 import { KernelTransport } from '../src/l7/transport/index.js';
 import { Proxy, Cluster, normalisePath, type CanonicalRequest, type EscapedSlashAction, type RouteRequest } from '../src/l7/proxy/index.js';
 import { Prng } from '../src/util/prng.js';
+import { fuzzSeed } from './helpers/fuzz.js';
 
 const SECONDS = Number(process.env.STRATA_FUZZ_SECONDS ?? 3);
-const SEED = process.env.STRATA_FUZZ_SEED !== undefined ? Number(process.env.STRATA_FUZZ_SEED) : (Date.now() ^ (process.pid << 8)) >>> 0;
+const SEED = fuzzSeed();
 /** Requests in flight at once (each on its own connection). */
 const PARALLEL = 16;
 

@@ -24,7 +24,6 @@
 // 10 otherwise). A failure prints its seed and episode; replay with
 //   STRATA_FUZZ_SEED=0x… STRATA_FUZZ_EPISODE=n npx vitest run test/stack-packet-fuzz.test.ts
 import { describe, expect, it } from 'vitest';
-import { randomBytes } from 'node:crypto';
 import { Sim } from '../src/stack/sim.js';
 import { Tcp } from '../src/stack/tcp/tcp.js';
 import type { TcpConnection, TcpHandler } from '../src/stack/tcp/connection.js';
@@ -41,11 +40,12 @@ import { udpEmit } from '../src/stack/wire/udp.js';
 import { FLAG } from '../src/stack/wire/tcp.js';
 import { finish, pseudo4, sum16 } from '../src/stack/wire/checksum.js';
 import { WireTap, inject, ipv4Frame, tcpSegment } from './helpers/stack-frames.js';
+import { fuzzSeed } from './helpers/fuzz.js';
 
 const A = ip4FromString(Sim.ADDR_A), B = ip4FromString(Sim.ADDR_B);
 const SUBNET_BCAST = ip4FromString('10.0.0.255');
 const BUDGET_S = Number(process.env.STRATA_FUZZ_SECONDS ?? (process.env.CI ? 30 : 10));
-const SEED = process.env.STRATA_FUZZ_SEED !== undefined ? Number(process.env.STRATA_FUZZ_SEED) >>> 0 : randomBytes(4).readUInt32LE(0);
+const SEED = fuzzSeed();
 const FIRST_EPISODE = Number(process.env.STRATA_FUZZ_EPISODE ?? 0);
 const hex = (n: number): string => `0x${(n >>> 0).toString(16)}`;
 
